@@ -1,0 +1,146 @@
+"""Command line: ``segment <step>`` (also ``python -m analysis``).
+
+Bad input (``InputError`` or a malformed option) prints one line on stderr and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from analysis import baseline
+from analysis.datasets import DATASETS, Dataset, load_dataset
+from analysis.errors import InputError
+from analysis.paths import RunPaths, atomic_path
+from analysis.transforms import TRANSFORMS, FittedTransform, fit_transform
+
+DEFAULT_DATASET = "dunnhumby-spend"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports usage errors on one line, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_k_range(text: str) -> list[int]:
+    """``"1-10"`` -> [1..10], ``"2,4,6"`` -> [2, 4, 6], ``"3"`` -> [3]; raises InputError."""
+    ks: set[int] = set()
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            raise InputError(f"--k: malformed K range '{text}' (use e.g. 1-10 or 2,4,6)")
+        low, high = int(match[1]), int(match[2] or match[1])
+        if low < 1 or high < low:
+            raise InputError(f"--k: malformed K range '{text}' (K >= 1, low <= high)")
+        ks.update(range(low, high + 1))
+    return sorted(ks)
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise InputError(f"{option}: expected comma-separated integers, got '{text}'") from None
+
+
+def add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET)
+    group.add_argument("--data", type=Path, help="file path (marketing, csv)")
+    group.add_argument("--features", help="comma-separated feature columns (csv)")
+    group.add_argument("--id-column", help="customer ID column (csv)")
+    group.add_argument(
+        "--transform",
+        choices=TRANSFORMS,
+        help="feature transform (default: log-standardize for spend, one-hot for categorical)",
+    )
+
+
+def prepare_data(args: argparse.Namespace) -> tuple[Dataset, FittedTransform]:
+    """Load and validate the dataset, then fit the chosen transform on it."""
+    features = [f.strip() for f in args.features.split(",")] if args.features else None
+    dataset = load_dataset(args.dataset, args.data, features, args.id_column)
+    default = "one-hot" if dataset.kind == "categorical" else "log-standardize"
+    name = args.transform or default
+    if (name == "one-hot") != (dataset.kind == "categorical"):
+        raise InputError(f"--transform {name} does not apply to {dataset.kind} data")
+    return dataset, fit_transform(name, dataset.features)
+
+
+def command_data(args: argparse.Namespace) -> None:
+    dataset, transform = prepare_data(args)
+    print(f"dataset: {dataset.name}  source: {dataset.source}")
+    print(f"rows: {dataset.n_customers}  features: {', '.join(dataset.features.columns)}")
+    if dataset.unit:
+        print(f"units: {dataset.unit}  transform: {transform.name}")
+    print(dataset.summary().to_string(float_format=lambda v: f"{v:,.3f}"))
+    if len(dataset.profile.columns):
+        missing = dataset.profile.isna().sum()
+        print(
+            "profile columns (missing): " + ", ".join(f"{c} ({missing[c]})" for c in missing.index)
+        )
+
+
+def command_baseline(args: argparse.Namespace) -> None:
+    ks = parse_k_range(args.k)
+    seeds = parse_int_list(args.seeds, "--seeds")
+    covariance_types = [c.strip() for c in args.covariance_types.split(",")]
+    for covariance_type in covariance_types:
+        if covariance_type not in baseline.COVARIANCE_TYPES:
+            raise InputError(
+                f"--covariance-types: unknown '{covariance_type}' "
+                f"(choose from {', '.join(baseline.COVARIANCE_TYPES)})"
+            )
+    dataset, transform = prepare_data(args)
+    x = transform.apply(dataset.features)
+    for covariance_type in covariance_types:
+        baseline.check_enough_rows(len(x), x.shape[1], max(ks), covariance_type, dataset.source)
+    table = baseline.sweep(x, ks, covariance_types, args.n_init, seeds)
+    paths = RunPaths(args.out)
+    title = f"scikit-learn GMM on {dataset.name} ({transform.name}, n_init={args.n_init})"
+    figure = baseline.plot_criteria(table, title)
+    with (
+        atomic_path(paths.baseline_csv) as tmp_csv,
+        atomic_path(paths.figure("baseline")) as tmp_png,
+    ):
+        table.to_csv(tmp_csv, index=False)
+        figure.savefig(tmp_png, dpi=110, format="png")
+    print(baseline.best_k_by_seed(table).to_string(index=False))
+    print(f"wrote {paths.baseline_csv} and {paths.figure('baseline')}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="segment", description=__doc__.splitlines()[0])
+    steps = parser.add_subparsers(dest="step", required=True, parser_class=OneLineParser)
+
+    data = steps.add_parser("data", help="summarise a dataset")
+    add_dataset_options(data)
+    data.set_defaults(handler=command_data)
+
+    sweep = steps.add_parser("baseline", help="scikit-learn GMM + BIC/AIC/ICL over K")
+    add_dataset_options(sweep)
+    sweep.add_argument("--k", default="1-10", help="K range, e.g. 1-10 or 2,4,6")
+    sweep.add_argument("--covariance-types", default="full", help="comma-separated")
+    sweep.add_argument("--n-init", type=int, default=10)
+    sweep.add_argument("--seeds", default="0,1,2", help="comma-separated EM seeds")
+    sweep.add_argument("--out", type=Path, required=True, help="run directory")
+    sweep.set_defaults(handler=command_baseline)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except InputError as error:
+        print(f"segment: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

