@@ -62,7 +62,7 @@ DEMOGRAPHIC_LEVELS = {
         "175-199K",
         "200-249K",
         "250K+",
-    ],  # fmt: skip
+    ],
     "household_size": ["1", "2", "3", "4", "5+"],
     "kids_count": ["0", "1", "2", "3+"],
 }
