@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from analysis import baseline
-from analysis.datasets import DATASETS, Dataset, load_dataset
+from analysis.datasets import DATASETS, MISSING_LEVEL, Dataset, load_dataset
 from analysis.errors import InputError
 from analysis.paths import RunPaths, atomic_path
 from analysis.transforms import TRANSFORMS, FittedTransform, fit_transform
@@ -47,9 +47,30 @@ def parse_int_list(text: str, option: str) -> list[int]:
         raise InputError(f"{option}: expected comma-separated integers, got '{text}'") from None
 
 
+def parse_covariance_types(text: str | None) -> list[str] | None:
+    """``"full,diag"`` -> ["full", "diag"]; None (option not given) stays None."""
+    if text is None:
+        return None
+    types = [part.strip() for part in text.split(",")]
+    for covariance_type in types:
+        if covariance_type not in baseline.COVARIANCE_TYPES:
+            raise InputError(
+                f"--covariance-types: unknown '{covariance_type}' "
+                f"(choose from {', '.join(baseline.COVARIANCE_TYPES)})"
+            )
+    return types
+
+
+def default_covariance_type(transform: FittedTransform) -> str:
+    """'diag' for one-hot dummies (full has too many parameters for 801 rows), else 'full'."""
+    return "diag" if transform.name == "one-hot" else "full"
+
+
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
-    group.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET)
+    group.add_argument(
+        "--dataset", choices=DATASETS, default=DEFAULT_DATASET, help=f"(default: {DEFAULT_DATASET})"
+    )
     group.add_argument("--data", type=Path, help="file path (marketing, csv)")
     group.add_argument("--features", help="comma-separated feature columns (csv)")
     group.add_argument("--id-column", help="customer ID column (csv)")
@@ -75,9 +96,14 @@ def command_data(args: argparse.Namespace) -> None:
     dataset, transform = prepare_data(args)
     print(f"dataset: {dataset.name}  source: {dataset.source}")
     print(f"rows: {dataset.n_customers}  features: {', '.join(dataset.features.columns)}")
-    if dataset.unit:
-        print(f"units: {dataset.unit}  transform: {transform.name}")
+    units = f"units: {dataset.unit}  " if dataset.unit else ""
+    print(f"{units}transform: {transform.name} ({len(transform.columns)} model columns)")
     print(dataset.summary().to_string(float_format=lambda v: f"{v:,.3f}"))
+    if dataset.kind == "categorical":
+        print(
+            f"unknown: customers with this column missing in the source, "
+            f"kept as level '{MISSING_LEVEL}'"
+        )
     if len(dataset.profile.columns):
         missing = dataset.profile.isna().sum()
         print(
@@ -88,14 +114,14 @@ def command_data(args: argparse.Namespace) -> None:
 def command_baseline(args: argparse.Namespace) -> None:
     ks = parse_k_range(args.k)
     seeds = parse_int_list(args.seeds, "--seeds")
-    covariance_types = [c.strip() for c in args.covariance_types.split(",")]
-    for covariance_type in covariance_types:
-        if covariance_type not in baseline.COVARIANCE_TYPES:
-            raise InputError(
-                f"--covariance-types: unknown '{covariance_type}' "
-                f"(choose from {', '.join(baseline.COVARIANCE_TYPES)})"
-            )
+    if any(seed < 0 for seed in seeds):
+        raise InputError(f"--seeds: seeds must be >= 0, got '{args.seeds}'")
+    if args.n_init < 1:
+        raise InputError(f"--n-init: must be >= 1, got {args.n_init}")
+    covariance_types = parse_covariance_types(args.covariance_types)
     dataset, transform = prepare_data(args)
+    if covariance_types is None:
+        covariance_types = [default_covariance_type(transform)]
     x = transform.apply(dataset.features)
     for covariance_type in covariance_types:
         baseline.check_enough_rows(len(x), x.shape[1], max(ks), covariance_type, dataset.source)
@@ -123,11 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = steps.add_parser("baseline", help="scikit-learn GMM + BIC/AIC/ICL over K")
     add_dataset_options(sweep)
-    sweep.add_argument("--k", default="1-10", help="K range, e.g. 1-10 or 2,4,6")
-    sweep.add_argument("--covariance-types", default="full", help="comma-separated")
-    sweep.add_argument("--n-init", type=int, default=10)
-    sweep.add_argument("--seeds", default="0,1,2", help="comma-separated EM seeds")
-    sweep.add_argument("--out", type=Path, required=True, help="run directory")
+    sweep.add_argument("--k", default="1-10", help="K range, e.g. 1-10 or 2,4,6 (default: 1-10)")
+    sweep.add_argument(
+        "--covariance-types",
+        help="comma-separated, from " + ", ".join(baseline.COVARIANCE_TYPES) + " (default: full "
+        "for continuous data, diag for one-hot dummies of categorical data)",
+    )
+    sweep.add_argument(
+        "--n-init", type=int, default=10, help="EM starts per fit, best kept (default: 10)"
+    )
+    sweep.add_argument(
+        "--seeds", default="0,1,2", help="comma-separated EM seeds, >= 0 (default: 0,1,2)"
+    )
+    sweep.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="run directory: writes OUT/baseline.csv and OUT/figures/baseline.png",
+    )
     sweep.set_defaults(handler=command_baseline)
     return parser
 
