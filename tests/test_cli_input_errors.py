@@ -1,0 +1,261 @@
+"""Bad input: one line on stderr naming the file/column/problem, exit code 2, no output left.
+
+Most cases go through ``analysis.cli.main``; a few run the real entry point in a subprocess to
+prove the exit code and the absence of a traceback end to end. Bad files are small edited copies
+of the first rows of the marketing file, written to ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.cli import main
+from tests.conftest import REPO_ROOT
+
+ROWS = 200  # enough rows for K <= 2 with full covariance on six columns (55 parameters)
+
+
+@pytest.fixture(scope="module")
+def head(marketing_raw) -> pd.DataFrame:
+    """The first rows of the marketing file, untouched."""
+    return marketing_raw.head(ROWS).copy()
+
+
+def write_copy(
+    head: pd.DataFrame, directory: Path, edit: Callable | None = None, sep: str = "\t"
+) -> Path:
+    """Write ``edit(copy of head)`` as a delimited file in ``directory``; return its path."""
+    table = head.copy()
+    if edit is not None:
+        table = edit(table)
+    path = directory / "marketing_copy.csv"
+    table.to_csv(path, sep=sep, index=False)
+    return path
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Call the CLI in-process; argparse errors (SystemExit) count as return codes too."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> str:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    line = lines[0]
+    assert line.startswith("segment")
+    for needle in needles:
+        assert needle in line, f"{needle!r} not in {line!r}"
+    return line
+
+
+def baseline_argv(data: Path, out: Path, *extra: str, dataset: str = "marketing") -> list[str]:
+    return [
+        "baseline", "--dataset", dataset, "--data", str(data), "--n-init", "1", "--seeds", "0",
+        "--k", "1-2", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def test_control_unedited_copy_runs(head, tmp_path, capsys):
+    """The edited copies below fail because of the edit, not because of the copy."""
+    path = write_copy(head, tmp_path)
+    out = tmp_path / "run"
+    code, _, _ = run_main(baseline_argv(path, out), capsys)
+    assert code == 0
+    assert (out / "baseline.csv").is_file()
+
+
+def _set(column: str, row: int, value) -> Callable:
+    def edit(table: pd.DataFrame) -> pd.DataFrame:
+        table[column] = table[column].astype(object)
+        table.loc[row, column] = value
+        return table
+
+    return edit
+
+
+def _constant(column: str) -> Callable:
+    def edit(table: pd.DataFrame) -> pd.DataFrame:
+        table[column] = 5
+        return table
+
+    return edit
+
+
+def _drop(column: str) -> Callable:
+    return lambda table: table.drop(columns=[column])
+
+
+@pytest.mark.parametrize(
+    ("edit", "needles"),
+    [
+        (_drop("MntFishProducts"), ["missing column(s) MntFishProducts"]),
+        (
+            _set("MntFruits", 7, "lots"),
+            ["column MntFruits", "non-numeric value 'lots' (data row 8, customer"],
+        ),
+        (
+            _set("MntWines", 3, np.nan),
+            ["column MntWines", "1 missing (NaN) values (first: data row 4,"],
+        ),
+        (_set("MntGoldProds", 12, -4), ["column MntGoldProds", "negative spend -4 (data row 13,"]),
+        (_constant("MntSweetProducts"), ["column MntSweetProducts", "constant column"]),
+        (lambda table: table.head(20), ["K=2 with full covariance has 55 parameters", "20 rows"]),
+    ],
+    ids=["missing-column", "non-numeric", "nan", "negative", "constant", "too-few-rows"],
+)
+def test_bad_marketing_copy(head, tmp_path, capsys, edit, needles):
+    path = write_copy(head, tmp_path, edit)
+    out = tmp_path / "run"
+    code, stdout, err = run_main(baseline_argv(path, out), capsys)
+    assert_one_line_error(code, err, str(path), *needles)
+    assert not out.exists()
+    assert stdout == ""
+
+
+def test_error_names_the_customer(head, tmp_path, capsys):
+    path = write_copy(head, tmp_path, _set("MntMeatProducts", 9, -1))
+    code, _, err = run_main(baseline_argv(path, tmp_path / "run"), capsys)
+    assert_one_line_error(code, err, f"(data row 10, customer {head.loc[9, 'ID']})")
+
+
+def test_wrong_separator(head, tmp_path, capsys):
+    path = write_copy(head.head(50), tmp_path, sep=",")
+    out = tmp_path / "run"
+    code, _, err = run_main(baseline_argv(path, out), capsys)
+    assert_one_line_error(code, err, str(path), "found 1 column", "tab-separated")
+    assert not out.exists()
+
+
+def test_missing_file(tmp_path, capsys):
+    path = tmp_path / "no_such_file.csv"
+    out = tmp_path / "run"
+    code, _, err = run_main(baseline_argv(path, out), capsys)
+    assert_one_line_error(code, err, str(path), "file not found")
+    assert not out.exists()
+
+
+def test_directory_instead_of_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run_main(baseline_argv(tmp_path, out), capsys)
+    assert_one_line_error(code, err, str(tmp_path), "is a directory")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("dataset", ["marketing", "csv"])
+def test_binary_garbage_file(tmp_path, capsys, dataset):
+    path = tmp_path / "garbage.csv"
+    path.write_bytes(np.random.default_rng(5).bytes(4096))
+    out = tmp_path / "run"
+    argv = baseline_argv(path, out, "--features", "a,b", dataset=dataset)
+    code, _, err = run_main(argv, capsys)
+    assert_one_line_error(code, err, str(path), "cannot read file")
+    assert not out.exists()
+
+
+def test_empty_file(tmp_path, capsys):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    code, _, err = run_main(baseline_argv(path, tmp_path / "run"), capsys)
+    assert_one_line_error(code, err, str(path), "file is empty")
+
+
+def test_csv_missing_and_non_numeric_feature(head, tmp_path, capsys):
+    path = write_copy(head, tmp_path, sep=";")
+    argv = ["data", "--dataset", "csv", "--data", str(path), "--id-column", "ID"]
+    code, _, err = run_main([*argv, "--features", "MntWines,Spend"], capsys)
+    assert_one_line_error(code, err, str(path), "missing column(s) Spend")
+    code, _, err = run_main([*argv, "--features", "MntWines,Education"], capsys)
+    assert_one_line_error(code, err, str(path), "column Education", "non-numeric")
+
+
+def test_csv_duplicated_id(head, tmp_path, capsys):
+    path = write_copy(head, tmp_path, _set("ID", 4, head.loc[0, "ID"]), sep=",")
+    argv = ["data", "--dataset", "csv", "--data", str(path), "--id-column", "ID"]
+    code, _, err = run_main([*argv, "--features", "MntWines"], capsys)
+    assert_one_line_error(code, err, str(path), "column ID", f"duplicated ID {head.loc[0, 'ID']}")
+
+
+@pytest.mark.parametrize("k", ["0-3", "5-2", "a", "1-", ""])
+def test_malformed_k_range(marketing_csv, tmp_path, capsys, k):
+    out = tmp_path / "run"
+    argv = baseline_argv(marketing_csv, out)
+    argv[argv.index("--k") + 1] = k
+    code, _, err = run_main(argv, capsys)
+    assert_one_line_error(code, err, "--k", "malformed K range")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "needle"),
+    [
+        ("--seeds", "1,x", "--seeds: expected comma-separated integers"),
+        ("--seeds", "-1", "--seeds: seeds must be >= 0"),
+        ("--n-init", "0", "--n-init: must be >= 1"),
+        ("--covariance-types", "full,banana", "--covariance-types: unknown 'banana'"),
+        ("--transform", "one-hot", "--transform one-hot does not apply to continuous data"),
+    ],
+)
+def test_bad_options(marketing_csv, tmp_path, capsys, option, value, needle):
+    out = tmp_path / "run"
+    argv = baseline_argv(marketing_csv, out)
+    if option in argv:
+        argv[argv.index(option) + 1] = value
+    else:
+        argv += [option, value]
+    code, _, err = run_main(argv, capsys)
+    assert_one_line_error(code, err, needle)
+    assert not out.exists()
+
+
+def test_marketing_without_data_path(tmp_path, capsys):
+    code, _, err = run_main(["data", "--dataset", "marketing"], capsys)
+    assert_one_line_error(code, err, "needs --data PATH")
+
+
+def test_usage_error_is_one_line(capsys):
+    code, _, err = run_main(["baseline", "--dataset", "nope", "--out", "x"], capsys)
+    assert_one_line_error(code, err, "invalid choice: 'nope'")
+
+
+def _subprocess(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *argv],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("case", ["missing-file", "wrong-separator", "malformed-k"])
+def test_entry_point_in_subprocess(head, marketing_csv, tmp_path, case):
+    out = tmp_path / "run"
+    if case == "missing-file":
+        data, k, needle = tmp_path / "absent.csv", "1-2", "file not found"
+    elif case == "wrong-separator":
+        data, k, needle = write_copy(head.head(50), tmp_path, sep=","), "1-2", "found 1 column"
+        assert data.is_file()
+    else:
+        data, k, needle = marketing_csv, "5-2", "malformed K range"
+    argv = baseline_argv(data, out)
+    argv[argv.index("--k") + 1] = k
+    result = _subprocess(argv)
+    line = assert_one_line_error(result.returncode, result.stderr, needle)
+    if case != "malformed-k":
+        assert str(data) in line
+    assert result.stdout == ""
+    assert not out.exists()

@@ -1,0 +1,128 @@
+"""Datasets: shapes, index, and figures checked against direct pandas computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.datasets import (
+    DEMOGRAPHIC_LEVELS,
+    DUNNHUMBY_DEMOGRAPHICS,
+    DUNNHUMBY_DEPARTMENTS,
+    MARKETING_PROFILE,
+    MARKETING_SPEND,
+    MISSING_LEVEL,
+    load_dataset,
+)
+from analysis.errors import InputError
+
+
+def test_marketing_shape_index_and_columns(marketing, marketing_raw):
+    assert marketing.features.shape == (2240, 6)
+    assert list(marketing.features.columns) == list(MARKETING_SPEND)
+    assert marketing.features.index.name == "customer"
+    assert marketing.features.index.is_unique
+    assert list(marketing.features.index) == list(marketing_raw["ID"])
+    assert marketing.kind == "continuous"
+    assert all(dtype == np.float64 for dtype in marketing.features.dtypes)
+    assert list(marketing.profile.columns) == list(MARKETING_PROFILE)
+    assert marketing.profile.index.equals(marketing.features.index)
+    assert int(marketing.profile["Income"].isna().sum()) == 24
+
+
+def test_marketing_values_and_zero_shares_match_pandas(marketing, marketing_raw):
+    raw = marketing_raw.set_index("ID")[list(MARKETING_SPEND)]
+    np.testing.assert_array_equal(marketing.features.to_numpy(), raw.to_numpy(dtype=float))
+    summary = marketing.summary()
+    expected = (raw == 0).mean()
+    np.testing.assert_allclose(summary["zero_share"], expected.to_numpy())
+    np.testing.assert_allclose(summary["mean"], raw.mean().to_numpy())
+    np.testing.assert_allclose(summary["median"], raw.median().to_numpy())
+    # The figures quoted in data/README.md (FIELD-NOTES.md rounds meat's one zero to 0%).
+    assert summary.loc["MntMeatProducts", "zero_share"] == pytest.approx(1 / 2240)
+    assert summary.loc["MntFruits", "zero_share"] == pytest.approx(0.179, abs=5e-4)
+    assert summary.loc["MntSweetProducts", "zero_share"] == pytest.approx(0.187, abs=5e-4)
+
+
+def test_dunnhumby_spend_shape_and_index(dunnhumby_spend):
+    features = dunnhumby_spend.features
+    assert features.shape == (2469, 6)
+    assert list(features.columns) == list(DUNNHUMBY_DEPARTMENTS)
+    assert features.index.name == "customer"
+    assert features.index.is_unique and features.index.is_monotonic_increasing
+    assert (features >= 0).all().all()
+    assert dunnhumby_spend.kind == "continuous"
+
+
+def test_dunnhumby_spend_equals_direct_groupby(dunnhumby_spend, dunnhumby_tables):
+    transactions = dunnhumby_tables["transactions"]
+    products = dunnhumby_tables["products"]
+    department = transactions["product_id"].map(products.set_index("product_id")["department"])
+    totals = (
+        transactions.assign(department=department)
+        .groupby(["household_id", "department"])["sales_value"]
+        .sum()
+        .unstack(fill_value=0.0)
+    )
+    households = np.sort(transactions["household_id"].unique())
+    expected = totals.reindex(index=households, columns=list(DUNNHUMBY_DEPARTMENTS), fill_value=0)
+    np.testing.assert_allclose(
+        dunnhumby_spend.features.to_numpy(), expected.to_numpy(dtype=float), rtol=1e-9, atol=1e-6
+    )
+    np.testing.assert_array_equal(dunnhumby_spend.features.index, households)
+    # No household-department total is negative, so the loader needs no clipping.
+    assert (expected >= 0).all().all()
+
+
+def test_dunnhumby_spend_zero_shares_match_pandas(dunnhumby_spend, dunnhumby_tables):
+    transactions = dunnhumby_tables["transactions"]
+    products = dunnhumby_tables["products"]
+    summary = dunnhumby_spend.summary()
+    for name in DUNNHUMBY_DEPARTMENTS:
+        ids = products.loc[products["department"] == name, "product_id"]
+        bought = transactions.loc[transactions["product_id"].isin(ids)]
+        positive = bought.groupby("household_id")["sales_value"].sum().gt(0).sum()
+        assert summary.loc[name, "zero_share"] == pytest.approx(1 - positive / 2469)
+
+
+def test_demographics_shape_levels_and_unknown(demographics, dunnhumby_tables):
+    features = demographics.features
+    assert features.shape == (801, 7)
+    assert list(features.columns) == list(DUNNHUMBY_DEMOGRAPHICS)
+    assert features.index.name == "customer"
+    assert demographics.kind == "categorical"
+    assert features.isna().sum().sum() == 0
+    raw = dunnhumby_tables["demographics"].set_index("household_id").sort_index()
+    for column in DUNNHUMBY_DEMOGRAPHICS:
+        categories = list(features[column].cat.categories)
+        missing = int(raw[column].isna().sum())
+        assert int((features[column] == MISSING_LEVEL).sum()) == missing
+        assert (MISSING_LEVEL in categories) == (missing > 0), column
+        if column in DEMOGRAPHIC_LEVELS:  # ordered bands keep their order
+            assert categories[: len(DEMOGRAPHIC_LEVELS[column])] == DEMOGRAPHIC_LEVELS[column]
+        known = features[column] != MISSING_LEVEL
+        assert (features.loc[known, column].astype(str) == raw.loc[known, column]).all()
+    summary = demographics.summary()
+    assert summary.loc["home_ownership", "unknown"] == 233
+    assert summary.loc["marital_status", "unknown"] == 137
+    assert summary.loc["age", "unknown"] == 0
+
+
+def test_load_dataset_needs_a_path():
+    with pytest.raises(InputError, match=r"marketing.*--data"):
+        load_dataset("marketing")
+    with pytest.raises(InputError, match="--features"):
+        load_dataset("csv", "x.csv")
+
+
+def test_csv_loader_sniffs_separator(tmp_path):
+    frame = pd.DataFrame({"id": [3, 1, 2], "a": [1.0, 0.0, 2.5], "b": [4, 5, 0], "c": list("xyz")})
+    for separator in (",", ";", "\t"):
+        path = tmp_path / "table.txt"
+        frame.to_csv(path, sep=separator, index=False)
+        dataset = load_dataset("csv", path, ["a", "b"], "id")
+        assert list(dataset.features.index) == [3, 1, 2]
+        assert dataset.features.index.name == "customer"
+        np.testing.assert_array_equal(dataset.features.to_numpy(), frame[["a", "b"]].to_numpy())
+        assert list(dataset.profile.columns) == ["c"]
