@@ -118,6 +118,8 @@ def command_baseline(args: argparse.Namespace) -> None:
         raise InputError(f"--seeds: seeds must be >= 0, got '{args.seeds}'")
     if args.n_init < 1:
         raise InputError(f"--n-init: must be >= 1, got {args.n_init}")
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"--out {args.out}: exists and is not a directory")
     covariance_types = parse_covariance_types(args.covariance_types)
     dataset, transform = prepare_data(args)
     if covariance_types is None:

@@ -221,6 +221,14 @@ def test_bad_options(marketing_csv, tmp_path, capsys, option, value, needle):
     assert not out.exists()
 
 
+def test_out_is_a_file(marketing_csv, tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("not a directory")
+    code, _, err = run_main(baseline_argv(marketing_csv, out), capsys)
+    assert_one_line_error(code, err, f"--out {out}: exists and is not a directory")
+    assert out.read_text() == "not a directory"
+
+
 def test_marketing_without_data_path(tmp_path, capsys):
     code, _, err = run_main(["data", "--dataset", "marketing"], capsys)
     assert_one_line_error(code, err, "needs --data PATH")
