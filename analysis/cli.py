@@ -10,11 +10,12 @@ import re
 import sys
 from pathlib import Path
 
-from analysis import baseline
+from analysis import baseline, fit
 from analysis.datasets import DATASETS, MISSING_LEVEL, Dataset, load_dataset
 from analysis.errors import InputError
 from analysis.paths import RunPaths, atomic_path
 from analysis.transforms import TRANSFORMS, FittedTransform, fit_transform
+from models import MIXTURES
 
 DEFAULT_DATASET = "dunnhumby-spend"
 
@@ -141,6 +142,51 @@ def command_baseline(args: argparse.Namespace) -> None:
     print(f"wrote {paths.baseline_csv} and {paths.figure('baseline')}")
 
 
+def add_fit_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Bayesian fit")
+    group.add_argument("--model", choices=sorted(MIXTURES), default="gmm")
+    group.add_argument("--covariance", choices=("full", "diag"), default="full")
+    group.add_argument("--chains", type=int, default=4)
+    group.add_argument("--draws", type=int, default=1000)
+    group.add_argument("--tune", type=int, default=1000)
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--sampler", choices=fit.SAMPLERS, default="nutpie")
+
+
+def command_fit(args: argparse.Namespace) -> None:
+    ks = parse_k_range(args.k)
+    for option in ("chains", "draws", "tune"):
+        if getattr(args, option) < 1:
+            raise InputError(f"--{option} must be >= 1, got {getattr(args, option)}")
+    dataset, transform = prepare_data(args)
+    if dataset.kind == "categorical" and args.model == "gmm":
+        raise InputError(f"{dataset.source}: the Gaussian mixture needs continuous features")
+    x = transform.apply(dataset.features)
+    baseline.check_enough_rows(len(x), x.shape[1], max(ks), args.covariance, dataset.source)
+    settings = fit.SamplerSettings(args.chains, args.draws, args.tune, args.seed, args.sampler)
+    spec = fit.FitSpec(
+        dataset=dataset.name,
+        source=dataset.source,
+        model=args.model,
+        transform=transform.to_config(),
+        options={"covariance": args.covariance},
+        sampler=settings,
+    )
+    paths = RunPaths(args.out)
+    fit.fit_sweep(spec, x, ks, dataset.features.index.to_numpy(), transform.columns, paths)
+    table = fit.write_diagnostics(paths)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    failed = table[table["status"] != "ok"]
+    if len(failed):
+        print(
+            f"segment fit: {len(failed)} fit(s) FAILED diagnostics (K = "
+            f"{', '.join(map(str, failed['K']))}); they will not be used to choose K. "
+            f"See {paths.diagnostics_csv}",
+            file=sys.stderr,
+        )
+    print(f"wrote {paths.fits_dir}/K*.nc and {paths.diagnostics_csv}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="segment", description=__doc__.splitlines()[0])
     steps = parser.add_subparsers(dest="step", required=True, parser_class=OneLineParser)
@@ -170,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run directory: writes OUT/baseline.csv and OUT/figures/baseline.png",
     )
     sweep.set_defaults(handler=command_baseline)
+
+    fitting = steps.add_parser("fit", help="Bayesian mixture per K (PyMC + nutpie)")
+    add_dataset_options(fitting)
+    fitting.add_argument("--k", default="1-6", help="K range, e.g. 1-6 or 2,4,6")
+    fitting.add_argument("--out", type=Path, required=True, help="run directory")
+    add_fit_options(fitting)
+    fitting.set_defaults(handler=command_fit)
     return parser
 
 

@@ -1,0 +1,266 @@
+"""Sample one posterior per K, post-process it, save it, and resume a sweep.
+
+Per K: build the mixture, start every chain at the EM solution (one labelling), run NUTS
+(nutpie by default), then on the saved draws: per-draw memberships and pointwise log-likelihood,
+Stephens relabelling, assignment summaries, ArviZ diagnostics and a posterior predictive sample.
+Everything goes into one DataTree written atomically to ``fits/K{k}.nc`` with its configuration
+(JSON) in the root attrs; a later run with the same configuration skips that K.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from analysis.assignments import summarize_memberships
+from analysis.diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
+from analysis.diagnostics import diagnose
+from analysis.membership import memberships_and_loglik
+from analysis.paths import RunPaths, atomic_path
+from analysis.relabel import permutation_dataarray, permute, relabel_posterior, stephens
+from models import MIXTURES, Mixture
+
+SAMPLERS = ("nutpie", "pymc")
+PPC_DRAWS = 200  # posterior draws (spread over chains) used for the posterior predictive sample
+SAMPLE_STATS = ("lp", "diverging", "energy", "step_size")  # named alike by both samplers
+PACKAGES = ("pymc", "pytensor", "arviz", "nutpie", "numpy", "scikit-learn")
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    chains: int = 4
+    draws: int = 1000
+    tune: int = 1000
+    seed: int = 0
+    sampler: str = "nutpie"
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """Everything that defines a fit except K. ``transform`` is a FittedTransform config dict."""
+
+    dataset: str
+    source: str
+    model: str
+    transform: dict
+    options: dict = field(default_factory=dict)
+    priors: dict = field(default_factory=dict)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+
+    @property
+    def mixture(self) -> Mixture:
+        return MIXTURES[self.model]
+
+    def identity(self, k: int) -> dict:
+        """The JSON-able configuration that decides whether a saved fit can be reused."""
+        return {"K": k} | asdict(self) | {"priors": self.mixture.merged_priors(self.priors)}
+
+
+def provenance() -> dict:
+    """Package versions and the git commit the fit was made with."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"versions": {p: version(p) for p in PACKAGES}, "git_commit": commit}
+
+
+def run_sampler(model: pm.Model, initvals, settings: SamplerSettings) -> xr.DataTree:
+    """NUTS from ``initvals`` (one dict for all chains, or a list of one per chain: pymc only)."""
+    common = {
+        "draws": settings.draws,
+        "tune": settings.tune,
+        "chains": settings.chains,
+        "random_seed": settings.seed,
+        "initvals": initvals,
+        "model": model,
+        "progressbar": True,
+        "compute_convergence_checks": False,
+    }
+    if settings.sampler == "nutpie":
+        # No jitter: every chain starts in the EM labelling; warm-up randomness separates them.
+        sampled = pm.sample(**common, nuts_sampler="nutpie", compile_kwargs={"jitter_rvs": set()})
+        stats = sampled["sample_stats"].to_dataset().rename(logp="lp")
+    else:
+        sampled = pm.sample(**common, nuts_sampler="pymc", cores=min(settings.chains, 2))
+        stats = sampled["sample_stats"].to_dataset()
+    sampled["sample_stats"] = xr.DataTree(stats[list(SAMPLE_STATS)])
+    return sampled
+
+
+def fit_k(
+    spec: FitSpec,
+    x: np.ndarray,
+    k: int,
+    customers,
+    features,
+    initvals=None,
+) -> xr.DataTree:
+    """Sample and post-process the K-segment fit of model-scale ``x`` (N, D)."""
+    mixture = spec.mixture
+    priors = mixture.merged_priors(spec.priors)
+    model = mixture.build(
+        x, k, customers=customers, features=features, priors=priors, **spec.options
+    )
+    if initvals is None:
+        initvals = mixture.initial_point(
+            x, k, priors=priors, seed=spec.sampler.seed, **spec.options
+        )
+    started = time.perf_counter()
+    sampled = run_sampler(model, initvals, spec.sampler)
+    seconds = time.perf_counter() - started
+    return postprocess(sampled, model, mixture, x, spec.identity(k), seconds)
+
+
+def postprocess(
+    sampled: xr.DataTree,
+    model: pm.Model,
+    mixture: Mixture,
+    x: np.ndarray,
+    identity: dict,
+    seconds: float,
+) -> xr.DataTree:
+    """Relabel, summarise assignments, diagnose and assemble the DataTree that is saved."""
+    posterior = sampled["posterior"].to_dataset()
+    sample_stats = sampled["sample_stats"].to_dataset()
+    membership, loglik = memberships_and_loglik(mixture, x, posterior)
+    pivot = int(np.argmax(_stacked(sample_stats["lp"])))
+    relabelling = stephens(membership, pivot)
+    posterior = relabel_posterior(posterior, relabelling.permutation)
+    membership = permute(membership, relabelling.permutation)
+    n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    customer = sampled["observed_data"]["customer"]
+    assignments = summarize_memberships(
+        membership, n_chains, customer.values, posterior["segment"].values
+    )
+    diagnostics = diagnose(posterior, sample_stats, mixture.diagnosed) | {"seconds": seconds}
+    log_likelihood = xr.Dataset(
+        {"x": (("chain", "draw", "customer"), loglik.reshape(n_chains, n_draws, -1))},
+        coords={"chain": posterior["chain"], "draw": posterior["draw"], "customer": customer},
+    )
+    predictive = posterior_predictive(model, posterior, identity["sampler"]["seed"])
+    tree = xr.DataTree.from_dict(
+        {
+            "posterior": posterior,
+            "sample_stats": sample_stats,
+            "log_likelihood": log_likelihood,
+            "posterior_predictive": predictive,
+            "observed_data": sampled["observed_data"].to_dataset(),
+            "assignments": assignments,
+            "relabel": permutation_dataarray(relabelling.permutation, posterior).to_dataset(),
+        }
+    )
+    tree["relabel"].attrs |= {
+        "method": "Stephens (2000) KL relabelling from an ECR-style pivot (max lp draw)",
+        "iterations": relabelling.iterations,
+        "meaning": "permutation[chain, draw, k] = sampled label that became segment k",
+    }
+    tree.attrs |= {
+        "segment_config": json.dumps(identity),
+        "segment_provenance": json.dumps(provenance()),
+        "segment_diagnostics": json.dumps(diagnostics),
+    }
+    return tree
+
+
+def posterior_predictive(model: pm.Model, posterior: xr.Dataset, seed: int) -> xr.Dataset:
+    """Replicated data sets (chain, draw, customer, feature) from PPC_DRAWS thinned draws."""
+    step = max(1, posterior.sizes["chain"] * posterior.sizes["draw"] // PPC_DRAWS)
+    thinned = posterior.isel(draw=slice(None, None, step))
+    with model:
+        predictive = pm.sample_posterior_predictive(
+            xr.DataTree.from_dict({"posterior": thinned}), random_seed=seed, progressbar=False
+        )
+    return predictive["posterior_predictive"].to_dataset()
+
+
+def _stacked(values: xr.DataArray) -> np.ndarray:
+    return values.stack(sample=("chain", "draw")).transpose("sample", ...).values
+
+
+def saved_attrs(path: Path) -> dict:
+    """The JSON attrs of a saved fit (config, provenance, diagnostics) without loading draws."""
+    with xr.open_datatree(path, engine="h5netcdf") as tree:
+        return {
+            key.removeprefix("segment_"): json.loads(value)
+            for key, value in tree.attrs.items()
+            if key.startswith("segment_")
+        }
+
+
+def save_fit(tree: xr.DataTree, path: Path) -> None:
+    """Write atomically: a killed run leaves the previous file or none, never a partial one."""
+    with atomic_path(path) as temporary:
+        tree.to_netcdf(temporary, engine="h5netcdf")
+
+
+def load_fit(path: Path) -> xr.DataTree:
+    """Open a saved fit fully into memory (the file is closed afterwards)."""
+    with xr.open_datatree(path, engine="h5netcdf") as tree:
+        return tree.load()
+
+
+def saved_fit_matches(path: Path, identity: dict) -> bool:
+    """True when ``path`` holds a readable fit made with exactly this configuration."""
+    if not path.exists():
+        return False
+    try:
+        return saved_attrs(path).get("config") == identity
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def fit_sweep(
+    spec: FitSpec, x: np.ndarray, ks: list[int], customers, features, paths: RunPaths
+) -> list[dict]:
+    """Fit every K not already saved with the same configuration; returns diagnostics rows."""
+    rows = []
+    for position, k in enumerate(ks, start=1):
+        path = paths.fit(k)
+        if saved_fit_matches(path, spec.identity(k)):
+            print(f"[K={k}] ({position}/{len(ks)}) already fitted: {path}", file=sys.stderr)
+        else:
+            print(
+                f"[K={k}] ({position}/{len(ks)}) sampling {spec.sampler.chains} chains "
+                f"x ({spec.sampler.tune} tune + {spec.sampler.draws} draws)",
+                file=sys.stderr,
+            )
+            save_fit(fit_k(spec, x, k, customers, features), path)
+        row = {"K": k} | saved_attrs(path)["diagnostics"]
+        rows.append(row)
+        loud = "" if row["status"] == "ok" else f"  <<< FAILED: {row['reason']}"
+        print(
+            f"[K={k}] status {row['status']}, max R-hat {row['max_rhat']:.3f}, "
+            f"min ESS {min(row['min_ess_bulk'], row['min_ess_tail']):.0f}, "
+            f"{row['divergences']} divergences, {row['seconds']:.0f} s{loud}",
+            file=sys.stderr,
+        )
+    return rows
+
+
+def write_diagnostics(paths: RunPaths) -> pd.DataFrame:
+    """Rebuild ``diagnostics.csv`` from every saved fit in the run directory (sorted by K)."""
+    rows = [
+        {"K": saved_attrs(path)["config"]["K"]} | saved_attrs(path)["diagnostics"]
+        for path in paths.fits_dir.glob("K*.nc")
+    ]
+    table = pd.DataFrame(rows, columns=list(DIAGNOSTIC_COLUMNS)).sort_values("K")
+    with atomic_path(paths.diagnostics_csv) as temporary:
+        table.to_csv(temporary, index=False)
+    return table
