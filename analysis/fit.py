@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -183,7 +184,11 @@ def posterior_predictive(model: pm.Model, posterior: xr.Dataset, seed: int) -> x
     """Replicated data sets (chain, draw, customer, feature) from PPC_DRAWS thinned draws."""
     step = max(1, posterior.sizes["chain"] * posterior.sizes["draw"] // PPC_DRAWS)
     thinned = posterior.isel(draw=slice(None, None, step))
-    with model:
+    with model, warnings.catch_warnings():
+        # The mixture's numpy random draw runs in numba object mode: expected, not a problem.
+        warnings.filterwarnings(
+            "ignore", message="Numba will use object mode", category=UserWarning
+        )
         predictive = pm.sample_posterior_predictive(
             xr.DataTree.from_dict({"posterior": thinned}), random_seed=seed, progressbar=False
         )
