@@ -58,8 +58,7 @@ def segment_log_joint(value, weights, means, chol):
     (..., N, K) tensor of log joint densities (natural log, model-scale density).
     """
     d = value.shape[-1]
-    eye = pt.eye(d)
-    chol_inv = pt.linalg.solve_triangular(chol, pt.broadcast_to(eye, chol.shape), lower=True)
+    chol_inv = pt.linalg.solve_triangular(chol, pt.eye(d), lower=True)  # batch dims broadcast
     # z_ik = L_k^{-1} (x_i - mu_k), computed as L_k^{-1} x_i - L_k^{-1} mu_k (one GEMM).
     z = (
         pt.einsum("nd,...ked->...nke", value, chol_inv)
