@@ -2,7 +2,8 @@
 
 Per K: build the mixture, start every chain at the EM solution (one labelling), run NUTS
 (nutpie by default), then on the saved draws: per-draw memberships and pointwise log-likelihood,
-Stephens relabelling, assignment summaries, ArviZ diagnostics and a posterior predictive sample.
+Stephens relabelling, assignment summaries, ArviZ diagnostics and prior and posterior predictive
+samples (for the checks in analysis/checks.py).
 Everything goes into one DataTree written atomically to ``fits/K{k}.nc`` with its configuration
 (JSON) in the root attrs; a later run with the same configuration skips that K.
 """
@@ -32,7 +33,8 @@ from analysis.relabel import permutation_dataarray, permute, relabel_posterior, 
 from models import MIXTURES, Mixture
 
 SAMPLERS = ("nutpie", "pymc")
-PPC_DRAWS = 200  # posterior draws (spread over chains) used for the posterior predictive sample
+FIT_FORMAT = 1  # bump when the saved contents change, so old fits are not silently reused
+PPC_DRAWS = 100  # replicated data sets kept for prior and posterior predictive checks
 SAMPLE_STATS = ("lp", "diverging", "energy", "step_size")  # named alike by both samplers
 PACKAGES = ("pymc", "pytensor", "arviz", "nutpie", "numpy", "scikit-learn")
 
@@ -64,7 +66,8 @@ class FitSpec:
 
     def identity(self, k: int) -> dict:
         """The JSON-able configuration that decides whether a saved fit can be reused."""
-        return {"K": k} | asdict(self) | {"priors": self.mixture.merged_priors(self.priors)}
+        priors = self.mixture.merged_priors(self.priors)
+        return {"K": k, "format": FIT_FORMAT} | asdict(self) | {"priors": priors}
 
 
 def provenance() -> dict:
@@ -155,13 +158,14 @@ def postprocess(
         {"x": (("chain", "draw", "customer"), loglik.reshape(n_chains, n_draws, -1))},
         coords={"chain": posterior["chain"], "draw": posterior["draw"], "customer": customer},
     )
-    predictive = posterior_predictive(model, posterior, identity["sampler"]["seed"])
+    seed = identity["sampler"]["seed"]
     tree = xr.DataTree.from_dict(
         {
             "posterior": posterior,
             "sample_stats": sample_stats,
             "log_likelihood": log_likelihood,
-            "posterior_predictive": predictive,
+            "posterior_predictive": predictive(model, seed, posterior),
+            "prior_predictive": predictive(model, seed),
             "observed_data": sampled["observed_data"].to_dataset(),
             "assignments": assignments,
             "relabel": permutation_dataarray(relabelling.permutation, posterior).to_dataset(),
@@ -180,19 +184,27 @@ def postprocess(
     return tree
 
 
-def posterior_predictive(model: pm.Model, posterior: xr.Dataset, seed: int) -> xr.Dataset:
-    """Replicated data sets (chain, draw, customer, feature) from PPC_DRAWS thinned draws."""
-    step = max(1, posterior.sizes["chain"] * posterior.sizes["draw"] // PPC_DRAWS)
-    thinned = posterior.isel(draw=slice(None, None, step))
+def predictive(model: pm.Model, seed: int, posterior: xr.Dataset | None = None) -> xr.Dataset:
+    """Replicated data sets (chain, draw, customer, feature), float32, about PPC_DRAWS of them.
+
+    From the prior when ``posterior`` is None, else from evenly thinned posterior draws.
+    """
     with model, warnings.catch_warnings():
         # The mixture's numpy random draw runs in numba object mode: expected, not a problem.
         warnings.filterwarnings(
             "ignore", message="Numba will use object mode", category=UserWarning
         )
-        predictive = pm.sample_posterior_predictive(
-            xr.DataTree.from_dict({"posterior": thinned}), random_seed=seed, progressbar=False
-        )
-    return predictive["posterior_predictive"].to_dataset()
+        if posterior is None:
+            sampled = pm.sample_prior_predictive(draws=PPC_DRAWS, random_seed=seed)
+            replicated = sampled["prior_predictive"].to_dataset()
+        else:
+            step = max(1, posterior.sizes["chain"] * posterior.sizes["draw"] // PPC_DRAWS)
+            thinned = posterior.isel(draw=slice(None, None, step))
+            sampled = pm.sample_posterior_predictive(
+                xr.DataTree.from_dict({"posterior": thinned}), random_seed=seed, progressbar=False
+            )
+            replicated = sampled["posterior_predictive"].to_dataset()
+    return replicated.astype(np.float32)
 
 
 def _stacked(values: xr.DataArray) -> np.ndarray:
