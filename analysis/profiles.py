@@ -1,0 +1,287 @@
+"""Segment profiles, value tiers, names and the customer assignment table, from one saved fit.
+
+Everything here is a pure function of a saved fit (an ``xarray.DataTree`` from ``segment fit``):
+nothing samples. Every interval is a 94% HDI over the posterior draws.
+
+Continuous (Gaussian mixture) fits
+----------------------------------
+For posterior draw s, segment k and feature d, with m_kd the segment mean and v_kd the variance
+(diagonal of L_k L_k^T) on the model scale:
+
+- **mean spend** E[spend_kd] in original units: ``FittedTransform.original_mean(m, v)``. For
+  ``log-standardize`` the segment is lognormal in 1 + spend, so this is the implied *mean* spend
+  exp(m' + v'/2) - 1 (m', v' on the log1p scale), not the median or the back-transformed mean;
+  for ``standardize`` it is the back-scaled mean.
+- **total spend** T_k = sum_d E[spend_kd].
+- **revenue share** R_k = w_k T_k / sum_j w_j T_j: the expected share of all spend that comes from
+  segment k (w_k = segment weight, the expected share of customers).
+- **spend ratio** T_k / sum_j w_j T_j: total spend against the model-implied population mean
+  total spend (so R_k = w_k x spend ratio_k, and a K = 1 fit has ratio 1).
+- **index** of feature d: posterior mean E[spend_kd] / posterior mean of the model-implied
+  population mean sum_j w_j E[spend_jd].
+
+The value tier is read off the posterior-mean spend ratio: ``premium`` if >= 1.5, ``low`` if
+<= 0.5, ``mid`` otherwise (:data:`TIER_RULE`). The name is "<lead>-led <tier>", where the lead
+feature is the one with the largest index; "all-round <tier>" when the largest index is less
+than 1.5 times the smallest (no feature stands out); "low engagement" for a low-tier segment
+below the population on every feature. A K = 1 fit is "all customers".
+
+Categorical (latent class) fits
+-------------------------------
+Reserved: per class, the probability of each level of each variable with its 94% HDI, the
+population share of that level and the lift (probability / population share). Implemented once
+the latent class model exposes its item probabilities; :func:`segment_profiles` raises a clear
+error for a model it does not know.
+"""
+
+from __future__ import annotations
+
+import json
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from analysis.transforms import FittedTransform
+
+HDI_PROB = 0.94
+PREMIUM_RATIO = 1.5
+LOW_RATIO = 0.5
+ALL_ROUND_SPREAD = 1.5  # largest / smallest feature index below this: no lead feature
+PRECISE_THRESHOLD = 0.95
+TIER_RULE = (
+    f"tier from the posterior-mean spend ratio (segment's implied mean total spend / model-implied "
+    f"population mean total spend): premium if >= {PREMIUM_RATIO}, low if <= {LOW_RATIO}, "
+    "else mid"
+)
+FUNCTIONAL = {
+    "log-standardize": "implied mean spend per customer, exp(m + v/2) - 1 with m, v the segment's "
+    "mean and variance of log1p(spend) (lognormal mean)",
+    "standardize": "segment mean spend (model mean scaled back to original units)",
+}
+SEGMENT_COLUMNS = (
+    "segment", "name", "tier",
+    "weight", "weight_hdi_low", "weight_hdi_high",
+    "revenue_share", "revenue_share_hdi_low", "revenue_share_hdi_high",
+    "total_spend", "total_spend_hdi_low", "total_spend_hdi_high",
+    "spend_ratio", "spend_ratio_hdi_low", "spend_ratio_hdi_high",
+)  # fmt: skip
+FEATURE_COLUMNS = (
+    "feature", "mean_spend", "mean_spend_hdi_low", "mean_spend_hdi_high",
+    "implied_population_mean", "observed_mean", "index",
+)  # fmt: skip
+PROFILE_COLUMNS = (*SEGMENT_COLUMNS[:3], *FEATURE_COLUMNS, *SEGMENT_COLUMNS[3:])
+
+
+def fit_config(tree: xr.DataTree) -> dict:
+    """The ``segment_config`` JSON of a saved fit (K, dataset, model, transform, ...)."""
+    return json.loads(tree.attrs["segment_config"])
+
+
+def fit_transform_of(tree: xr.DataTree) -> FittedTransform:
+    return FittedTransform.from_config(fit_config(tree)["transform"])
+
+
+def summarize(draws: xr.DataArray, prob: float = HDI_PROB) -> xr.Dataset:
+    """Posterior mean and ``prob`` HDI of (chain, draw, ...) draws: variables mean, low, high."""
+    hdi = az.hdi(draws, prob=prob)
+    return xr.Dataset(
+        {
+            "mean": draws.mean(("chain", "draw")),
+            "low": hdi.sel(ci_bound="lower", drop=True),
+            "high": hdi.sel(ci_bound="upper", drop=True),
+        }
+    )
+
+
+def observed_spend(tree: xr.DataTree) -> pd.DataFrame:
+    """(customers, features) observed data in original units (model scale mapped back)."""
+    observed = tree["observed_data"]["x"]
+    values = fit_transform_of(tree).to_original(observed.transpose("customer", "feature").values)
+    return pd.DataFrame(
+        values,
+        index=pd.Index(observed["customer"].values, name="customer"),
+        columns=[str(f) for f in observed["feature"].values],
+    )
+
+
+def mean_spend_draws(tree: xr.DataTree) -> xr.DataArray:
+    """E[spend_kd] per draw in original units, (chain, draw, segment, feature)."""
+    posterior = tree["posterior"]
+    means = posterior["means"]
+    variance = (posterior["chol"] ** 2).sum("feature_col")  # diag(L L^T), model scale
+    values = fit_transform_of(tree).original_mean(
+        means.transpose("chain", "draw", "segment", "feature").values,
+        variance.transpose("chain", "draw", "segment", "feature").values,
+    )
+    return xr.DataArray(
+        values, dims=("chain", "draw", "segment", "feature"), coords=means.coords
+    ).drop_vars([c for c in means.coords if c not in ("chain", "draw", "segment", "feature")])
+
+
+def revenue_share_draws(weights: xr.DataArray, total_spend: xr.DataArray) -> xr.DataArray:
+    """R_k = w_k T_k / sum_j w_j T_j per draw, (chain, draw, segment)."""
+    revenue = weights * total_spend
+    return revenue / revenue.sum("segment")
+
+
+def tier_of(ratio: float) -> str:
+    """Value tier of a posterior-mean spend ratio (see :data:`TIER_RULE`)."""
+    if ratio >= PREMIUM_RATIO:
+        return "premium"
+    if ratio <= LOW_RATIO:
+        return "low"
+    return "mid"
+
+
+def short_feature_name(feature: str) -> str:
+    """'MntWines' -> 'wines', 'MntGoldProds' -> 'gold', 'DRUG GM' -> 'drug gm'."""
+    name = feature
+    if name.startswith("Mnt") and len(name) > 3 and name[3].isupper():
+        name = name[3:]
+    for suffix in ("Products", "Prods"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    return name.lower()
+
+
+def segment_names(index: pd.DataFrame, tiers: pd.Series) -> pd.Series:
+    """Short descriptive names from (segment, feature) spend indices and per-segment tiers.
+
+    "<lead>-led <tier>" with the lead feature = largest index (segment mean spend / population
+    mean); "all-round <tier>" when the largest index is < :data:`ALL_ROUND_SPREAD` times the
+    smallest; "low engagement" for a low-tier segment below the population on every feature; two
+    leads ("a+b-led mid") where one lead would repeat a name, then "#<segment>" as a last resort.
+    """
+    if len(index) == 1:
+        return pd.Series(["all customers"], index=index.index)
+    ranked = {
+        k: [short_feature_name(f) for f in row.sort_values(ascending=False).index]
+        for k, row in index.iterrows()
+    }
+
+    def name(k, leads: int) -> str:
+        row = index.loc[k]
+        if tiers[k] == "low" and row.max() < 1:
+            return "low engagement"
+        if row.max() < ALL_ROUND_SPREAD * row.min() and leads == 1:
+            return f"all-round {tiers[k]}"
+        return f"{'+'.join(ranked[k][:leads])}-led {tiers[k]}"
+
+    names = pd.Series({k: name(k, 1) for k in index.index})
+    repeated = names.duplicated(keep=False)
+    names[repeated] = [name(k, 2) for k in names.index[repeated]]
+    repeated = names.duplicated(keep=False)
+    names[repeated] = [f"{names[k]} #{k}" for k in names.index[repeated]]
+    return names
+
+
+def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Profiles of a Gaussian-mixture fit.
+
+    Returns
+    -------
+    segments : one row per segment, :data:`SEGMENT_COLUMNS` (spend in original units).
+    profiles : one row per (segment, feature), :data:`PROFILE_COLUMNS`.
+    """
+    spend = mean_spend_draws(tree)
+    weights = tree["posterior"]["weights"]
+    total = spend.sum("feature")
+    implied_population = (weights * spend).sum("segment")  # (chain, draw, feature)
+    ratio = total / implied_population.sum("feature")
+    per_segment = {
+        "weight": summarize(weights),
+        "revenue_share": summarize(revenue_share_draws(weights, total)),
+        "total_spend": summarize(total),
+        "spend_ratio": summarize(ratio),
+    }
+    segments = pd.DataFrame({"segment": spend["segment"].values.astype(int)})
+    for quantity, summary in per_segment.items():
+        segments[quantity] = summary["mean"].values
+        segments[f"{quantity}_hdi_low"] = summary["low"].values
+        segments[f"{quantity}_hdi_high"] = summary["high"].values
+    segments["tier"] = [tier_of(r) for r in segments["spend_ratio"]]
+
+    feature_summary = summarize(spend)
+    features = [str(f) for f in spend["feature"].values]
+    mean = pd.DataFrame(
+        feature_summary["mean"].transpose("segment", "feature").values,
+        index=segments["segment"],
+        columns=features,
+    )
+    population_mean = implied_population.mean(("chain", "draw")).sel(feature=features).values
+    observed_mean = observed_spend(tree).mean()[features].to_numpy()
+    index = mean / population_mean
+    segments["name"] = segment_names(index, segments.set_index("segment")["tier"]).to_numpy()
+    segments = segments[list(SEGMENT_COLUMNS)]
+
+    rows = []
+    for position, k in enumerate(segments["segment"]):
+        for j, feature in enumerate(features):
+            rows.append(
+                {
+                    "segment": k,
+                    "feature": feature,
+                    "mean_spend": mean.loc[k, feature],
+                    "mean_spend_hdi_low": float(feature_summary["low"].values[position, j]),
+                    "mean_spend_hdi_high": float(feature_summary["high"].values[position, j]),
+                    "implied_population_mean": float(population_mean[j]),
+                    "observed_mean": float(observed_mean[j]),
+                    "index": index.loc[k, feature],
+                }
+            )
+    profiles = pd.DataFrame(rows).merge(segments, on="segment")
+    return segments, profiles[list(PROFILE_COLUMNS)]
+
+
+def segment_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-segment and per-(segment, feature) profile tables for the fit's model."""
+    model = fit_config(tree)["model"]
+    if model == "gmm":
+        return continuous_profiles(tree)
+    raise ValueError(f"profiles: no profile rule for model '{model}' yet")
+
+
+def assignment_table(
+    tree: xr.DataTree, tiers: pd.Series, threshold: float = PRECISE_THRESHOLD
+) -> pd.DataFrame:
+    """One row per customer: modal segment, its membership probability (mean, 94% HDI), tier.
+
+    ``confidence`` is ``precise`` when the lower 94% HDI bound of the modal segment's membership
+    probability is >= ``threshold``, else ``broad``. ``p_<segment>`` columns hold the posterior
+    mean membership probability of every segment. ``tiers`` maps segment -> tier.
+    """
+    assignments = tree["assignments"]
+    segment = assignments["modal_segment"].values.astype(int)
+    low = assignments["modal_probability_hdi_lower"].values.astype(float)
+    table = pd.DataFrame(
+        {
+            "customer_id": assignments["customer"].values,
+            "segment": segment,
+            "probability": assignments["modal_probability"].values.astype(float),
+            "probability_hdi_low": low,
+            "probability_hdi_high": assignments["modal_probability_hdi_upper"].values.astype(float),
+            "confidence": np.where(low >= threshold, "precise", "broad"),
+            "tier": tiers.reindex(segment).to_numpy(),
+        }
+    )
+    membership = assignments["membership_mean"].transpose("customer", "segment")
+    for position, k in enumerate(membership["segment"].values):
+        table[f"p_{int(k)}"] = membership.values[:, position].astype(float)
+    return table
+
+
+def segment_counts(assignments: pd.DataFrame, segments: pd.Series) -> pd.DataFrame:
+    """Per segment: customers with it as modal segment, their share, and precise/broad counts."""
+    grouped = assignments.groupby("segment")
+    counts = pd.DataFrame(
+        {
+            "customers": grouped.size(),
+            "precise": grouped["confidence"].apply(lambda c: int((c == "precise").sum())),
+        }
+    ).reindex(segments, fill_value=0)
+    counts["customer_share"] = counts["customers"] / len(assignments)
+    counts["broad"] = counts["customers"] - counts["precise"]
+    counts.index.name = "segment"
+    return counts.reset_index()[["segment", "customers", "customer_share", "precise", "broad"]]
