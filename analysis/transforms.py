@@ -3,6 +3,8 @@
 - ``standardize``: z = (x - mean) / sd, the original analysis' protocol.
 - ``log-standardize``: z = (log1p(x) - mean) / sd, the default for spend (right-skewed, many zeros).
 - ``one-hot``: categorical columns as drop-first 0/1 dummies (the Dunnhumby GMM baseline).
+- ``indicators``: categorical columns as 0/1 indicators of every level, nothing dropped (exactly
+  one 1 per column and row): the latent class model's data.
 
 A fitted transform is a small frozen record that round-trips through a JSON-able dict, so a saved
 fit carries the exact transform used and profiles can map results back to original units.
@@ -16,7 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-TRANSFORMS = ("standardize", "log-standardize", "one-hot")
+TRANSFORMS = ("standardize", "log-standardize", "one-hot", "indicators")
+CATEGORICAL_TRANSFORMS = ("one-hot", "indicators")
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,8 @@ class FittedTransform:
     name : one of :data:`TRANSFORMS`.
     columns : names of the (D,) model-scale features.
     center, scale : (D,) constants; model scale = (g(x) - center) / scale, g = identity or log1p.
-    levels : for ``one-hot``, the category levels of each input column (first level dropped).
+    levels : for ``one-hot`` and ``indicators``, the category levels of each input column (all of
+        them; ``one-hot`` drops the first in its columns).
     """
 
     name: str
@@ -39,8 +43,8 @@ class FittedTransform:
 
     def apply(self, frame: pd.DataFrame) -> np.ndarray:
         """(N, D) model-scale matrix from a (N, columns) frame in original units."""
-        if self.name == "one-hot":
-            return _dummies(frame, self.levels)
+        if self.name in CATEGORICAL_TRANSFORMS:
+            return _dummies(frame, self.levels, drop_first=self.name == "one-hot")
         values = frame.to_numpy(dtype=float)
         if self.name == "log-standardize":
             values = np.log1p(values)
@@ -91,10 +95,13 @@ def fit_transform(name: str, frame: pd.DataFrame) -> FittedTransform:
     """Fit ``name`` on a (N, columns) frame; raises ValueError for an unknown name."""
     if name not in TRANSFORMS:
         raise ValueError(f"unknown transform '{name}' (choose from {', '.join(TRANSFORMS)})")
-    if name == "one-hot":
+    if name in CATEGORICAL_TRANSFORMS:
         levels = tuple(tuple(map(str, _levels(frame[c]))) for c in frame.columns)
+        first = 1 if name == "one-hot" else 0
         columns = tuple(
-            f"{c}={level}" for c, lv in zip(frame.columns, levels, strict=True) for level in lv[1:]
+            f"{c}={level}"
+            for c, lv in zip(frame.columns, levels, strict=True)
+            for level in lv[first:]
         )
         width = len(columns)
         return FittedTransform(name, columns, (0.0,) * width, (1.0,) * width, levels)
@@ -115,9 +122,12 @@ def _levels(column: pd.Series) -> list:
     return sorted(column.dropna().unique())
 
 
-def _dummies(frame: pd.DataFrame, levels: tuple[tuple[str, ...], ...]) -> np.ndarray:
+def _dummies(
+    frame: pd.DataFrame, levels: tuple[tuple[str, ...], ...], drop_first: bool = True
+) -> np.ndarray:
+    first = 1 if drop_first else 0
     blocks = [
-        (frame[c].astype(str).to_numpy()[:, None] == np.asarray(lv[1:])[None, :])
+        (frame[c].astype(str).to_numpy()[:, None] == np.asarray(lv[first:])[None, :])
         for c, lv in zip(frame.columns, levels, strict=True)
     ]
     return np.concatenate(blocks, axis=1).astype(float)
