@@ -14,7 +14,12 @@ from analysis import baseline, fit
 from analysis.datasets import DATASETS, MISSING_LEVEL, Dataset, load_dataset
 from analysis.errors import InputError
 from analysis.paths import RunPaths, atomic_path
-from analysis.transforms import TRANSFORMS, FittedTransform, fit_transform
+from analysis.transforms import (
+    CATEGORICAL_TRANSFORMS,
+    TRANSFORMS,
+    FittedTransform,
+    fit_transform,
+)
 from models import MIXTURES
 
 DEFAULT_DATASET = "dunnhumby-spend"
@@ -82,13 +87,19 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def prepare_data(args: argparse.Namespace) -> tuple[Dataset, FittedTransform]:
-    """Load and validate the dataset, then fit the chosen transform on it."""
+def prepare_data(
+    args: argparse.Namespace, categorical_transform: str = "one-hot"
+) -> tuple[Dataset, FittedTransform]:
+    """Load and validate the dataset, then fit the chosen transform on it.
+
+    Categorical data default to ``categorical_transform``: drop-first ``one-hot`` dummies for the
+    baseline, ``indicators`` of every level for the latent class model (``segment fit``).
+    """
     features = [f.strip() for f in args.features.split(",")] if args.features else None
     dataset = load_dataset(args.dataset, args.data, features, args.id_column)
-    default = "one-hot" if dataset.kind == "categorical" else "log-standardize"
+    default = categorical_transform if dataset.kind == "categorical" else "log-standardize"
     name = args.transform or default
-    if (name == "one-hot") != (dataset.kind == "categorical"):
+    if (name in CATEGORICAL_TRANSFORMS) != (dataset.kind == "categorical"):
         raise InputError(f"--transform {name} does not apply to {dataset.kind} data")
     return dataset, fit_transform(name, dataset.features)
 
@@ -144,7 +155,11 @@ def command_baseline(args: argparse.Namespace) -> None:
 
 def add_fit_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Bayesian fit")
-    group.add_argument("--model", choices=sorted(MIXTURES), default="gmm")
+    group.add_argument(
+        "--model",
+        choices=sorted(MIXTURES),
+        help="mixture (default: gmm for continuous features, lca for categorical ones)",
+    )
     group.add_argument("--covariance", choices=("full", "diag"), default="full")
     group.add_argument("--chains", type=int, default=4)
     group.add_argument("--draws", type=int, default=1000)
@@ -158,18 +173,35 @@ def command_fit(args: argparse.Namespace) -> None:
     for option in ("chains", "draws", "tune"):
         if getattr(args, option) < 1:
             raise InputError(f"--{option} must be >= 1, got {getattr(args, option)}")
-    dataset, transform = prepare_data(args)
-    if dataset.kind == "categorical" and args.model == "gmm":
-        raise InputError(f"{dataset.source}: the Gaussian mixture needs continuous features")
+    if args.model and MIXTURES[args.model].data_kind == "categorical" and args.dataset == "csv":
+        raise InputError(
+            f"--model {args.model}: --dataset csv reads numeric columns only; "
+            "categorical csv columns are not supported yet"
+        )
+    dataset, transform = prepare_data(args, categorical_transform="indicators")
+    model = args.model or {"continuous": "gmm", "categorical": "lca"}[dataset.kind]
+    mixture = MIXTURES[model]
+    if mixture.data_kind != dataset.kind:
+        raise InputError(
+            f"{dataset.source}: --model {model} needs {mixture.data_kind} features, "
+            f"{dataset.name} has {dataset.kind} ones"
+        )
+    if dataset.kind == "categorical" and transform.name != "indicators":
+        raise InputError(f"--transform {transform.name}: --model {model} needs indicators")
     x = transform.apply(dataset.features)
-    baseline.check_enough_rows(len(x), x.shape[1], max(ks), args.covariance, dataset.source)
+    if mixture.data_kind == "categorical":
+        columns = dataset.features.columns
+        options = {"levels": {c: list(lv) for c, lv in zip(columns, transform.levels, strict=True)}}
+    else:
+        baseline.check_enough_rows(len(x), x.shape[1], max(ks), args.covariance, dataset.source)
+        options = {"covariance": args.covariance}
     settings = fit.SamplerSettings(args.chains, args.draws, args.tune, args.seed, args.sampler)
     spec = fit.FitSpec(
         dataset=dataset.name,
         source=dataset.source,
-        model=args.model,
+        model=model,
         transform=transform.to_config(),
-        options={"covariance": args.covariance},
+        options=options,
         sampler=settings,
     )
     paths = RunPaths(args.out)
