@@ -67,7 +67,8 @@ class FitSpec:
     def identity(self, k: int) -> dict:
         """The JSON-able configuration that decides whether a saved fit can be reused."""
         priors = self.mixture.merged_priors(self.priors)
-        return {"K": k, "format": FIT_FORMAT} | asdict(self) | {"priors": priors}
+        identity = {"K": k, "format": FIT_FORMAT} | asdict(self) | {"priors": priors}
+        return json.loads(json.dumps(identity))  # as read back from a file: tuples -> lists
 
 
 def provenance() -> dict:
