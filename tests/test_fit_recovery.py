@@ -118,3 +118,26 @@ def test_chains_started_in_permuted_labellings_agree_after_relabelling(truth):
     )
     assert float(az.rhat(raw["means"]).max()) > 1.5  # as sampled: chains disagree on labels
     assert float(az.rhat(tree["posterior"]["means"].to_dataset()).to_array().max()) <= 1.01
+
+
+def test_row_order_does_not_change_the_profiles(truth, fitted):
+    """Same customers in another row order: same weights and means up to relabelling.
+
+    Tolerance is Monte Carlo error, not a guess: 5 x the combined MCSE of the two estimates.
+    """
+    order = np.random.default_rng(5).permutation(len(truth.x))
+    shuffled = fit_k(spec(), truth.x[order], 3, np.arange(len(truth.x))[order], FEATURES)
+    first, second = fitted["posterior"].to_dataset(), shuffled["posterior"].to_dataset()
+    match = match_to_truth(
+        second["means"].mean(("chain", "draw")).values,
+        first["means"].mean(("chain", "draw")).values,
+    )
+    second = second.isel(segment=match).assign_coords(segment=first["segment"])
+    for name in ("weights", "means"):
+        difference = abs(first[name].mean(("chain", "draw")) - second[name].mean(("chain", "draw")))
+        mcse = np.sqrt(az.mcse(first[name]) ** 2 + az.mcse(second[name]) ** 2)
+        assert bool((difference <= 5 * mcse).all()), name
+    # Assignments follow the customers, not the rows.
+    modal_first = fitted["assignments"]["modal_segment"].to_series()
+    modal_second = shuffled["assignments"]["modal_segment"].to_series().loc[modal_first.index]
+    assert adjusted_rand_score(modal_first, modal_second) >= 0.98
