@@ -1,0 +1,270 @@
+"""Report figures: profiles, revenue concentration, assignment uncertainty and MCMC diagnostics.
+
+The profile, revenue and uncertainty figures are drawn from the CSV tables the report writes
+(``profiles.csv``, ``segments.csv``, ``assignments.csv``), so a figure shows exactly the numbers
+in its table. The MCMC figures (trace, rank, energy) are ArviZ 1.x ``PlotCollection`` objects on
+the matplotlib backend, saved with ``PlotCollection.savefig``. Every interval drawn is a 94% HDI.
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+DPI = 90
+N_WORST = 8  # parameters shown in the trace and rank plots
+
+
+def segment_label(segment: int, name: str) -> str:
+    return f"{segment}: {name}"
+
+
+def profiles_figure(profiles: pd.DataFrame, unit: str, functional: str):
+    """Forest plot: per feature (panel) and segment (row) mean spend with its 94% HDI.
+
+    ``profiles`` has the columns of ``profiles.csv``. The last panel is total spend. Dashed line:
+    the model-implied population mean. Log x axis, so small segments' intervals stay visible.
+    """
+    features = list(dict.fromkeys(profiles["feature"]))
+    segments = profiles.drop_duplicates("segment").sort_values("segment")
+    labels = [
+        segment_label(s, n) for s, n in zip(segments["segment"], segments["name"], strict=True)
+    ]
+    panels = [*features, "total"]
+    columns = min(4, len(panels))
+    rows = int(np.ceil(len(panels) / columns))
+    height = max(2.0, 0.32 * len(segments) + 1.2)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(3.6 * columns + 1.2, height * rows), squeeze=False, sharey=True
+    )
+    y = np.arange(len(segments))[::-1]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, panel in zip(axes.flat, panels, strict=False):
+        if panel == "total":
+            table = segments
+            mean, low, high = "total_spend", "total_spend_hdi_low", "total_spend_hdi_high"
+            reference = float((segments["weight"] * segments["total_spend"]).sum())
+            title = "total (sum of features)"
+        else:
+            table = profiles[profiles["feature"] == panel].sort_values("segment")
+            mean, low, high = "mean_spend", "mean_spend_hdi_low", "mean_spend_hdi_high"
+            reference = float(table["implied_population_mean"].iloc[0])
+            title = panel
+        for row, (_, values) in enumerate(table.iterrows()):
+            color = colors[row % len(colors)]
+            axis.plot([values[low], values[high]], [y[row]] * 2, color=color, lw=2.2)
+            axis.plot(values[mean], y[row], "o", color=color, ms=5)
+        axis.axvline(reference, color="grey", ls="--", lw=1)
+        axis.set_xscale("log")
+        axis.xaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.6g}"))
+        axis.xaxis.set_minor_formatter(mticker.NullFormatter())
+        axis.set_title(title, fontsize=10)
+        axis.grid(alpha=0.3, axis="x")
+        axis.tick_params(labelsize=8)
+    for axis in axes[:, 0]:
+        axis.set_yticks(y, labels, fontsize=9)
+    for axis in list(axes.flat)[len(panels) :]:
+        axis.set_visible(False)
+    figure.suptitle(
+        f"Segment profiles: {functional} ({unit}), posterior mean and 94% HDI; "
+        "dashed = model-implied population mean; log scale",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    return figure
+
+
+def class_profiles_figure(profiles: pd.DataFrame):
+    """Latent classes: per variable (panel) and level (row), each class's probability of the level
+    with its 94% HDI (one colour per class), and the population share (grey cross).
+
+    ``profiles`` has the columns of a categorical ``profiles.csv``.
+    """
+    variables = list(dict.fromkeys(profiles["variable"]))
+    segments = profiles.drop_duplicates("segment").sort_values("segment")
+    n_classes = len(segments)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    columns = min(3, len(variables))
+    rows = int(np.ceil(len(variables) / columns))
+    most_levels = profiles.groupby("variable")["level"].nunique().max()
+    height = max(2.2, 0.18 * most_levels * max(n_classes, 2) + 0.8)
+    figure, axes = plt.subplots(rows, columns, figsize=(5.0 * columns, height * rows),
+                                squeeze=False)  # fmt: skip
+    offsets = (np.arange(n_classes) - (n_classes - 1) / 2) * min(0.8 / n_classes, 0.2)
+    for axis, variable in zip(axes.flat, variables, strict=False):
+        block = profiles[profiles["variable"] == variable]
+        levels = list(dict.fromkeys(block["level"]))
+        y = np.arange(len(levels))[::-1]
+        for position, (_, segment) in enumerate(segments.iterrows()):
+            rows_k = block[block["segment"] == segment["segment"]].set_index("level").loc[levels]
+            color = colors[position % len(colors)]
+            level_y = y - offsets[position]
+            axis.hlines(level_y, rows_k["probability_hdi_low"], rows_k["probability_hdi_high"],
+                        color=color, lw=2)  # fmt: skip
+            axis.plot(rows_k["probability"], level_y, "o", color=color, ms=4,
+                      label=segment_label(segment["segment"], segment["name"]))  # fmt: skip
+        shares = block.drop_duplicates("level").set_index("level").loc[levels, "population_share"]
+        axis.plot(shares, y, "x", color="grey", ms=7, mew=1.5, label="population share")
+        axis.set_yticks(y, levels, fontsize=8)
+        axis.set_xlim(0, 1)
+        axis.set_title(variable, fontsize=10)
+        axis.grid(alpha=0.3, axis="x")
+        axis.tick_params(axis="x", labelsize=8)
+    for axis in list(axes.flat)[len(variables) :]:
+        axis.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
+                  frameon=False)  # fmt: skip
+    figure.suptitle(
+        "Latent classes: probability of each level per class, posterior mean and 94% HDI",
+        fontsize=10,
+    )
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
+    return figure
+
+
+def revenue_figure(segments: pd.DataFrame):
+    """Share of customers (segment weight) beside share of revenue per segment, 94% HDIs."""
+    segments = segments.sort_values("segment")
+    labels = [
+        segment_label(s, n) for s, n in zip(segments["segment"], segments["name"], strict=True)
+    ]
+    y = np.arange(len(segments))[::-1]
+    figure, axis = plt.subplots(figsize=(8.5, max(2.4, 0.55 * len(segments) + 1.2)))
+    for offset, (quantity, label, color) in enumerate(
+        (("weight", "share of customers (weight)", "C0"),
+         ("revenue_share", "share of revenue", "C3"))
+    ):  # fmt: skip
+        values = segments[quantity].to_numpy()
+        errors = np.vstack(
+            [
+                values - segments[f"{quantity}_hdi_low"].to_numpy(),
+                segments[f"{quantity}_hdi_high"].to_numpy() - values,
+            ]
+        )
+        axis.barh(
+            y + 0.2 - 0.4 * offset,
+            values,
+            height=0.38,
+            color=color,
+            alpha=0.8,
+            xerr=errors,
+            capsize=3,
+            label=label,
+        )
+    axis.set_yticks(y, labels, fontsize=9)
+    axis.set_xlabel("share (posterior mean, bars: 94% HDI)")
+    axis.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    axis.grid(alpha=0.3, axis="x")
+    axis.legend(loc="lower right", fontsize=8)
+    axis.set_title("Revenue concentration by segment", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def uncertainty_figure(assignments: pd.DataFrame, names: pd.Series, threshold: float):
+    """Histograms of the modal segment's membership probability: posterior mean, lower HDI bound.
+
+    Stacked by modal segment; the dotted line is the ``precise`` threshold on the lower bound.
+    """
+    figure, axes = plt.subplots(1, 2, figsize=(11, 3.4), sharey=True)
+    bins = np.linspace(0, 1, 41)
+    segments = sorted(assignments["segment"].unique())
+    for axis, column, title in (
+        (axes[0], "probability", "membership probability of the modal segment (posterior mean)"),
+        (axes[1], "probability_hdi_low", "lower bound of its 94% HDI"),
+    ):
+        stacks = [assignments.loc[assignments["segment"] == k, column] for k in segments]
+        axis.hist(
+            stacks,
+            bins=bins,
+            stacked=True,
+            label=[segment_label(k, names.get(k, "")) for k in segments],
+        )
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("probability")
+        axis.grid(alpha=0.3)
+    axes[1].axvline(threshold, color="black", ls=":", lw=1.5)
+    precise = int((assignments["probability_hdi_low"] >= threshold).sum())
+    axes[1].text(
+        threshold - 0.01,
+        0.97,
+        f"precise (>= {threshold:g}) →",
+        transform=axes[1].get_xaxis_transform(),
+        ha="right",
+        va="top",
+        fontsize=8,
+    )
+    axes[0].set_ylabel("customers")
+    axes[0].legend(fontsize=8, loc="upper left")
+    figure.suptitle(
+        f"Assignment uncertainty: {precise} of {len(assignments)} customers precise", fontsize=10
+    )
+    figure.tight_layout()
+    return figure
+
+
+def worst_parameters(posterior: xr.DataTree | xr.Dataset, variables, n: int = N_WORST):
+    """The ``n`` scalar parameters with the highest R-hat as a flat Dataset (chain, draw).
+
+    Variables are named like ``means[2, MntWines]`` so the panels say which element they show.
+    """
+    posterior = posterior.to_dataset() if isinstance(posterior, xr.DataTree) else posterior
+    rhat = az.rhat(posterior[list(variables)])
+    candidates = []
+    for name in variables:
+        series = rhat[name].to_series() if rhat[name].ndim else pd.Series([float(rhat[name])])
+        for key, value in series.items():
+            candidates.append((float(value), name, key if isinstance(key, tuple) else (key,)))
+    candidates.sort(key=lambda c: -np.nan_to_num(c[0], nan=np.inf))
+    chosen = {}
+    for _, name, key in candidates[:n]:
+        variable = posterior[name]
+        dims = [d for d in variable.dims if d not in ("chain", "draw")]
+        selection = dict(zip(dims, key, strict=True)) if dims else {}
+        label = f"{name}[{', '.join(str(v) for v in key)}]" if dims else name
+        chosen[label] = variable.sel(selection).drop_vars(list(selection), errors="ignore")
+    return xr.Dataset(chosen)
+
+
+def _save_collection(collection, path, dpi: int = DPI) -> None:
+    collection.savefig(path, dpi=dpi, format="png")
+    plt.close("all")
+
+
+def trace_rank_figures(posterior, variables, trace_path, rank_path) -> list[str]:
+    """ArviZ trace and rank plots of the :data:`N_WORST` parameters with the highest R-hat."""
+    flat = worst_parameters(posterior, variables)
+    tree = xr.DataTree.from_dict({"posterior": flat})
+    rows = int(np.ceil(len(flat.data_vars) / 4))
+    figure_kwargs = {"figsize": (13, 2.4 * rows + 0.4), "layout": "constrained"}
+    trace = az.plot_trace(tree, backend="matplotlib", figure_kwargs=dict(figure_kwargs))
+    _save_collection(trace, trace_path)
+    rank = az.plot_rank(tree, backend="matplotlib", figure_kwargs=dict(figure_kwargs))
+    _save_collection(rank, rank_path)
+    return list(flat.data_vars)
+
+
+def energy_figure(sample_stats, path) -> None:
+    """ArviZ energy plot (marginal vs transition energy, with E-BFMI per chain)."""
+    sample_stats = (
+        sample_stats.to_dataset() if isinstance(sample_stats, xr.DataTree) else sample_stats
+    )
+    tree = xr.DataTree.from_dict({"sample_stats": sample_stats[["energy"]]})
+    collection = az.plot_energy(
+        tree, backend="matplotlib", figure_kwargs={"figsize": (7, 3.2), "layout": "constrained"}
+    )
+    _save_collection(collection, path)
+
+
+def save(figure, path, dpi: int = DPI) -> None:
+    figure.savefig(path, dpi=dpi, format="png")
+    plt.close(figure)

@@ -1,0 +1,1054 @@
+"""``segment report``: profiles, assignments and one self-contained HTML report for a run directory.
+
+Two stages, so that every number in the report is traceable to a CSV in the run directory:
+
+1. :func:`write_outputs` reads the chosen fit (and, for the split tables, the modal assignments of
+   every fitted K) and writes the tables (:data:`TABLES`) and the figures (``figures/*.png``).
+2. :func:`render` builds ``report.html`` from those CSVs and PNGs only (plus ``baseline.csv``,
+   ``comparison.csv`` and ``diagnostics.csv`` written by the earlier steps). Every number shown is
+   a ``<span class="n">`` that names its CSV, row (0-based data row), column and exact value, so
+   a test can check each one against the file. Figures are embedded as base64 PNG; nothing is
+   fetched from the network. Every string that comes from data is HTML-escaped.
+
+The chosen K is the row of ``comparison.csv`` with ``chosen == True`` unless ``--k`` overrides it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import itertools
+import json
+import math
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from analysis import figures
+from analysis.errors import InputError
+from analysis.fit import load_fit, saved_attrs
+from analysis.paths import RunPaths, atomic_path
+from analysis.profiles import (
+    FUNCTIONAL,
+    HDI_PROB,
+    PRECISE_THRESHOLD,
+    TIER_RULE,
+    assignment_table,
+    fit_config,
+    fit_transform_of,
+    is_categorical,
+    observed_spend,
+    segment_counts,
+    segment_profiles,
+)
+from models import MIXTURES
+
+# Tables the report step writes beside profiles.csv and assignments.csv (names in the run dir).
+DATA_SUMMARY = "data_summary.csv"
+SEGMENTS = "segments.csv"
+SPLITS = "splits.csv"
+SETTINGS = "settings.csv"
+ZERO_SHARE = "zero_share.csv"
+LEVEL_SHARES = "level_shares.csv"
+TABLES = (
+    "profiles.csv", "assignments.csv", DATA_SUMMARY, SEGMENTS, SPLITS, SETTINGS, ZERO_SHARE,
+    LEVEL_SHARES,
+)  # fmt: skip
+# Figures the report writes; baseline.png comes from `segment baseline`, COMPARE_FIGURES from
+# `segment compare` (shown when present).
+REPORT_FIGURES = (
+    "trace", "rank", "energy", "posterior_predictive", "prior_predictive",
+    "profiles", "revenue", "assignment_uncertainty",
+)  # fmt: skip
+COMPARE_FIGURES = ("compare", "elpd_vs_bic", "khat")
+# Units of the built-in datasets (a fit stores the dataset name, not its unit).
+UNITS = {"marketing": "MNT, 2 years", "dunnhumby-spend": "USD, 1 year"}
+ASSIGNMENT_PREVIEW = 10
+
+
+# --------------------------------------------------------------------------- stage 1: outputs
+
+
+def choose_k(paths: RunPaths, k: int | None) -> tuple[int, str]:
+    """The K to report and how it was chosen; InputError when there is none."""
+    fitted = fitted_ks(paths)
+    if not fitted:
+        raise InputError(f"{paths.fits_dir}: no fits found; run `segment fit --out {paths.root}`")
+    if k is not None:
+        if k not in fitted:
+            raise InputError(
+                f"--k {k}: no fit {paths.fit(k)} (fitted: {', '.join(map(str, fitted))})"
+            )
+        return k, "the --k option"
+    if not paths.comparison_csv.is_file():
+        raise InputError(
+            f"{paths.comparison_csv}: not found; run `segment compare --run {paths.root}` first "
+            "or pass --k"
+        )
+    comparison = pd.read_csv(paths.comparison_csv)
+    chosen = comparison.loc[comparison["chosen"].astype(str).str.lower() == "true", "K"]
+    if len(chosen) != 1:
+        raise InputError(
+            f"{paths.comparison_csv}: {len(chosen)} rows with chosen == True (need exactly one; "
+            "did every fit fail diagnostics?); pass --k to report one K anyway"
+        )
+    chosen_k = int(chosen.iloc[0])
+    if chosen_k not in fitted:
+        raise InputError(f"{paths.comparison_csv}: chosen K = {chosen_k} has no fit file")
+    return chosen_k, "comparison.csv"
+
+
+def fitted_ks(paths: RunPaths) -> list[int]:
+    """K of every readable fit in the run directory, sorted."""
+    ks = []
+    for path in paths.fits_dir.glob("K*.nc"):
+        try:
+            ks.append(int(saved_attrs(path)["config"]["K"]))
+        except (OSError, ValueError, KeyError):
+            continue
+    return sorted(ks)
+
+
+def data_summary(tree: xr.DataTree) -> pd.DataFrame:
+    """Per feature (and the total): customers, exact-zero share, mean, median, max (units)."""
+    spend = observed_spend(tree).round(6)  # the round trip through the transform is not exact
+    spend["total"] = spend.sum(axis=1)
+    return pd.DataFrame(
+        {
+            "feature": spend.columns,
+            "customers": len(spend),
+            "zero_share": (spend == 0).mean().to_numpy(),
+            "mean": spend.mean().to_numpy(),
+            "median": spend.median().to_numpy(),
+            "max": spend.max().to_numpy(),
+        }
+    )
+
+
+def categorical_summary(tree: xr.DataTree) -> pd.DataFrame:
+    """Per (variable, level) of a latent class fit: customers at that level and their share."""
+    from analysis.profiles import item_levels
+
+    indicators = tree["observed_data"]["x"].transpose("customer", ...).values
+    pairs = item_levels(tree)
+    return pd.DataFrame(
+        {
+            "variable": [v for v, _ in pairs],
+            "level": [level for _, level in pairs],
+            "customers": indicators.sum(axis=0).round().astype(int),
+            "share": indicators.mean(axis=0),
+        }
+    )
+
+
+def level_share_table(tree: xr.DataTree) -> pd.DataFrame:
+    """Posterior predictive check of a latent class fit: per level, observed share of customers
+    and the replicated share (mean and 94% HDI over posterior predictive data sets)."""
+    import arviz as az
+
+    from analysis.profiles import item_levels
+
+    observed = tree["observed_data"]["x"].mean("customer")
+    replicated = tree["posterior_predictive"]["x"].mean("customer")
+    hdi = az.hdi(replicated, prob=HDI_PROB)
+    pairs = item_levels(tree)
+    table = pd.DataFrame(
+        {
+            "variable": [v for v, _ in pairs],
+            "level": [level for _, level in pairs],
+            "observed": observed.values,
+            "replicated_mean": replicated.mean(("chain", "draw")).values,
+            "replicated_hdi_low": hdi.sel(ci_bound="lower").values,
+            "replicated_hdi_high": hdi.sel(ci_bound="upper").values,
+        }
+    )
+    table["inside_hdi"] = table["observed"].between(
+        table["replicated_hdi_low"], table["replicated_hdi_high"]
+    )
+    return table
+
+
+def modal_segments_and_names(path: Path) -> tuple[pd.Series, dict[int, str]]:
+    """Modal segment per customer and segment names of a saved fit, without loading all draws."""
+    with xr.open_datatree(path, engine="h5netcdf") as tree:
+        modal = tree["assignments"]["modal_segment"].load()
+        segments, _ = segment_profiles(tree)
+    names = dict(zip(segments["segment"].astype(int), segments["name"], strict=True))
+    return pd.Series(modal.values.astype(int), index=modal["customer"].values), names
+
+
+def split_table(paths: RunPaths, ks: list[int]) -> pd.DataFrame:
+    """Customers per (segment at K, segment at the next fitted K) for consecutive fitted K.
+
+    Every combination is a row (zeros included). Columns K_from, segment_from, name_from, K_to,
+    segment_to, name_to, customers; names as :func:`~analysis.profiles.segment_names` gives them
+    for that K's fit.
+    """
+    fitted = {k: modal_segments_and_names(paths.fit(k)) for k in ks}
+    rows = []
+    for k_from, k_to in itertools.pairwise(ks):
+        (modal_from, names_from), (modal_to, names_to) = fitted[k_from], fitted[k_to]
+        joined = pd.concat({"a": modal_from, "b": modal_to}, axis=1, join="inner")
+        counts = joined.value_counts()
+        for a in range(k_from):
+            for b in range(k_to):
+                rows.append(
+                    {"K_from": k_from, "segment_from": a, "name_from": names_from.get(a, ""),
+                     "K_to": k_to, "segment_to": b, "name_to": names_to.get(b, ""),
+                     "customers": int(counts.get((a, b), 0))}
+                )  # fmt: skip
+    columns = ["K_from", "segment_from", "name_from", "K_to", "segment_to", "name_to", "customers"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def settings_table(tree: xr.DataTree, chosen: int, how: str, ks, threshold: float):
+    """(item, value) rows: what was fitted and how the report was made."""
+    config = fit_config(tree)
+    provenance = json.loads(tree.attrs.get("segment_provenance", "{}"))
+    transform = config["transform"]["name"]
+    categorical = is_categorical(tree)
+    rows = {
+        "dataset": config["dataset"],
+        "source": config["source"],
+        "data kind": "categorical" if categorical else "continuous",
+        "customers": tree["observed_data"].sizes["customer"],
+        "unit": "categories" if categorical else UNITS.get(config["dataset"], "input units"),
+        "model": config["model"],
+        "transform": transform,
+        "options": json.dumps(config.get("options", {})),
+        "priors": json.dumps(config.get("priors", {})),
+        "K fitted": ", ".join(map(str, ks)),
+        "K reported": chosen,
+        "K chosen by": how,
+        "chains": config["sampler"]["chains"],
+        "tune": config["sampler"]["tune"],
+        "draws": config["sampler"]["draws"],
+        "seed": config["sampler"]["seed"],
+        "sampler": config["sampler"]["sampler"],
+        "interval": f"{HDI_PROB:.0%} HDI (highest density interval) over posterior draws",
+        "spend functional": "n/a" if categorical else FUNCTIONAL.get(transform, "model units"),
+        "tier rule": "n/a (no spend)" if categorical else TIER_RULE,
+        "precise threshold": threshold,
+        "fit git commit": provenance.get("git_commit", "unknown"),
+        "fit packages": json.dumps(provenance.get("versions", {})),
+        "report written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    return pd.DataFrame({"item": list(rows), "value": list(rows.values())})
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)
+
+
+def save_figure(figure, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        figures.save(figure, temporary)
+
+
+def write_outputs(
+    paths: RunPaths, chosen: int, how: str, threshold: float = PRECISE_THRESHOLD, progress=None
+) -> None:
+    """Write every table in :data:`TABLES` and the report figures for the chosen K."""
+
+    def say(message: str) -> None:
+        if progress is not None:
+            print(f"report: {message}", file=progress, flush=True)
+
+    say(f"loading {paths.fit(chosen)}")
+    tree = load_fit(paths.fit(chosen))
+    ks = fitted_ks(paths)
+    segments, profiles = segment_profiles(tree)
+    assignments = assignment_table(tree, segments.set_index("segment")["tier"], threshold)
+    segments = segments.merge(segment_counts(assignments, segments["segment"]), on="segment")
+    categorical = is_categorical(tree)
+    tables = {
+        "profiles.csv": profiles,
+        "assignments.csv": assignments,
+        SEGMENTS: segments,
+        DATA_SUMMARY: categorical_summary(tree) if categorical else data_summary(tree),
+        SPLITS: split_table(paths, ks),
+        SETTINGS: settings_table(tree, chosen, how, ks, threshold),
+    }
+    if categorical:
+        tables[LEVEL_SHARES] = level_share_table(tree)
+    else:
+        from analysis.checks import zero_share_table
+
+        tables[ZERO_SHARE] = zero_share_table(tree, fit_transform_of(tree)).reset_index()
+    for name in TABLES:  # a table this kind of fit does not have must not linger from before
+        if name not in tables:
+            (paths.root / name).unlink(missing_ok=True)
+    for name, frame in tables.items():
+        write_csv(frame, paths.root / name)
+    say("tables written: " + ", ".join(tables))
+
+    config = fit_config(tree)
+    paths.figures_dir.mkdir(parents=True, exist_ok=True)
+    for name in REPORT_FIGURES:
+        paths.figure(name).unlink(missing_ok=True)
+    if categorical:
+        save_figure(figures.class_profiles_figure(profiles), paths.figure("profiles"))
+    else:
+        unit = UNITS.get(config["dataset"], "input units")
+        log = config["transform"]["name"] == "log-standardize"
+        functional = "implied mean spend" if log else "mean spend"
+        save_figure(figures.profiles_figure(profiles, unit, functional), paths.figure("profiles"))
+        save_figure(figures.revenue_figure(segments), paths.figure("revenue"))
+    names = segments.set_index("segment")["name"]
+    save_figure(
+        figures.uncertainty_figure(assignments, names, threshold),
+        paths.figure("assignment_uncertainty"),
+    )
+    say("profile and assignment figures written")
+    diagnosed = [v for v in MIXTURES[config["model"]].diagnosed if v in tree["posterior"]]
+    with atomic_path(paths.figure("trace")) as trace, atomic_path(paths.figure("rank")) as rank:
+        figures.trace_rank_figures(tree["posterior"], diagnosed, trace, rank)
+    with atomic_path(paths.figure("energy")) as energy:
+        figures.energy_figure(tree["sample_stats"], energy)
+    say("trace, rank and energy figures written")
+    if not categorical:
+        from analysis.checks import predictive_figure
+
+        for group in ("posterior_predictive", "prior_predictive"):
+            if group in tree.children:
+                save_figure(predictive_figure(tree, group), paths.figure(group))
+        say("predictive check figures written")
+
+
+# --------------------------------------------------------------------------- stage 2: HTML
+
+
+def esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+INTEGER_COLUMNS = {
+    "K", "K_from", "K_to", "segment", "segment_from", "segment_to", "seed", "customers",
+    "precise", "broad", "divergences", "pareto_k_bad", "n_params", "pareto_k_remaining",
+    "pareto_k_good", "pareto_k_very_bad",
+}  # fmt: skip
+ID_COLUMNS = {"customer_id", "customer"}
+DECIMALS = {
+    "min_ess_bulk": 0, "min_ess_tail": 0, "seconds": 0, "max_rhat": 3, "min_bfmi": 3,
+    "customer_share": 3, "zero_share": 4, "observed": 4, "replicated_mean": 4,
+    "replicated_hdi_low": 4, "replicated_hdi_high": 4, "index": 2, "k_threshold": 2,
+    "lift": 2, "share": 3, "population_share": 3,
+}  # fmt: skip
+THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability")
+
+
+def decimals_for(column: str) -> int | None:
+    """Display decimals of a CSV column (None: integer with thousands separators).
+
+    Shares and probabilities 3 (zero shares 4), ratios 2, ESS and seconds 0, everything else
+    (spend, elpd and its SE, p_loo, BIC/AIC/ICL, log-likelihood) 1.
+    """
+    if column in INTEGER_COLUMNS:
+        return None
+    if column in DECIMALS:
+        return DECIMALS[column]
+    if column.startswith(THREE_DECIMAL_PREFIXES) or (
+        column.startswith("p_") and column[2:].isdigit()
+    ):
+        return 3
+    if column.startswith("spend_ratio"):
+        return 2
+    return 1
+
+
+class Source:
+    """One CSV of the run directory, read back, whose values the report shows."""
+
+    def __init__(self, paths: RunPaths, name: str):
+        self.name = name
+        self.path = paths.root / name
+        self.frame = pd.read_csv(self.path) if self.path.is_file() else None
+
+    @property
+    def exists(self) -> bool:
+        return self.frame is not None
+
+    def num(self, row: int, column: str, decimals: int | str | None = "auto") -> str:
+        """A traced number: the span names this CSV, the row, column and exact value."""
+        value = self.frame.at[row, column]
+        if decimals == "auto":
+            decimals = decimals_for(column)
+        if isinstance(value, (bool, np.bool_)):
+            text = "yes" if value else "no"
+        elif isinstance(value, float) and math.isnan(value):
+            text = "n/a"
+        elif decimals is None and float(value).is_integer():
+            text = f"{int(value):,}"
+        else:
+            text = f"{float(value):,.{decimals if decimals is not None else 3}f}"
+        exact = value if isinstance(value, str) else repr(_plain(value))
+        return (
+            f'<span class="n" data-src="{esc(self.name)}" data-row="{row}" '
+            f'data-col="{esc(column)}" data-value="{esc(exact)}" '
+            f'title="{esc(self.name)}, row {row}, {esc(column)}">{text}</span>'
+        )
+
+    def interval(self, row: int, column: str) -> str:
+        """'mean [low, high]' with the columns ``column``, ``column_hdi_low/high``."""
+        return (
+            f'{self.num(row, column)} <span class="hdi">[{self.num(row, column + "_hdi_low")}, '
+            f"{self.num(row, column + '_hdi_high')}]</span>"
+        )
+
+    def text(self, row: int, column: str) -> str:
+        """A traced string cell, HTML-escaped."""
+        return (
+            f'<span class="t" data-src="{esc(self.name)}" data-row="{row}" '
+            f'data-col="{esc(column)}">{esc(self.frame.at[row, column])}</span>'
+        )
+
+
+def _is_number(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+
+
+def _plain(value):
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def table(source: Source, columns, headers=None, rows=None, row_class=None, text_columns=()):
+    """An HTML table of ``columns`` of ``source``; numbers traced, strings escaped.
+
+    ``columns`` items are CSV column names or (header, callable(row) -> html) pairs; ``hdi``
+    columns ("weight~hdi") render 'mean [low, high]'.
+    """
+    frame = source.frame
+    rows = range(len(frame)) if rows is None else rows
+    head = []
+    for index, column in enumerate(columns):
+        if isinstance(column, tuple):
+            head.append(column[0])
+        else:
+            label = headers[index] if headers else column.replace("~hdi", "")
+            head.append(label)
+    out = [f'<div class="scroll"><table data-source="{esc(source.name)}"><thead><tr>']
+    out += [f"<th>{esc(h)}</th>" for h in head]
+    out.append("</tr></thead><tbody>")
+    for row in rows:
+        css = f' class="{row_class(row)}"' if row_class and row_class(row) else ""
+        out.append(f"<tr{css}>")
+        for column in columns:
+            if isinstance(column, tuple):
+                out.append(f"<td>{column[1](row)}</td>")
+            elif column.endswith("~hdi"):
+                out.append(f'<td class="num">{source.interval(row, column[:-4])}</td>')
+            elif column in text_columns or column in ID_COLUMNS or not _is_number(frame[column]):
+                out.append(f"<td>{source.text(row, column)}</td>")
+            else:
+                out.append(f'<td class="num">{source.num(row, column)}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def image(paths: RunPaths, name: str, caption: str) -> str:
+    """The figure ``figures/<name>.png`` embedded as base64, or a note that it is missing."""
+    path = paths.figure(name)
+    if not path.is_file():
+        return f'<p class="missing">Figure {esc(path.name)} not found in the run directory.</p>'
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{esc(caption)}" '
+        f'data-file="{esc(path.name)}"><figcaption>{esc(caption)}</figcaption></figure>'
+    )
+
+
+def missing(name: str, step: str) -> str:
+    return f'<p class="missing">{esc(name)} not found: run <code>{esc(step)}</code>.</p>'
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1280px;
+margin:0 auto;padding:1.5em 2em;color:#222;line-height:1.45}
+h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;
+margin-top:2em}h3{margin-top:1.4em}
+table{border-collapse:collapse;margin:.6em 0 1em;font-size:.88em}
+th,td{border:1px solid #ccc;padding:.25em .55em;vertical-align:top}
+th{background:#f2f2f2;text-align:left}td.num{text-align:right;white-space:nowrap}
+tr.chosen td{background:#e6f4ea;font-weight:600}tr.failed td{background:#fde8e8}
+.hdi{color:#666}.missing{color:#a00}.note{color:#555;font-size:.92em}
+figure{margin:.8em 0 1.4em}img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.88em;color:#555}.banner{background:#fff4d6;border:1px solid #e0c060;
+padding:.6em 1em}nav ol{columns:2;font-size:.95em}code{background:#f4f4f4;padding:0 .2em}
+details{margin:.4em 0}summary{cursor:pointer}.scroll{overflow-x:auto;max-width:100%}
+"""
+
+
+def render(paths: RunPaths) -> str:
+    """The report as one HTML string, from the run directory's CSVs and PNGs only."""
+    src = {
+        name: Source(paths, name)
+        for name in (*TABLES, "baseline.csv", "comparison.csv", "diagnostics.csv")
+    }
+    settings = src[SETTINGS]
+    if not settings.exists:
+        raise InputError(f"{settings.path}: not found; run `segment report --run {paths.root}`")
+    item = {value: row for row, value in enumerate(settings.frame["item"])}
+
+    def setting(name: str) -> str:
+        return settings.text(item[name], "value")
+
+    categorical = "data kind" in item and settings.frame.at[item["data kind"], "value"] == (
+        "categorical"
+    )
+    chosen = int(settings.frame.at[item["K reported"], "value"])
+    chosen_html = settings.num(item["K reported"], "value", None)
+    dataset = setting("dataset")
+    page_title = esc(settings.frame.at[item["dataset"], "value"])  # <title> holds text only
+    sections = [
+        ("data", "Data", section_data(src, setting, item, categorical)),
+        ("baseline", "Baseline: scikit-learn GMM and BIC", section_baseline(paths, src)),
+        ("choice", "Choosing K", section_choice(paths, src, chosen, chosen_html, setting, item)),
+        ("diagnostics", "Convergence diagnostics", section_diagnostics(paths, src, chosen)),
+        ("checks", "Predictive checks", section_checks(paths, src, categorical)),
+        ("profiles", "Segment profiles", section_profiles(paths, src, setting, categorical)),
+        ("revenue", "Revenue concentration", section_revenue(paths, src, categorical)),
+        ("assignments", "Customer assignments", section_assignments(paths, src, setting, item)),
+        ("splits", "How segments split as K grows", section_splits(src, chosen)),
+        ("files", "Files in the run directory", section_files(paths)),
+    ]
+    nav = "".join(f'<li><a href="#{key}">{esc(title)}</a></li>' for key, title, _ in sections)
+    body = "".join(
+        f'<section id="{key}"><h2>{number}. {esc(title)}</h2>{content}</section>'
+        for number, (key, title, content) in enumerate(sections, start=1)
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Customer segments: {page_title}</title><style>{CSS}</style></head><body>"
+        f"<h1>Customer segments: {dataset}</h1>"
+        f'<p class="note">Run directory <code>{esc(paths.root)}</code>. Model '
+        f"<code>{setting('model')}</code> on <code>{setting('transform')}</code> features; "
+        f"reported K = {chosen_html} (chosen by {setting('K chosen by')}). Every interval is a "
+        f"{setting('interval')}. Every number below is read from a CSV in the run directory "
+        "(hover a number to see which: each one carries its file, row and column).</p>"
+        f"<nav><ol>{nav}</ol></nav>{body}</body></html>\n"
+    )
+
+
+def section_data(src, setting, item, categorical: bool) -> str:
+    summary = src[DATA_SUMMARY]
+    settings = src[SETTINGS]
+    rows = [
+        "dataset", "source", "data kind", "customers", "unit", "model", "transform", "options",
+        "K fitted", "chains",
+        "tune", "draws", "seed", "sampler", "priors", "fit git commit", "fit packages",
+        "report written",
+    ]  # fmt: skip
+    settings_rows = [item[name] for name in rows if name in item]
+    if categorical:
+        described = (
+            "<p>Categorical answers: customers and share of customers per level of each "
+            "variable (missing answers are their own level).</p>"
+            + table(summary, ["variable", "level", "customers", "share"])
+        )
+    else:
+        described = (
+            f"<p>{summary.num(0, 'customers')} customers. Spend per feature ({setting('unit')}) "
+            "as the model saw it (model-scale data mapped back through the transform); "
+            "zero_share = share of customers with exactly 0.</p>"
+            + table(summary, ["feature", "customers", "zero_share", "mean", "median", "max"])
+        )
+    out = [
+        described,
+        "<h3>Fit settings</h3>",
+        table(
+            settings, ["item", ("value", lambda r: _setting_value(settings, r))], rows=settings_rows
+        ),
+    ]
+    return "".join(out)
+
+
+def _setting_value(settings: Source, row: int) -> str:
+    value = settings.frame.at[row, "value"]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return settings.text(row, "value")
+    if math.isnan(number):
+        return settings.text(row, "value")
+    return settings.num(row, "value", None if number.is_integer() else 3)
+
+
+def section_baseline(paths, src) -> str:
+    baseline = src["baseline.csv"]
+    if not baseline.exists:
+        return missing("baseline.csv", f"segment baseline --out {paths.root}")
+    frame = baseline.frame
+    out = [
+        "<p>The classic recipe: scikit-learn <code>GaussianMixture</code> (EM) for every K, "
+        "several seeds, scored by BIC, AIC and ICL (lower is better). Minimum per seed and "
+        "criterion:</p>"
+    ]
+    best_rows = []
+    for _, group in frame.groupby(["covariance_type", "seed"], sort=True):
+        best_rows.append(
+            {c: int(group[c].idxmin()) for c in ("bic", "aic", "icl")} | {"first": group.index[0]}
+        )
+    out.append(
+        '<table data-source="baseline.csv"><thead><tr><th>covariance</th><th>seed</th>'
+        "<th>min-BIC K</th><th>BIC</th><th>min-AIC K</th><th>min-ICL K</th></tr></thead><tbody>"
+    )
+    for best in best_rows:
+        first = best["first"]
+        out.append(
+            f"<tr><td>{baseline.text(first, 'covariance_type')}</td>"
+            f'<td class="num">{baseline.num(first, "seed")}</td>'
+            f'<td class="num">{baseline.num(best["bic"], "K")}</td>'
+            f'<td class="num">{baseline.num(best["bic"], "bic")}</td>'
+            f'<td class="num">{baseline.num(best["aic"], "K")}</td>'
+            f'<td class="num">{baseline.num(best["icl"], "K")}</td></tr>'
+        )
+    out.append("</tbody></table>")
+    out.append(
+        "<details><summary>All baseline fits (baseline.csv)</summary>"
+        + table(
+            baseline,
+            [
+                "K",
+                "seed",
+                "covariance_type",
+                "bic",
+                "aic",
+                "icl",
+                "loglik",
+                "n_params",
+                "converged",
+            ],
+        )
+        + "</details>"
+    )
+    out.append(image(paths, "baseline", "Baseline: BIC, AIC and ICL against K, one line per seed"))
+    return "".join(out)
+
+
+def section_choice(paths, src, chosen, chosen_html, setting, item) -> str:
+    comparison = src["comparison.csv"]
+    if not comparison.exists:
+        return (
+            missing("comparison.csv", f"segment compare --run {paths.root}")
+            + f"<p>K = {chosen_html} was chosen by {setting('K chosen by')}.</p>"
+        )
+    frame = comparison.frame
+    shown = (
+        "K", "status", "chosen", "elpd_loo", "se_loo", "p_loo", "elpd_diff", "dse", "weight",
+        "loo_method", "pareto_k_bad", "pareto_k_remaining", "elpd_waic", "se_waic",
+        "gmm_heldout_elpd", "bic", "bic_spread", "bic_chosen",
+    )  # fmt: skip
+    columns = [c for c in shown if c in frame.columns]
+
+    def row_class(row):
+        if frame.at[row, "K"] == chosen:
+            return "chosen"
+        return "failed" if str(frame.at[row, "status"]) != "ok" else ""
+
+    overridden = ""
+    if src[SETTINGS].frame.at[item["K chosen by"], "value"] != "comparison.csv":
+        overridden = (
+            f'<p class="banner">The reported K = {chosen_html} was set by '
+            f"{setting('K chosen by')}, not by this comparison.</p>"
+        )
+    out = [
+        overridden,
+        "<p>Bayesian fits compared by PSIS-LOO (elpd_loo, higher is better; elpd_diff and dse "
+        "against the best, weight = stacking weight) and WAIC, beside the baseline's BIC, AIC "
+        "and ICL at the same K (bic_spread: range over seeds; gmm_heldout_elpd: the EM GMM's "
+        "10-fold held-out log density, the same yardstick as elpd_loo). Fits that failed "
+        "convergence diagnostics (red) are not eligible. Highlighted: the reported K.</p>",
+        table(comparison, columns, row_class=row_class),
+        "<h3>Why this K</h3>",
+        reasoning(comparison),
+    ]
+    for name in COMPARE_FIGURES:
+        if paths.figure(name).is_file():
+            out.append(image(paths, name, f"Comparison figure: {name.replace('_', ' ')}"))
+    return "".join(out)
+
+
+def _is_true(value) -> bool:
+    return str(value).strip().lower() in ("true", "1", "yes")
+
+
+def reasoning(comparison: Source) -> str:
+    """The decision rule of ``segment compare`` and its outcome; every number traced."""
+    try:
+        from analysis.compare import RULE_SE
+    except ImportError:  # pragma: no cover - compare is part of the pipeline
+        RULE_SE = 2.0
+    frame = comparison.frame
+    num = comparison.num
+    items = [
+        f"Rule: among fits that passed diagnostics, the smallest K whose elpd_loo is within "
+        f"{RULE_SE:g} &times; dse of the best (elpd_diff &ge; &minus;{RULE_SE:g} dse): "
+        "parsimony under the uncertainty of the comparison."
+    ]
+    chosen_rows = frame.index[frame["chosen"].map(_is_true)]
+    chosen_row = chosen_rows[0] if len(chosen_rows) else None
+    ok = frame[frame["status"].astype(str) == "ok"]
+    if chosen_row is None or not len(ok):
+        items.append("No K chosen: no fit passed its diagnostics.")
+    else:
+        chosen_html = num(chosen_row, "K")
+        best = int(ok["elpd_loo"].idxmax())
+        items.append(
+            f"Best elpd_loo among fits that passed: K = {num(best, 'K')}, "
+            f"{num(best, 'elpd_loo')} (SE {num(best, 'se_loo')})."
+        )
+        if best == chosen_row:
+            items.append(f"Chosen K = {chosen_html}: the best fit itself.")
+        else:
+            items.append(
+                f"Chosen K = {chosen_html}: elpd_diff {num(chosen_row, 'elpd_diff')} with dse "
+                f"{num(chosen_row, 'dse')}, inside the {RULE_SE:g}-dse band."
+            )
+        smaller = ok[ok["K"] < frame.at[chosen_row, "K"]]
+        if len(smaller):
+            items.append(
+                "Smaller K rejected (outside the band): "
+                + "; ".join(
+                    f"K = {num(r, 'K')}: elpd_diff {num(r, 'elpd_diff')}, dse {num(r, 'dse')}"
+                    for r in smaller.index
+                )
+                + "."
+            )
+        if "loo_reliable" in frame and not _is_true(frame.at[chosen_row, "loo_reliable"]):
+            items.append(
+                f"Caution: {num(chosen_row, 'pareto_k_remaining')} customer(s) keep a Pareto k "
+                f"above {num(chosen_row, 'k_threshold')} at the chosen K: its elpd_loo is not "
+                "reliable."
+            )
+    failed = frame[frame["status"].astype(str) != "ok"]
+    if len(failed):
+        listed = ", ".join(num(r, "K") for r in failed.index)
+        items.append(f"Never chosen because their diagnostics failed: K = {listed}.")
+    if "bic_chosen" in frame:
+        bic_rows = frame.index[frame["bic_chosen"].map(_is_true)]
+        if len(bic_rows):
+            b = bic_rows[0]
+            if chosen_row is None:
+                verdict = "there is no Bayesian choice to set it against"
+            else:
+                verdict = "it agrees" if b == chosen_row else "it disagrees"
+            items.append(
+                f"The baseline's BIC (best over seeds) is lowest at K = {num(b, 'K')} "
+                f"(BIC {num(b, 'bic')}, spread over seeds {num(b, 'bic_spread')}) among the "
+                f"fitted K: {verdict} with the Bayesian choice. comparison.md spells out the "
+                "argument."
+            )
+    return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def section_diagnostics(paths, src, chosen) -> str:
+    diagnostics = src["diagnostics.csv"]
+    if not diagnostics.exists:
+        return missing("diagnostics.csv", f"segment fit --out {paths.root}")
+    frame = diagnostics.frame
+
+    def row_class(row):
+        if frame.at[row, "K"] == chosen:
+            return "chosen" if frame.at[row, "status"] == "ok" else "failed"
+        return "failed" if frame.at[row, "status"] != "ok" else ""
+
+    def verdict(row):
+        status = str(frame.at[row, "status"])
+        return "pass" if status == "ok" else f"FAIL: {diagnostics.text(row, 'reason')}"
+
+    out = [
+        "<p>Pass = max R-hat &le; 1.01, bulk and tail ESS &ge; 400, no divergent transitions "
+        "and E-BFMI &ge; 0.3 on every chain (weights, means and scales, after relabelling).</p>",
+        table(
+            diagnostics,
+            [
+                "K",
+                ("result", verdict),
+                "max_rhat",
+                "min_ess_bulk",
+                "min_ess_tail",
+                "divergences",
+                "min_bfmi",
+                "seconds",
+            ],
+            row_class=row_class,
+        ),
+    ]
+    chosen_rows = frame.index[frame["K"] == chosen]
+    if len(chosen_rows) and frame.at[chosen_rows[0], "status"] != "ok":
+        out.append(
+            f'<p class="banner">The reported K = {diagnostics.num(chosen_rows[0], "K")} FAILED '
+            "its diagnostics: treat every number below as provisional.</p>"
+        )
+    out.append(
+        f"<h3>MCMC plots for K = {chosen}</h3><p>Trace and rank plots show the "
+        f"{figures.N_WORST} scalar parameters with the highest R-hat (all of them would be "
+        "unreadable); rank plots should be flat and overlapping across chains.</p>"
+    )
+    out.append(image(paths, "trace", f"Trace plot, K = {chosen}: worst-R-hat parameters"))
+    out.append(image(paths, "rank", f"Rank plot, K = {chosen}: worst-R-hat parameters"))
+    out.append(image(paths, "energy", f"Energy plot, K = {chosen}, with E-BFMI per chain"))
+    return "".join(out)
+
+
+def check_table(source: Source, labels: list[str]) -> str:
+    """Observed statistic against its replicated mean and 94% HDI (zero share, level share)."""
+
+    def interval(row):
+        return (
+            f"[{source.num(row, 'replicated_hdi_low')}, {source.num(row, 'replicated_hdi_high')}]"
+        )
+
+    def inside(row):
+        return "yes" if _is_true(source.frame.at[row, "inside_hdi"]) else "<b>no</b>"
+
+    columns = [*labels, "observed", "replicated_mean", ("replicated 94% HDI", interval),
+               ("observed inside HDI", inside)]  # fmt: skip
+    return table(source, columns)
+
+
+def section_checks(paths, src, categorical: bool) -> str:
+    if categorical:
+        shares = src[LEVEL_SHARES]
+        if not shares.exists:
+            return missing(LEVEL_SHARES, f"segment report --run {paths.root}")
+        return (
+            "<p>Posterior predictive check: the share of customers at each level, observed and "
+            "in data sets replicated from the posterior (mean and 94% HDI over replications). "
+            "A latent class model reproduces one-way shares easily; a miss flags a level the "
+            "classes cannot hold.</p>" + check_table(shares, ["variable", "level"])
+        )
+    zero = src[ZERO_SHARE]
+    out = [
+        "<p>Replicated data sets from the posterior against the observed data, per feature, on "
+        "the model scale (for log-standardize: standardized log1p(spend), so the spike on the "
+        "left of a panel is the customers with zero spend).</p>",
+        image(paths, "posterior_predictive", "Posterior predictive check per feature"),
+    ]
+    if zero.exists:
+        out.append(
+            "<h3>Zero-spend share</h3><p>Share of customers who spent less than one unit: "
+            "observed, and replicated (posterior predictive mean and 94% HDI). A Gaussian "
+            "mixture on log1p spend has no point mass at zero, so a miss here is expected "
+            "where the observed share is large.</p>" + check_table(zero, ["feature"])
+        )
+    if paths.figure("prior_predictive").is_file():
+        out.append(
+            "<h3>Prior predictive check</h3><p>Data sets drawn from the priors alone: they "
+            "should cover the observed data without being absurdly wide.</p>"
+            + image(paths, "prior_predictive", "Prior predictive check per feature")
+        )
+    else:
+        out.append(
+            '<p class="note">No prior predictive sample in this fit (fits saved before the '
+            "predictive checks were added carry only the posterior predictive one).</p>"
+        )
+    return "".join(out)
+
+
+NAME_RULE = (
+    "Names: the feature with the largest index (segment mean spend / model-implied population "
+    "mean) leads; 'all-round' when no feature stands out (largest index &lt; 1.5 &times; "
+    "smallest); 'low engagement' for a low-tier segment below the population on every feature."
+)
+CLASS_NAME_RULE = (
+    "Names: the (at most two) levels with the highest lift (class probability / population "
+    "share) among those the class has with probability &ge; 0.3 and lift &ge; 1.25; 'typical "
+    "mix' when none qualifies."
+)
+
+
+def section_profiles(paths, src, setting, categorical: bool) -> str:
+    segments = src[SEGMENTS]
+    profiles = src["profiles.csv"]
+    if categorical:
+        return "".join(
+            [
+                f"<p>Latent classes: per class the probability of each level of each variable, "
+                f"posterior mean and 94% HDI, beside the population share. {CLASS_NAME_RULE}</p>",
+                table(
+                    segments,
+                    ["segment", "name", "weight~hdi", "customers"],
+                    headers=["class", "name", "weight (share of customers)", "customers (modal)"],
+                ),
+                image(paths, "profiles", "Class profiles: level probabilities with 94% HDI"),
+                "<details open><summary>Level probabilities per class (profiles.csv)</summary>",
+                table(
+                    profiles,
+                    [
+                        "segment",
+                        "name",
+                        "variable",
+                        "level",
+                        "probability~hdi",
+                        "population_share",
+                        "lift",
+                    ],
+                    headers=[
+                        "class",
+                        "name",
+                        "variable",
+                        "level",
+                        "probability [94% HDI]",
+                        "population share",
+                        "lift",
+                    ],
+                ),
+                "</details>",
+            ]
+        )
+    segment_columns = ["segment", "name", "tier", "weight~hdi", "revenue_share~hdi",
+                       "total_spend~hdi", "spend_ratio~hdi", "customers"]  # fmt: skip
+    segment_headers = ["segment", "name", "tier", "weight (share of customers)", "revenue share",
+                       "total spend", "spend ratio", "customers (modal)"]  # fmt: skip
+    profile_columns = ["segment", "name", "feature", "mean_spend~hdi", "implied_population_mean",
+                       "observed_mean", "index"]  # fmt: skip
+    profile_headers = ["segment", "name", "feature", "mean spend [94% HDI]",
+                       "implied population mean", "observed mean", "index"]  # fmt: skip
+    return "".join(
+        [
+            f"<p>Spend functional: {setting('spend functional')}, in {setting('unit')}. "
+            f"Value tier: {setting('tier rule')}. {NAME_RULE}</p>",
+            table(segments, segment_columns, headers=segment_headers),
+            image(paths, "profiles", "Segment profiles: mean spend per feature with 94% HDI"),
+            "<details open><summary>Mean spend per segment and feature (profiles.csv)</summary>",
+            table(profiles, profile_columns, headers=profile_headers),
+            "</details>",
+        ]
+    )
+
+
+def section_revenue(paths, src, categorical: bool) -> str:
+    if categorical:
+        return "<p>Not applicable: categorical data carry no spend.</p>"
+    segments = src[SEGMENTS]
+    columns = ["segment", "name", "weight~hdi", "revenue_share~hdi", "customer_share"]
+    headers = ["segment", "name", "share of customers (weight)", "share of revenue",
+               "share of customers (modal assignment)"]  # fmt: skip
+    return (
+        "<p>Share of customers (segment weight) against expected share of revenue, "
+        "R<sub>k</sub> = w<sub>k</sub>&middot;T<sub>k</sub> / &Sigma;<sub>j</sub> "
+        "w<sub>j</sub>&middot;T<sub>j</sub> with T<sub>k</sub> the segment's implied mean "
+        "total spend, per posterior draw; posterior mean and 94% HDI.</p>"
+        + table(segments, columns, headers=headers)
+        + image(paths, "revenue", "Share of customers vs share of revenue, 94% HDIs")
+    )
+
+
+def section_assignments(paths, src, setting, item) -> str:
+    segments = src[SEGMENTS]
+    assignments = src["assignments.csv"]
+    settings = src[SETTINGS]
+    threshold = settings.num(item["precise threshold"], "value", 2)
+    p_columns = [c for c in assignments.frame.columns if c.startswith("p_")]
+    out = [
+        "<p>Each customer's modal segment (largest posterior-mean membership probability) with "
+        f"that probability and its 94% HDI. <b>precise</b>: lower HDI bound &ge; {threshold}; "
+        "<b>broad</b> otherwise (target precise customers with confidence; treat broad ones as "
+        "between segments). All customers are in <code>assignments.csv</code>.</p>",
+        table(
+            segments, ["segment", "name", "tier", "customers", "customer_share", "precise", "broad"]
+        ),
+        image(paths, "assignment_uncertainty", "Assignment uncertainty histograms"),
+        f"<h3>First {ASSIGNMENT_PREVIEW} rows of assignments.csv</h3>",
+        table(
+            assignments,
+            ["customer_id", "segment", "probability~hdi", "confidence", "tier", *p_columns],
+            headers=[
+                "customer_id",
+                "segment",
+                "probability [94% HDI]",
+                "confidence",
+                "tier",
+                *p_columns,
+            ],
+            rows=range(min(ASSIGNMENT_PREVIEW, len(assignments.frame))),
+        ),
+    ]
+    return "".join(out)
+
+
+def section_splits(src, chosen) -> str:
+    splits = src[SPLITS]
+    if not splits.exists or not len(splits.frame):
+        return "<p>Only one K was fitted: nothing to cross-tabulate.</p>"
+    frame = splits.frame
+    out = [
+        "<p>Customers by modal segment at K (rows) and at the next fitted K (columns), so a "
+        "segment that splits shows as one row spread over two columns. Segment numbers are each "
+        "fit's own labels; names follow the profile rule applied to that fit.</p>"
+    ]
+    for (k_from, k_to), block in frame.groupby(["K_from", "K_to"], sort=True):
+        involved = chosen in (k_from, k_to)
+        columns = block.drop_duplicates("segment_to").sort_values("segment_to")
+        head = "".join(
+            f"<th>K={k_to} · {splits.num(r, 'segment_to')}: {splits.text(r, 'name_to')}</th>"
+            for r in columns.index
+        )
+        rows = []
+        for _, row_block in block.groupby("segment_from", sort=True):
+            first = row_block.index[0]
+            cells = "".join(
+                f'<td class="num">{splits.num(r, "customers")}</td>'
+                for r in row_block.sort_values("segment_to").index
+            )
+            rows.append(
+                f"<tr><th>K={k_from} · {splits.num(first, 'segment_from')}: "
+                f"{splits.text(first, 'name_from')}</th>{cells}</tr>"
+            )
+        content = (
+            f'<table data-source="{SPLITS}"><thead><tr><th></th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
+        summary = f"K = {k_from} → K = {k_to}" + (" (includes the reported K)" if involved else "")
+        out.append(
+            f"<details{' open' if involved else ''}><summary>{summary}</summary>{content}</details>"
+        )
+    return "".join(out)
+
+
+def section_files(paths) -> str:
+    names = sorted(p.name for p in paths.root.glob("*.csv"))
+    return (
+        "<ul>"
+        + "".join(f"<li><code>{esc(n)}</code></li>" for n in names)
+        + "<li><code>figures/</code>: every figure above as PNG</li>"
+        + "<li><code>fits/K*.nc</code>: the fits (ArviZ DataTree, configuration in attrs)</li>"
+        + "</ul>"
+    )
+
+
+def build_report(
+    paths: RunPaths,
+    k: int | None = None,
+    threshold: float = PRECISE_THRESHOLD,
+    progress="stderr",
+) -> Path:
+    """Write the tables, the figures and ``report.html`` for the run directory; return its path.
+
+    ``progress``: a text stream for progress lines, None for none; "stderr" (the default) is
+    ``sys.stderr`` looked up at call time, so redirections apply.
+    """
+    if not paths.root.is_dir():
+        raise InputError(f"--run {paths.root}: not a directory")
+    if not 0 < threshold <= 1:
+        raise InputError(f"--precise-threshold: must be in (0, 1], got {threshold}")
+    progress = sys.stderr if progress == "stderr" else progress  # at call time: redirectable
+    chosen, how = choose_k(paths, k)
+    write_outputs(paths, chosen, how, threshold, progress)
+    document = render(paths)
+    with atomic_path(paths.report_html) as temporary:
+        temporary.write_text(document, encoding="utf-8")
+    return paths.report_html
