@@ -219,6 +219,43 @@ def command_fit(args: argparse.Namespace) -> None:
     print(f"wrote {paths.fits_dir}/K*.nc and {paths.diagnostics_csv}")
 
 
+def command_report(args: argparse.Namespace) -> None:
+    from analysis import report
+
+    path = report.build_report(RunPaths(args.run), args.k, args.precise_threshold)
+    print(f"wrote {args.run}/profiles.csv, assignments.csv and the other report tables")
+    print(f"report: {path}")
+
+
+def add_report_options(parser: argparse.ArgumentParser, k_option: str) -> None:
+    from analysis.profiles import PRECISE_THRESHOLD
+
+    group = parser.add_argument_group("report")
+    group.add_argument(
+        k_option,
+        dest="k" if k_option == "--k" else "report_k",
+        type=int,
+        help="report this K instead of the one comparison.csv chose",
+    )
+    group.add_argument(
+        "--precise-threshold",
+        type=float,
+        default=PRECISE_THRESHOLD,
+        help="'precise' assignment when the lower 94%% HDI bound of the modal segment's "
+        f"probability is >= this (default: {PRECISE_THRESHOLD})",
+    )
+
+
+def command_run(args: argparse.Namespace) -> None:
+    from analysis import pipeline
+
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"--out {args.out}: exists and is not a directory")
+    steps = {name for name in ("baseline", "fit", "compare", "report")
+             if f"command_{name}" in globals()}  # fmt: skip
+    pipeline.run(args, build_parser().parse_args, steps)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="segment", description=__doc__.splitlines()[0])
     steps = parser.add_subparsers(dest="step", required=True, parser_class=OneLineParser)
@@ -255,6 +292,51 @@ def build_parser() -> argparse.ArgumentParser:
     fitting.add_argument("--out", type=Path, required=True, help="run directory")
     add_fit_options(fitting)
     fitting.set_defaults(handler=command_fit)
+
+    reporting = steps.add_parser("report", help="profiles, assignments and report.html")
+    reporting.add_argument("--run", type=Path, required=True, help="run directory")
+    add_report_options(reporting, "--k")
+    reporting.set_defaults(handler=command_report)
+
+    from analysis.pipeline import DEFAULT_PRESET, PRESETS
+
+    main_job = steps.add_parser(
+        "run", help="the main job: baseline -> fit -> compare -> report into one directory"
+    )
+    main_job.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=DEFAULT_PRESET,
+        help="defaults for every option not given: "
+        + "; ".join(
+            f"{name}: " + ", ".join(f"{k}={v}" for k, v in preset.items())
+            for name, preset in PRESETS.items()
+        )
+        + f" (default: {DEFAULT_PRESET})",
+    )
+    main_job.add_argument("--out", type=Path, required=True, help="run directory")
+    main_job.add_argument(
+        "--figures-to",
+        type=Path,
+        help="also copy the main figures here as NAME_DATASET.png (make run: figures/)",
+    )
+    add_dataset_options(main_job)
+    main_job.add_argument("--k", help="K range of the Bayesian fits (preset)")
+    baseline_group = main_job.add_argument_group("baseline")
+    baseline_group.add_argument("--baseline-k", help="K range of the baseline sweep (preset)")
+    baseline_group.add_argument("--covariance-types", help="as in segment baseline")
+    baseline_group.add_argument("--n-init", type=int, help="EM starts per fit (preset)")
+    baseline_group.add_argument("--seeds", help="comma-separated EM seeds (preset)")
+    add_fit_options(main_job)
+    main_job.set_defaults(chains=None, draws=None, tune=None)
+    compare_group = main_job.add_argument_group("compare")
+    compare_group.add_argument("--kfold", type=int, metavar="FOLDS", help="as in segment compare")
+    compare_group.add_argument("--max-moment-match", type=int, help="as in segment compare")
+    compare_group.add_argument(
+        "--no-moment-match", action="store_true", help="as in segment compare"
+    )
+    add_report_options(main_job, "--report-k")
+    main_job.set_defaults(handler=command_run)
     return parser
 
 
