@@ -28,10 +28,13 @@ below the population on every feature. A K = 1 fit is "all customers".
 
 Categorical (latent class) fits
 -------------------------------
-Reserved: per class, the probability of each level of each variable with its 94% HDI, the
-population share of that level and the lift (probability / population share). Implemented once
-the latent class model exposes its item probabilities; :func:`segment_profiles` raises a clear
-error for a model it does not know.
+Per class k, variable j and level l: the class's probability of that level (``item_probs``,
+posterior mean and 94% HDI), the population share of the level (observed share of customers),
+and the lift = posterior-mean probability / population share. No spend, so no revenue share and
+no value tier (``tier`` is "n/a"). The name lists the (at most two) levels with the highest lift
+among those the class has with probability >= :data:`NAME_MIN_PROBABILITY` and lift >=
+:data:`NAME_MIN_LIFT`, e.g. "age 65+ · household_size 1"; "typical mix" when none qualifies;
+"all customers" for K = 1.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ PREMIUM_RATIO = 1.5
 LOW_RATIO = 0.5
 ALL_ROUND_SPREAD = 1.5  # largest / smallest feature index below this: no lead feature
 PRECISE_THRESHOLD = 0.95
+NAME_MIN_PROBABILITY = 0.5  # a level that describes most of the class
+NAME_MIN_LIFT = 1.25
+NO_TIER = "n/a"
 TIER_RULE = (
     f"tier from the posterior-mean spend ratio (segment's implied mean total spend / model-implied "
     f"population mean total spend): premium if >= {PREMIUM_RATIO}, low if <= {LOW_RATIO}, "
@@ -72,6 +78,12 @@ FEATURE_COLUMNS = (
     "implied_population_mean", "observed_mean", "index",
 )  # fmt: skip
 PROFILE_COLUMNS = (*SEGMENT_COLUMNS[:3], *FEATURE_COLUMNS, *SEGMENT_COLUMNS[3:])
+CATEGORICAL_SEGMENT_COLUMNS = SEGMENT_COLUMNS[:6]  # segment, name, tier, weight and its HDI
+CATEGORICAL_PROFILE_COLUMNS = (
+    "segment", "name", "variable", "level", "probability", "probability_hdi_low",
+    "probability_hdi_high", "population_share", "lift", "weight", "weight_hdi_low",
+    "weight_hdi_high",
+)  # fmt: skip
 
 
 def fit_config(tree: xr.DataTree) -> dict:
@@ -235,12 +247,93 @@ def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
     return segments, profiles[list(PROFILE_COLUMNS)]
 
 
+def is_categorical(tree: xr.DataTree) -> bool:
+    """True for a latent class fit (class item probabilities instead of spend means)."""
+    return "item_probs" in tree["posterior"].data_vars
+
+
+def item_levels(tree: xr.DataTree) -> list[tuple[str, str]]:
+    """(variable, level) of every ``item`` of a latent class fit, in item order."""
+    levels = fit_config(tree)["options"]["levels"]
+    pairs = [(str(v), str(level)) for v, lv in levels.items() for level in lv]
+    items = [str(i) for i in tree["posterior"]["item"].values]
+    if [f"{v}={level}" for v, level in pairs] != items:
+        raise ValueError("the fit's levels option does not match its item coordinate")
+    return pairs
+
+
+def class_names(lift: pd.DataFrame, probability: pd.DataFrame) -> pd.Series:
+    """Names of latent classes from (segment, item) lift and probability tables (item = var=lvl)."""
+    if len(lift) == 1:
+        return pd.Series(["all customers"], index=lift.index)
+    names = {}
+    for k in lift.index:
+        eligible = lift.loc[k][
+            (probability.loc[k] >= NAME_MIN_PROBABILITY) & (lift.loc[k] >= NAME_MIN_LIFT)
+        ]
+        top = eligible.sort_values(ascending=False).index[:2]
+        names[k] = " · ".join(item.replace("=", " ", 1) for item in top) or "typical mix"
+    names = pd.Series(names)
+    repeated = names.duplicated(keep=False)
+    names[repeated] = [f"{names[k]} #{k}" for k in names.index[repeated]]
+    return names
+
+
+def categorical_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Profiles of a latent class fit.
+
+    Returns
+    -------
+    segments : one row per class, :data:`CATEGORICAL_SEGMENT_COLUMNS` (tier is "n/a").
+    profiles : one row per (class, variable, level), :data:`CATEGORICAL_PROFILE_COLUMNS`.
+    """
+    posterior = tree["posterior"]
+    pairs = item_levels(tree)
+    items = [f"{v}={level}" for v, level in pairs]
+    weight = summarize(posterior["weights"])
+    probability = summarize(posterior["item_probs"])
+    share = tree["observed_data"]["x"].mean("customer").values
+    segment_ids = posterior["segment"].values.astype(int)
+    mean = pd.DataFrame(
+        probability["mean"].transpose("segment", "item").values, index=segment_ids, columns=items
+    )
+    lift = mean / share
+    segments = pd.DataFrame(
+        {
+            "segment": segment_ids,
+            "name": class_names(lift, mean).reindex(segment_ids).to_numpy(),
+            "tier": NO_TIER,
+            "weight": weight["mean"].values,
+            "weight_hdi_low": weight["low"].values,
+            "weight_hdi_high": weight["high"].values,
+        }
+    )
+    low = probability["low"].transpose("segment", "item").values
+    high = probability["high"].transpose("segment", "item").values
+    rows = []
+    for position, k in enumerate(segment_ids):
+        for j, (variable, level) in enumerate(pairs):
+            rows.append(
+                {
+                    "segment": k,
+                    "variable": variable,
+                    "level": level,
+                    "probability": mean.iat[position, j],
+                    "probability_hdi_low": float(low[position, j]),
+                    "probability_hdi_high": float(high[position, j]),
+                    "population_share": float(share[j]),
+                    "lift": lift.iat[position, j],
+                }
+            )
+    profiles = pd.DataFrame(rows).merge(segments.drop(columns="tier"), on="segment")
+    return segments, profiles[list(CATEGORICAL_PROFILE_COLUMNS)]
+
+
 def segment_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-segment and per-(segment, feature) profile tables for the fit's model."""
-    model = fit_config(tree)["model"]
-    if model == "gmm":
-        return continuous_profiles(tree)
-    raise ValueError(f"profiles: no profile rule for model '{model}' yet")
+    """Per-segment and per-(segment, feature or level) profile tables for the fit's model."""
+    if is_categorical(tree):
+        return categorical_profiles(tree)
+    return continuous_profiles(tree)
 
 
 def assignment_table(

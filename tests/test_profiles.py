@@ -17,6 +17,8 @@ import xarray as xr
 
 from analysis.assignments import summarize_memberships
 from analysis.profiles import (
+    CATEGORICAL_PROFILE_COLUMNS,
+    CATEGORICAL_SEGMENT_COLUMNS,
     PROFILE_COLUMNS,
     SEGMENT_COLUMNS,
     assignment_table,
@@ -24,6 +26,7 @@ from analysis.profiles import (
     mean_spend_draws,
     segment_counts,
     segment_names,
+    segment_profiles,
     short_feature_name,
     tier_of,
 )
@@ -224,3 +227,84 @@ def test_segment_counts_add_up(three):
     assert counts["customers"].sum() == len(table)
     assert (counts["precise"] + counts["broad"] == counts["customers"]).all()
     assert np.isclose(counts["customer_share"].sum(), 1.0)
+
+
+def constructed_class_fit(seed: int = 0) -> xr.DataTree:
+    """A latent class fit: two classes over two variables (3 and 2 levels), known probabilities."""
+    rng = np.random.default_rng(seed)
+    levels = {"age": ["young", "middle", "old"], "kids": ["no", "yes"]}
+    items = [f"{v}={level}" for v, lv in levels.items() for level in lv]
+    truth = np.array([[0.7, 0.2, 0.1, 0.2, 0.8], [0.1, 0.3, 0.6, 0.9, 0.1]])
+    shape = (CHAINS, DRAWS)
+    probs = np.concatenate(
+        [
+            rng.dirichlet(300 * truth[k, :3], size=shape)[..., None, :] for k in range(2)
+        ],  # age block per class
+        axis=-2,
+    )
+    kids = np.concatenate(
+        [rng.dirichlet(300 * truth[k, 3:], size=shape)[..., None, :] for k in range(2)], axis=-2
+    )
+    item_probs = np.concatenate([probs, kids], axis=-1)
+    n = 100
+    answers = np.zeros((n, 5))
+    answers[np.arange(n), rng.integers(0, 3, n)] = 1
+    answers[np.arange(n), 3 + (np.arange(n) < 30)] = 1  # 30% "yes"
+    membership = rng.dirichlet(np.full(2, 0.3), size=(CHAINS * DRAWS, n)).astype(np.float32)
+    tree = xr.DataTree.from_dict(
+        {
+            "posterior": xr.Dataset(
+                {
+                    "weights": (("chain", "draw", "segment"), rng.dirichlet([60, 40], size=shape)),
+                    "item_probs": (("chain", "draw", "segment", "item"), item_probs),
+                },
+                coords={"segment": [0, 1], "item": items},
+            ),
+            "observed_data": xr.Dataset(
+                {"x": (("customer", "item"), answers)},
+                coords={"customer": np.arange(n), "item": items},
+            ),
+            "assignments": summarize_memberships(membership, CHAINS, np.arange(n), np.arange(2)),
+        }
+    )
+    transform = FittedTransform(
+        "indicators", tuple(items), (0.0,) * 5, (1.0,) * 5, tuple(map(tuple, levels.values()))
+    )
+    tree.attrs["segment_config"] = json.dumps(
+        {
+            "K": 2,
+            "dataset": "constructed",
+            "model": "lca",
+            "transform": transform.to_config(),
+            "options": {"levels": levels},
+        }
+    )
+    return tree
+
+
+def test_class_profiles_probabilities_lift_and_names():
+    tree = constructed_class_fit()
+    segments, profiles = segment_profiles(tree)
+    assert list(profiles.columns) == list(CATEGORICAL_PROFILE_COLUMNS)
+    assert list(segments.columns) == list(CATEGORICAL_SEGMENT_COLUMNS)
+    assert len(profiles) == 2 * 5 and (segments["tier"] == "n/a").all()
+    probs = tree["posterior"]["item_probs"]
+    mean = probs.mean(("chain", "draw")).values.ravel()
+    np.testing.assert_allclose(profiles["probability"], mean)
+    hdi = az.hdi(probs, prob=0.94)
+    np.testing.assert_allclose(
+        profiles["probability_hdi_low"], hdi.sel(ci_bound="lower").values.ravel()
+    )
+    share = tree["observed_data"]["x"].mean("customer").values
+    np.testing.assert_allclose(profiles["population_share"], np.tile(share, 2))
+    np.testing.assert_allclose(profiles["lift"], mean / np.tile(share, 2))
+    # Each variable's probabilities sum to 1 within a class.
+    sums = profiles.groupby(["segment", "variable"])["probability"].sum()
+    np.testing.assert_allclose(sums, 1.0)
+    # Class 0: 80% have kids against 30% overall (lift about 2.7), 70% young (lift about 2).
+    # Class 1: 60% old (lift about 1.8), 90% no kids against 70% (lift about 1.29).
+    names = segments.set_index("segment")["name"]
+    assert names[0] == "kids yes · age young"
+    assert names[1] == "age old · kids no"
+    table = assignment_table(tree, segments.set_index("segment")["tier"])
+    assert (table["tier"] == "n/a").all()
