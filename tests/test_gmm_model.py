@@ -67,12 +67,14 @@ def test_model_logp_is_the_marginal_mixture_density(truth):
         model=model, overrides=point, jitter_rvs=set(), return_transformed=True
     )(0)
     loglik = np.ravel(model.compile_fn(model.logp(vars=[model["x"]], sum=False)[0])(transformed))
-    scales = DEFAULT_PRIORS["scale_floor"] + point["scale_excess"]
-    chols = scales[:, :, None] * point["corr_chol"]
+    structured = point["structured_sd"][:, :, None] * point["corr_chol"]
+    covariances = DEFAULT_PRIORS["nugget_sd"] ** 2 * np.eye(3) + structured @ structured.transpose(
+        0, 2, 1
+    )
     expected = logsumexp(
         [
             np.log(point["weights"][k])
-            + stats.multivariate_normal(point["means"][k], chols[k] @ chols[k].T).logpdf(truth.x)
+            + stats.multivariate_normal(point["means"][k], covariances[k]).logpdf(truth.x)
             for k in range(3)
         ],
         axis=0,
@@ -96,7 +98,7 @@ def test_mixture_random_reproduces_weights_and_means():
 def test_initial_point_is_ordered_by_weight_and_inside_the_support(truth):
     point = initial_point(truth.x, 3, seed=0)
     assert np.all(np.diff(point["weights"]) <= 0)
-    assert np.all(point["scale_excess"] > 0)
+    assert np.all(point["structured_sd"] > 0)
     np.testing.assert_allclose(
         np.diagonal(point["corr_chol"] @ point["corr_chol"].transpose(0, 2, 1), 0, 1, 2), 1
     )
@@ -104,6 +106,6 @@ def test_initial_point_is_ordered_by_weight_and_inside_the_support(truth):
 
 def test_priors_merge_and_reject_unknown_keys():
     assert merged_priors({"mean_sd": 3.0})["mean_sd"] == 3.0
-    assert merged_priors()["scale_floor"] == DEFAULT_PRIORS["scale_floor"]
+    assert merged_priors()["nugget_sd"] == DEFAULT_PRIORS["nugget_sd"]
     with pytest.raises(ValueError, match="unknown GMM prior"):
         merged_priors({"mean_SD": 3.0})
