@@ -141,3 +141,22 @@ def test_row_order_does_not_change_the_profiles(truth, fitted):
     modal_first = fitted["assignments"]["modal_segment"].to_series()
     modal_second = shuffled["assignments"]["modal_segment"].to_series().loc[modal_first.index]
     assert adjusted_rand_score(modal_first, modal_second) >= 0.98
+
+
+@pytest.mark.slow
+def test_full_size_recovery_in_five_dimensions():
+    """The issue's full-size check: N = 600, D = 5, 4 chains x (1000 + 1000), status ok."""
+    truth5 = gaussian_mixture(n=600, weights=(0.5, 0.3, 0.2), n_features=5, seed=21)
+    features = [f"f{d}" for d in range(5)]
+    tree = fit_k(spec(draws=1000, tune=1000), truth5.x, 3, np.arange(600), features)
+    diagnostics = json.loads(tree.attrs["segment_diagnostics"])
+    assert diagnostics["status"] == "ok", diagnostics["reason"]
+    order = match_to_truth(tree["posterior"]["means"].mean(("chain", "draw")).values, truth5.means)
+    inside_94 = np.concatenate(
+        [
+            hdi_contains(tree, "weights", truth5.weights, order, 0.94),
+            hdi_contains(tree, "means", truth5.means, order, 0.94),
+        ]
+    )
+    assert inside_94.mean() >= 0.85
+    assert adjusted_rand_score(truth5.labels, tree["assignments"]["modal_segment"].values) >= 0.9
