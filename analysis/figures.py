@@ -94,10 +94,17 @@ def class_profiles_figure(profiles: pd.DataFrame):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     columns = min(3, len(variables))
     rows = int(np.ceil(len(variables) / columns))
-    most_levels = profiles.groupby("variable")["level"].nunique().max()
-    height = max(2.2, 0.18 * most_levels * max(n_classes, 2) + 0.8)
-    figure, axes = plt.subplots(rows, columns, figsize=(5.0 * columns, height * rows),
-                                squeeze=False)  # fmt: skip
+    n_levels = profiles.groupby("variable", sort=False)["level"].nunique().reindex(variables)
+    row_levels = [int(n_levels.iloc[r * columns : (r + 1) * columns].max()) for r in range(rows)]
+    per_level = 0.12 * max(n_classes, 2) + 0.1
+    figure, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(5.0 * columns, sum(per_level * n + 0.9 for n in row_levels) + 0.8),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [per_level * n + 0.9 for n in row_levels]},
+        layout="constrained",
+    )
     offsets = (np.arange(n_classes) - (n_classes - 1) / 2) * min(0.8 / n_classes, 0.2)
     for axis, variable in zip(axes.flat, variables, strict=False):
         block = profiles[profiles["variable"] == variable]
@@ -121,13 +128,12 @@ def class_profiles_figure(profiles: pd.DataFrame):
     for axis in list(axes.flat)[len(variables) :]:
         axis.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
-                  frameon=False)  # fmt: skip
+    figure.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3),
+                  fontsize=8, frameon=False)  # fmt: skip
     figure.suptitle(
         "Latent classes: probability of each level per class, posterior mean and 94% HDI",
         fontsize=10,
     )
-    figure.tight_layout(rect=(0, 0.05, 1, 1))
     return figure
 
 

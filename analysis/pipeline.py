@@ -29,6 +29,7 @@ PRESETS = {
         "chains": 2,
         "draws": 500,
         "tune": 500,
+        "max_moment_match": 10,
     },
     "full": {
         "k": "1-10",
@@ -38,6 +39,7 @@ PRESETS = {
         "chains": 4,
         "draws": 1000,
         "tune": 1000,
+        "max_moment_match": None,  # segment compare's default
     },
 }
 DEFAULT_PRESET = "quick"

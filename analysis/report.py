@@ -90,16 +90,46 @@ def choose_k(paths: RunPaths, k: int | None) -> tuple[int, str]:
             "or pass --k"
         )
     comparison = pd.read_csv(paths.comparison_csv)
-    chosen = comparison.loc[comparison["chosen"].astype(str).str.lower() == "true", "K"]
-    if len(chosen) != 1:
-        raise InputError(
-            f"{paths.comparison_csv}: {len(chosen)} rows with chosen == True (need exactly one; "
-            "did every fit fail diagnostics?); pass --k to report one K anyway"
-        )
+    chosen = comparison.loc[comparison["chosen"].map(_is_true), "K"]
+    if len(chosen) > 1:
+        raise InputError(f"{paths.comparison_csv}: {len(chosen)} rows with chosen == True")
+    if len(chosen) == 0:
+        return fallback_k(comparison, paths), FALLBACK
     chosen_k = int(chosen.iloc[0])
     if chosen_k not in fitted:
         raise InputError(f"{paths.comparison_csv}: chosen K = {chosen_k} has no fit file")
     return chosen_k, "comparison.csv"
+
+
+FALLBACK = "fallback: no fit passed its diagnostics, the comparison rule applied to all fits"
+
+
+def fallback_k(comparison: pd.DataFrame, paths: RunPaths) -> int:
+    """When no fit passed its diagnostics, the K the comparison rule picks among all fits.
+
+    The smallest K whose elpd_loo is within RULE_SE x (SE of the difference) of the highest
+    elpd_loo, the differences taken from ``comparison.csv`` when they are relative to that fit,
+    else the SE of elpd_loo itself. The report marks the result as provisional.
+    """
+    try:
+        from analysis.compare import RULE_SE
+    except ImportError:  # pragma: no cover - compare is part of the pipeline
+        RULE_SE = 2.0
+    table = comparison.dropna(subset=["elpd_loo"])
+    if table.empty:
+        raise InputError(f"{paths.comparison_csv}: no K chosen and no elpd_loo to fall back on")
+    best = table.loc[table["elpd_loo"].idxmax()]
+    difference = table["elpd_loo"] - best["elpd_loo"]
+    relative = np.isclose(best.get("elpd_diff", np.nan), 0.0)
+    spread = table["dse"] if relative and "dse" in table else table["se_loo"]
+    within = table[difference >= -RULE_SE * spread.fillna(0.0)]
+    k = int(within["K"].min())
+    print(
+        f"segment report: no fit passed its diagnostics; reporting K = {k} PROVISIONALLY "
+        f"({FALLBACK}). Sample longer (e.g. --preset full) for a K you can rely on.",
+        file=sys.stderr,
+    )
+    return k
 
 
 def fitted_ks(paths: RunPaths) -> list[int]:
@@ -523,6 +553,14 @@ def render(paths: RunPaths) -> str:
         ("splits", "How segments split as K grows", section_splits(src, chosen)),
         ("files", "Files in the run directory", section_files(paths)),
     ]
+    provisional = ""
+    if settings.frame.at[item["K chosen by"], "value"] == FALLBACK:
+        provisional = (
+            '<p class="banner"><b>Provisional.</b> No fit passed its convergence diagnostics '
+            "(see section 4), so no K was chosen by the comparison; the K reported here is the "
+            "one the comparison rule picks when the diagnostics are ignored. Sample longer "
+            "(e.g. <code>--preset full</code>) before relying on these segments.</p>"
+        )
     nav = "".join(f'<li><a href="#{key}">{esc(title)}</a></li>' for key, title, _ in sections)
     body = "".join(
         f'<section id="{key}"><h2>{number}. {esc(title)}</h2>{content}</section>'
@@ -537,7 +575,7 @@ def render(paths: RunPaths) -> str:
         f"reported K = {chosen_html} (chosen by {setting('K chosen by')}). Every interval is a "
         f"{setting('interval')}. Every number below is read from a CSV in the run directory "
         "(hover a number to see which: each one carries its file, row and column).</p>"
-        f"<nav><ol>{nav}</ol></nav>{body}</body></html>\n"
+        f"{provisional}<nav><ol>{nav}</ol></nav>{body}</body></html>\n"
     )
 
 
@@ -865,8 +903,8 @@ NAME_RULE = (
 )
 CLASS_NAME_RULE = (
     "Names: the (at most two) levels with the highest lift (class probability / population "
-    "share) among those the class has with probability &ge; 0.3 and lift &ge; 1.25; 'typical "
-    "mix' when none qualifies."
+    "share) among those most of the class has (probability &ge; 0.5) with lift &ge; 1.25; "
+    "'typical mix' when none qualifies."
 )
 
 

@@ -1,0 +1,253 @@
+"""The report of a small real run: self-contained, complete, and every number equal to its CSV.
+
+The run (``tests/small_run.py``) is real: baseline, two short fits, compare when this checkout
+has it, report. The HTML is parsed with the standard library; every number in it is a
+``<span class="n">`` naming its CSV, row and column, and is checked against the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.cli import main
+from analysis.paths import RunPaths
+from analysis.profiles import PROFILE_COLUMNS, SEGMENT_COLUMNS
+from analysis.report import FALLBACK, choose_k, render
+from tests.small_run import ROWS, small_run
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, marketing_csv):
+    result = small_run(tmp_path_factory.getbasetemp() / "small-run", marketing_csv)
+    assert result.code == 0, result.stderr[-3000:]
+    return result
+
+
+class Report(HTMLParser):
+    """Collects traced values, images, tables, sections and table cells of the report."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.values, self.texts, self.images, self.tables, self.sections = [], [], [], [], []
+        self.cells = []  # (text outside traced spans, traced?) per <td>
+        self.links, self.scripts = [], 0
+        self._span = None  # the traced span being read
+        self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "span" and attrs.get("class") in ("n", "t"):
+            self._span = attrs | {"text": ""}
+        elif tag == "img":
+            self.images.append(attrs)
+        elif tag == "table":
+            self.tables.append(attrs.get("data-source"))
+        elif tag == "section":
+            self.sections.append(attrs.get("id"))
+        elif tag == "td":
+            self._cell = ""
+        elif tag == "script":
+            self.scripts += 1
+        for name in ("href", "src"):
+            if name in attrs:
+                self.links.append(attrs[name])
+
+    def handle_endtag(self, tag):
+        if tag == "span" and self._span is not None:
+            (self.values if self._span["class"] == "n" else self.texts).append(self._span)
+            self._span = None
+        elif tag == "td" and self._cell is not None:
+            self.cells.append(self._cell)
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._span is not None:
+            self._span["text"] += data
+        elif self._cell is not None:
+            self._cell += data
+
+
+@pytest.fixture(scope="module")
+def html(run) -> str:
+    return (run.root / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def report(html) -> Report:
+    parser = Report()
+    parser.feed(html)
+    return parser
+
+
+@pytest.fixture(scope="module")
+def csvs(run):
+    return {path.name: pd.read_csv(path) for path in run.root.glob("*.csv")}
+
+
+def test_report_is_one_self_contained_file(report, html):
+    assert report.scripts == 0
+    assert "<link" not in html
+    external = [link for link in report.links if not link.startswith(("#", "data:"))]
+    assert external == []
+    assert report.images
+    for image in report.images:
+        assert image["src"].startswith("data:image/png;base64,")
+        assert base64.b64decode(image["src"].split(",", 1)[1])[:8] == PNG
+        assert image.get("alt")
+
+
+def test_sections_tables_and_figures_are_there(report, run):
+    assert report.sections == [
+        "data", "baseline", "choice", "diagnostics", "checks", "profiles", "revenue",
+        "assignments", "splits", "files",
+    ]  # fmt: skip
+    for source in ("data_summary.csv", "settings.csv", "baseline.csv", "diagnostics.csv",
+                   "zero_share.csv", "segments.csv", "profiles.csv", "assignments.csv",
+                   "splits.csv"):  # fmt: skip
+        assert source in report.tables, source
+    if (run.root / "comparison.csv").is_file():
+        assert "comparison.csv" in report.tables
+    shown = {image["data-file"] for image in report.images}
+    for name in ("baseline", "trace", "rank", "energy", "posterior_predictive", "profiles",
+                 "revenue", "assignment_uncertainty"):  # fmt: skip
+        assert f"{name}.png" in shown, name
+        assert (run.root / "figures" / f"{name}.png").is_file()
+
+
+def displayed_number(text: str) -> tuple[float, int]:
+    """The number a cell shows and its decimals: '1,234.5' -> (1234.5, 1)."""
+    plain = text.replace(",", "")
+    decimals = len(plain.split(".")[1]) if "." in plain else 0
+    return float(plain), decimals
+
+
+def test_every_number_in_the_report_matches_its_csv(report, csvs):
+    assert len(report.values) > 200
+    for span in report.values:
+        frame = csvs[span["data-src"]]
+        value = frame.at[int(span["data-row"]), span["data-col"]]
+        where = f"{span['data-src']} row {span['data-row']} {span['data-col']}"
+        if isinstance(value, bool) or str(value) in ("True", "False"):
+            assert span["data-value"] == str(value), where
+            assert span["text"] == ("yes" if str(value) == "True" else "no"), where
+            continue
+        exact = float(value)
+        if math.isnan(exact):
+            assert span["text"] == "n/a", where
+            continue
+        assert float(span["data-value"]) == exact, where
+        shown, decimals = displayed_number(span["text"])
+        assert abs(shown - exact) <= 0.5 * 10**-decimals + 1e-9 * abs(exact), where
+
+
+def test_every_string_cell_matches_its_csv(report, csvs):
+    assert report.texts
+    for span in report.texts:
+        frame = csvs[span["data-src"]]
+        value = frame.at[int(span["data-row"]), span["data-col"]]
+        assert span["text"] == str(value), f"{span['data-src']} {span['data-row']}"
+
+
+def test_no_table_cell_has_an_untraced_number(report):
+    """Digits in a table cell appear only inside spans that name their CSV."""
+    for text in report.cells:
+        assert not re.search(r"\d", text), text
+
+
+def traced(report, source: str) -> set[tuple[int, str]]:
+    return {(int(s["data-row"]), s["data-col"]) for s in report.values if s["data-src"] == source}
+
+
+def test_key_tables_are_shown_in_full(report, csvs):
+    segment_columns = [c for c in SEGMENT_COLUMNS if c not in ("segment", "name", "tier")]
+    for source, columns in (
+        ("segments.csv", [*segment_columns, "customers", "precise", "broad"]),
+        ("profiles.csv", ["mean_spend", "mean_spend_hdi_low", "mean_spend_hdi_high", "index"]),
+        ("diagnostics.csv", ["K", "max_rhat", "min_ess_bulk", "min_ess_tail", "divergences"]),
+        ("data_summary.csv", ["customers", "zero_share", "mean", "median", "max"]),
+        ("splits.csv", ["customers"]),
+    ):
+        shown = traced(report, source)
+        expected = {(row, column) for row in range(len(csvs[source])) for column in columns}
+        assert expected <= shown, (source, sorted(expected - shown)[:5])
+
+
+def test_profile_and_assignment_tables(csvs):
+    profiles, segments = csvs["profiles.csv"], csvs["segments.csv"]
+    assignments = csvs["assignments.csv"]
+    assert list(profiles.columns) == list(PROFILE_COLUMNS)
+    assert list(segments.columns[: len(SEGMENT_COLUMNS)]) == list(SEGMENT_COLUMNS)
+    assert len(segments) == 2 and len(profiles) == 2 * 3
+    assert abs(segments["revenue_share"].sum() - 1) < 1e-9
+    assert abs(segments["weight"].sum() - 1) < 1e-9
+    assert list(assignments.columns) == [
+        "customer_id", "segment", "probability", "probability_hdi_low", "probability_hdi_high",
+        "confidence", "tier", "p_0", "p_1",
+    ]  # fmt: skip
+    assert len(assignments) == ROWS and assignments["customer_id"].is_unique
+    precise = assignments["probability_hdi_low"] >= 0.95
+    assert (assignments["confidence"] == precise.map({True: "precise", False: "broad"})).all()
+    tiers = segments.set_index("segment")["tier"]
+    assert (assignments["tier"] == tiers.reindex(assignments["segment"]).to_numpy()).all()
+    counts = assignments["segment"].value_counts().reindex(segments["segment"], fill_value=0)
+    assert counts.tolist() == segments["customers"].tolist()
+
+
+def test_strings_from_data_are_escaped(run, tmp_path):
+    """A hostile segment name in segments.csv comes out as text, never as markup."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run.root, copy, ignore=shutil.ignore_patterns("fits"))
+    segments = pd.read_csv(copy / "segments.csv")
+    segments.loc[0, "name"] = '<script>alert("x")</script> & <b>co</b>'
+    segments.to_csv(copy / "segments.csv", index=False)
+    document = render(RunPaths(copy))
+    assert "<script>" not in document and "<b>co</b>" not in document
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;co&lt;/b&gt;" in (
+        document
+    )
+
+
+def test_report_bad_input_is_one_line(run, tmp_path, capsys):
+    code = main(["report", "--run", str(tmp_path / "missing")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "missing" in err
+    code = main(["report", "--run", str(run.root), "--k", "7"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--k 7" in err
+
+
+def test_report_is_rebuilt_from_the_csvs_alone(run, tmp_path):
+    """render() needs only the CSVs and PNGs: the fits can be gone."""
+    copy = tmp_path / "no-fits"
+    shutil.copytree(run.root, copy, ignore=shutil.ignore_patterns("fits", "report.html"))
+    document = render(RunPaths(copy))
+    assert document.count("<section") == 10
+    assert Path(copy / "fits").exists() is False
+
+
+def test_no_fit_passed_falls_back_provisionally(run, tmp_path):
+    """Short fits fail their diagnostics, so compare chooses no K: the report falls back to the
+    comparison rule over all fits and says, at the top, that the result is provisional."""
+    comparison = run.root / "comparison.csv"
+    if not comparison.is_file():
+        pytest.skip("segment compare is not part of this checkout")
+    table = pd.read_csv(comparison)
+    assert not table["chosen"].any() and (table["status"] != "ok").all()
+    k, how = choose_k(RunPaths(run.root), None)
+    assert how == FALLBACK and k in table["K"].tolist()
+    copy = tmp_path / "fallback"
+    shutil.copytree(run.root, copy, ignore=shutil.ignore_patterns("fits"))
+    settings = pd.read_csv(copy / "settings.csv")
+    settings.loc[settings["item"] == "K chosen by", "value"] = FALLBACK
+    settings.to_csv(copy / "settings.csv", index=False)
+    assert "<b>Provisional.</b>" in render(RunPaths(copy))

@@ -1,0 +1,92 @@
+"""``segment run``: presets, option overrides, the four steps end to end, resuming.
+
+The end-to-end checks use the shared small real run (``tests/small_run.py``); the preset and
+command-line checks need no sampling.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from analysis.cli import build_parser, main
+from analysis.pipeline import PRESETS, apply_preset, step_argv
+from tests.small_run import small_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, marketing_csv):
+    result = small_run(tmp_path_factory.getbasetemp() / "small-run", marketing_csv)
+    assert result.code == 0, result.stderr[-3000:]
+    return result
+
+
+def parse_run(*options: str) -> argparse.Namespace:
+    return build_parser().parse_args(["run", "--out", "runs/x", *options])
+
+
+def test_presets_fill_only_what_was_not_given():
+    args = apply_preset(parse_run("--chains", "3", "--k", "2-3"))
+    assert args.chains == 3 and args.k == "2-3"  # explicit options win
+    assert args.draws == PRESETS["quick"]["draws"] and args.tune == PRESETS["quick"]["tune"]
+    full = apply_preset(parse_run("--preset", "full"))
+    assert (full.k, full.chains, full.draws, full.tune) == ("1-10", 4, 1000, 1000)
+    assert parse_run().preset == "quick"  # make run: a result in minutes
+
+
+def test_each_step_command_is_a_valid_segment_command():
+    args = apply_preset(
+        parse_run("--dataset", "marketing", "--data", "file.csv", "--seed", "5", "--n-init", "1")
+    )
+    commands = step_argv(args)
+    parser = build_parser()
+    fit = parser.parse_args(commands["fit"])
+    assert (fit.dataset, str(fit.data), fit.seed, fit.k) == ("marketing", "file.csv", 5, "1-4")
+    assert (fit.chains, fit.draws, fit.tune) == (2, 500, 500)
+    baseline = parser.parse_args(commands["baseline"])
+    assert (baseline.n_init, baseline.k, baseline.seeds) == (1, "1-10", "0,1,2")
+    report = parser.parse_args(commands["report"])
+    assert str(report.run) == "runs/x" and report.k is None
+
+
+def test_run_writes_every_step_output(run):
+    root = run.root
+    for name in ("baseline.csv", "diagnostics.csv", "profiles.csv", "assignments.csv",
+                 "segments.csv", "report.html", "fits/K1.nc", "fits/K2.nc",
+                 "figures/baseline.png", "figures/profiles.png"):  # fmt: skip
+        assert (root / name).is_file(), name
+
+
+def test_run_reports_progress_and_where_the_report_is(run):
+    for step in ("[1/4] segment baseline", "[2/4] segment fit", "[4/4] segment report"):
+        assert step in run.stderr, step
+    assert f"report: {run.root / 'report.html'}" in run.stderr
+    assert "preset quick" in run.stderr and "overridden: --k" in run.stderr
+
+
+def test_run_publishes_the_main_figures(run):
+    published = sorted(path.name for path in run.figures_to.glob("*.png"))
+    for name in ("baseline_csv.png", "profiles_csv.png", "revenue_csv.png"):
+        assert name in published
+
+
+def test_second_run_reuses_the_fits(run, capsys, marketing_csv):
+    """Same command again: no resampling (the fits' configuration matches)."""
+    before = {path: path.stat().st_mtime_ns for path in (run.root / "fits").glob("K*.nc")}
+    from tests.small_run import run_argv
+
+    code = main(run_argv(run.root.parent / "small.csv", run.root, run.figures_to))
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.count("already fitted") == 2
+    after = {path: path.stat().st_mtime_ns for path in (run.root / "fits").glob("K*.nc")}
+    assert before == after
+
+
+def test_run_bad_input_is_one_line(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    code = main(["run", "--out", str(target)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "not a directory" in err
