@@ -26,6 +26,23 @@ def segment_label(segment: int, name: str) -> str:
     return f"{segment}: {name}"
 
 
+def spend_axis(axis, low: float, high: float) -> None:
+    """Symmetric-log x axis for spend: linear below 1 unit (so a segment at 0 stays visible),
+    logarithmic above; ticks at 1-2-5 steps over two decades or less, else at powers of 10."""
+    axis.set_xscale("symlog", linthresh=1.0, linscale=0.25)
+    high = max(high, 1.0)
+    decades = np.arange(0, int(np.ceil(np.log10(high))) + 1)
+    steps = (1, 2, 5) if np.log10(high / max(low, 1.0)) <= 2 else (1,)
+    ticks = [s * 10.0**d for d in decades for s in steps]
+    ticks = [t for t in ticks if max(low, 1.0) / 2.5 <= t <= high * 2.5]
+    if low < 1:  # 0 joins the ticks; 1 and 2 would crowd it once the axis spans decades
+        ticks = [0.0, *(t for t in ticks if t >= 5 or high < 50)]
+    axis.set_xticks(ticks)
+    axis.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.6g}"))
+    axis.xaxis.set_minor_locator(mticker.NullLocator())
+    axis.set_xlim(left=0 if low < 1 else low / 1.5, right=high * 1.5)
+
+
 def profiles_figure(profiles: pd.DataFrame, unit: str, functional: str):
     """Forest plot: per feature (panel) and segment (row) mean spend with its 94% HDI.
 
@@ -62,10 +79,7 @@ def profiles_figure(profiles: pd.DataFrame, unit: str, functional: str):
             axis.plot([values[low], values[high]], [y[row]] * 2, color=color, lw=2.2)
             axis.plot(values[mean], y[row], "o", color=color, ms=5)
         axis.axvline(reference, color="grey", ls="--", lw=1)
-        axis.set_xscale("log")
-        axis.xaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        axis.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.6g}"))
-        axis.xaxis.set_minor_formatter(mticker.NullFormatter())
+        spend_axis(axis, float(table[low].min()), float(table[high].max()))
         axis.set_title(title, fontsize=10)
         axis.grid(alpha=0.3, axis="x")
         axis.tick_params(labelsize=8)
@@ -75,7 +89,7 @@ def profiles_figure(profiles: pd.DataFrame, unit: str, functional: str):
         axis.set_visible(False)
     figure.suptitle(
         f"Segment profiles: {functional} ({unit}), posterior mean and 94% HDI; "
-        "dashed = model-implied population mean; log scale",
+        "dashed = model-implied population mean; log scale above 1",
         fontsize=10,
     )
     figure.tight_layout()

@@ -23,8 +23,9 @@ For posterior draw s, segment k and feature d, with m_kd the segment mean and v_
 The value tier is read off the posterior-mean spend ratio: ``premium`` if >= 1.5, ``low`` if
 <= 0.5, ``mid`` otherwise (:data:`TIER_RULE`). The name is "<lead>-led <tier>", where the lead
 feature is the one with the largest index; "all-round <tier>" when the largest index is less
-than 1.5 times the smallest (no feature stands out); "low engagement" for a low-tier segment
-below the population on every feature. A K = 1 fit is "all customers".
+than 1.5 times the smallest (no feature stands out); "low engagement" for the lowest-spending
+low-tier segment below the population on every feature (at most one). A K = 1 fit is "all
+customers".
 
 Categorical (latent class) fits
 -------------------------------
@@ -163,7 +164,8 @@ def segment_names(index: pd.DataFrame, tiers: pd.Series) -> pd.Series:
 
     "<lead>-led <tier>" with the lead feature = largest index (segment mean spend / population
     mean); "all-round <tier>" when the largest index is < :data:`ALL_ROUND_SPREAD` times the
-    smallest; "low engagement" for a low-tier segment below the population on every feature; two
+    smallest; "low engagement" for the lowest-spending low-tier segment below the population on
+    every feature (one segment at most: other low ones are named by their lead); two
     leads ("a+b-led mid") where one lead would repeat a name, then "#<segment>" as a last resort.
     """
     if len(index) == 1:
@@ -173,9 +175,12 @@ def segment_names(index: pd.DataFrame, tiers: pd.Series) -> pd.Series:
         for k, row in index.iterrows()
     }
 
+    below_everywhere = [k for k in index.index if tiers[k] == "low" and index.loc[k].max() < 1]
+    lowest = min(below_everywhere, key=lambda k: index.loc[k].mean(), default=None)
+
     def name(k, leads: int) -> str:
         row = index.loc[k]
-        if tiers[k] == "low" and row.max() < 1:
+        if k == lowest:
             return "low engagement"
         if row.max() < ALL_ROUND_SPREAD * row.min() and leads == 1:
             return f"all-round {tiers[k]}"

@@ -504,12 +504,12 @@ def missing(name: str, step: str) -> str:
 
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1280px;
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1400px;
 margin:0 auto;padding:1.5em 2em;color:#222;line-height:1.45}
 h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;
 margin-top:2em}h3{margin-top:1.4em}
-table{border-collapse:collapse;margin:.6em 0 1em;font-size:.88em}
-th,td{border:1px solid #ccc;padding:.25em .55em;vertical-align:top}
+table{border-collapse:collapse;margin:.6em 0 1em;font-size:.85em}
+th,td{border:1px solid #ccc;padding:.2em .45em;vertical-align:top}
 th{background:#f2f2f2;text-align:left}td.num{text-align:right;white-space:nowrap}
 tr.chosen td{background:#e6f4ea;font-weight:600}tr.failed td{background:#fde8e8}
 .hdi{color:#666}.missing{color:#a00}.note{color:#555;font-size:.92em}
@@ -780,13 +780,14 @@ def reasoning(comparison: Source) -> str:
             b = bic_rows[0]
             if chosen_row is None:
                 verdict = "there is no Bayesian choice to set it against"
+            elif b == chosen_row:
+                verdict = "it agrees with the Bayesian choice"
             else:
-                verdict = "it agrees" if b == chosen_row else "it disagrees"
+                verdict = "it disagrees with the Bayesian choice (comparison.md explains why)"
             items.append(
                 f"The baseline's BIC (best over seeds) is lowest at K = {num(b, 'K')} "
                 f"(BIC {num(b, 'bic')}, spread over seeds {num(b, 'bic_spread')}) among the "
-                f"fitted K: {verdict} with the Bayesian choice. comparison.md spells out the "
-                "argument."
+                f"fitted K: {verdict}."
             )
     return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
@@ -899,7 +900,8 @@ def section_checks(paths, src, categorical: bool) -> str:
 NAME_RULE = (
     "Names: the feature with the largest index (segment mean spend / model-implied population "
     "mean) leads; 'all-round' when no feature stands out (largest index &lt; 1.5 &times; "
-    "smallest); 'low engagement' for a low-tier segment below the population on every feature."
+    "smallest); 'low engagement' for the lowest-spending low-tier segment below the population "
+    "on every feature (at most one; other low segments are named by their lead)."
 )
 CLASS_NAME_RULE = (
     "Names: the (at most two) levels with the highest lift (class probability / population "

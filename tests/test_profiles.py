@@ -182,6 +182,13 @@ def test_segment_names_rules():
     assert names.is_unique
 
 
+def test_only_the_lowest_spender_is_low_engagement():
+    tiers = pd.Series({0: "low", 1: "low", 2: "premium"})
+    index = pd.DataFrame({"MntWines": [0.4, 0.1, 2.0], "MntFruits": [0.8, 0.2, 1.0]})
+    names = segment_names(index, tiers)
+    assert names.tolist() == ["fruits-led low", "low engagement", "wines-led premium"]
+
+
 def test_identical_profiles_get_numbered_names():
     tiers = pd.Series({0: "mid", 1: "mid"})
     index = pd.DataFrame({"MntWines": [2.0, 2.0], "MntFruits": [0.5, 0.5]})
