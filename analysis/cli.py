@@ -333,7 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare_group.add_argument("--kfold", type=int, metavar="FOLDS", help="as in segment compare")
     compare_group.add_argument("--max-moment-match", type=int, help="as in segment compare")
     compare_group.add_argument(
-        "--no-moment-match", action="store_true", help="as in segment compare"
+        "--moment-match",
+        action=argparse.BooleanOptionalAction,
+        help="moment-match high Pareto k customers in segment compare (preset)",
     )
     add_report_options(main_job, "--report-k")
     main_job.set_defaults(handler=command_run)

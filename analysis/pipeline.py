@@ -29,7 +29,7 @@ PRESETS = {
         "chains": 2,
         "draws": 500,
         "tune": 500,
-        "max_moment_match": 10,
+        "moment_match": False,  # each moment-matched fit rebuilds and compiles its model
     },
     "full": {
         "k": "1-10",
@@ -39,7 +39,7 @@ PRESETS = {
         "chains": 4,
         "draws": 1000,
         "tune": 1000,
-        "max_moment_match": None,  # segment compare's default
+        "moment_match": True,
     },
 }
 DEFAULT_PRESET = "quick"
@@ -79,7 +79,7 @@ def step_argv(args: argparse.Namespace) -> dict[str, list[str]]:
     out = ["--out", str(args.out)]
     baseline = _options(args, ("covariance_types", "n_init", "seeds"))
     compare = _options(args, ("kfold", "max_moment_match"))
-    if getattr(args, "no_moment_match", False):
+    if args.moment_match is False:
         compare.append("--no-moment-match")
     report = _options(args, ("precise_threshold",))
     if args.report_k is not None:

@@ -48,6 +48,11 @@ def test_each_step_command_is_a_valid_segment_command():
     assert (baseline.n_init, baseline.k, baseline.seeds) == (1, "1-10", "0,1,2")
     report = parser.parse_args(commands["report"])
     assert str(report.run) == "runs/x" and report.k is None
+    assert commands["compare"] == ["compare", "--run", "runs/x", "--no-moment-match"]
+    full = step_argv(apply_preset(parse_run("--preset", "full")))
+    assert full["compare"] == ["compare", "--run", "runs/x"]
+    forced = step_argv(apply_preset(parse_run("--moment-match")))
+    assert forced["compare"] == ["compare", "--run", "runs/x"]
 
 
 def test_run_writes_every_step_output(run):
