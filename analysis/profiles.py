@@ -159,13 +159,16 @@ def short_feature_name(feature: str) -> str:
     return name.lower()
 
 
-def segment_names(index: pd.DataFrame, tiers: pd.Series) -> pd.Series:
+def segment_names(
+    index: pd.DataFrame, tiers: pd.Series, spend_ratio: pd.Series | None = None
+) -> pd.Series:
     """Short descriptive names from (segment, feature) spend indices and per-segment tiers.
 
     "<lead>-led <tier>" with the lead feature = largest index (segment mean spend / population
     mean); "all-round <tier>" when the largest index is < :data:`ALL_ROUND_SPREAD` times the
     smallest; "low engagement" for the lowest-spending low-tier segment below the population on
-    every feature (one segment at most: other low ones are named by their lead); two
+    every feature (one segment at most, the lowest ``spend_ratio``, or mean index when it is not
+    given; other low ones are named by their lead); two
     leads ("a+b-led mid") where one lead would repeat a name, then "#<segment>" as a last resort.
     """
     if len(index) == 1:
@@ -176,7 +179,8 @@ def segment_names(index: pd.DataFrame, tiers: pd.Series) -> pd.Series:
     }
 
     below_everywhere = [k for k in index.index if tiers[k] == "low" and index.loc[k].max() < 1]
-    lowest = min(below_everywhere, key=lambda k: index.loc[k].mean(), default=None)
+    spend = spend_ratio if spend_ratio is not None else index.mean(axis=1)  # lowest spender
+    lowest = min(below_everywhere, key=lambda k: spend[k], default=None)
 
     def name(k, leads: int) -> str:
         row = index.loc[k]
@@ -230,7 +234,10 @@ def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
     population_mean = implied_population.mean(("chain", "draw")).sel(feature=features).values
     observed_mean = observed_spend(tree).mean()[features].to_numpy()
     index = mean / population_mean
-    segments["name"] = segment_names(index, segments.set_index("segment")["tier"]).to_numpy()
+    by_segment = segments.set_index("segment")
+    segments["name"] = segment_names(
+        index, by_segment["tier"], by_segment["spend_ratio"]
+    ).to_numpy()
     segments = segments[list(SEGMENT_COLUMNS)]
 
     rows = []

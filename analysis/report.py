@@ -452,7 +452,9 @@ def _plain(value):
     return value
 
 
-def table(source: Source, columns, headers=None, rows=None, row_class=None, text_columns=()):
+def table(
+    source: Source, columns, headers=None, rows=None, row_class=None, text_columns=(), css=""
+):
     """An HTML table of ``columns`` of ``source``; numbers traced, strings escaped.
 
     ``columns`` items are CSV column names or (header, callable(row) -> html) pairs; ``hdi``
@@ -467,12 +469,13 @@ def table(source: Source, columns, headers=None, rows=None, row_class=None, text
         else:
             label = headers[index] if headers else column.replace("~hdi", "")
             head.append(label)
-    out = [f'<div class="scroll"><table data-source="{esc(source.name)}"><thead><tr>']
+    css = f' class="{css}"' if css else ""
+    out = [f'<div class="scroll"><table data-source="{esc(source.name)}"{css}><thead><tr>']
     out += [f"<th>{esc(h)}</th>" for h in head]
     out.append("</tr></thead><tbody>")
     for row in rows:
-        css = f' class="{row_class(row)}"' if row_class and row_class(row) else ""
-        out.append(f"<tr{css}>")
+        tr_class = f' class="{row_class(row)}"' if row_class and row_class(row) else ""
+        out.append(f"<tr{tr_class}>")
         for column in columns:
             if isinstance(column, tuple):
                 out.append(f"<td>{column[1](row)}</td>")
@@ -517,6 +520,7 @@ figure{margin:.8em 0 1.4em}img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.88em;color:#555}.banner{background:#fff4d6;border:1px solid #e0c060;
 padding:.6em 1em}nav ol{columns:2;font-size:.95em}code{background:#f4f4f4;padding:0 .2em}
 details{margin:.4em 0}summary{cursor:pointer}.scroll{overflow-x:auto;max-width:100%}
+table.wide{font-size:.78em}table.wide td{white-space:nowrap}
 """
 
 
@@ -708,7 +712,7 @@ def section_choice(paths, src, chosen, chosen_html, setting, item) -> str:
         "and ICL at the same K (bic_spread: range over seeds; gmm_heldout_elpd: the EM GMM's "
         "10-fold held-out log density, the same yardstick as elpd_loo). Fits that failed "
         "convergence diagnostics (red) are not eligible. Highlighted: the reported K.</p>",
-        table(comparison, columns, row_class=row_class),
+        table(comparison, columns, row_class=row_class, css="wide"),
         "<h3>Why this K</h3>",
         reasoning(comparison),
     ]
@@ -879,9 +883,10 @@ def section_checks(paths, src, categorical: bool) -> str:
     if zero.exists:
         out.append(
             "<h3>Zero-spend share</h3><p>Share of customers who spent less than one unit: "
-            "observed, and replicated (posterior predictive mean and 94% HDI). A Gaussian "
-            "mixture on log1p spend has no point mass at zero, so a miss here is expected "
-            "where the observed share is large.</p>" + check_table(zero, ["feature"])
+            "observed, and replicated (posterior predictive mean and 94% HDI). The mixture has "
+            "no point mass at zero: it can only reproduce a spike of zeros by putting a narrow "
+            "component there. <b>no</b> marks a feature whose observed share falls outside the "
+            "replicated 94% HDI.</p>" + check_table(zero, ["feature"])
         )
     if paths.figure("prior_predictive").is_file():
         out.append(
