@@ -219,6 +219,30 @@ def command_fit(args: argparse.Namespace) -> None:
     print(f"wrote {paths.fits_dir}/K*.nc and {paths.diagnostics_csv}")
 
 
+def command_compare(args: argparse.Namespace) -> None:
+    from analysis import compare
+
+    kfold = getattr(args, "kfold", None)
+    max_moment_match = getattr(args, "max_moment_match", None)
+    if max_moment_match is None:
+        max_moment_match = compare.MAX_MOMENT_MATCH
+    if kfold is not None and kfold < 2:
+        raise InputError(f"--kfold: need at least 2 folds, got {kfold}")
+    if max_moment_match < 0:
+        raise InputError(f"--max-moment-match: must be >= 0, got {max_moment_match}")
+    paths = RunPaths(args.run)
+    table = compare.compare_run(
+        paths,
+        moment_matching=not getattr(args, "no_moment_match", False),
+        max_moment_match=max_moment_match,
+        kfold_folds=kfold,
+    )
+    print(compare.printable(table))
+    print()
+    print("\n".join(compare.decision_lines(table)))
+    print(f"wrote {paths.comparison_csv}, {paths.comparison_md} and {paths.figures_dir}/")
+
+
 def command_report(args: argparse.Namespace) -> None:
     from analysis import report
 
@@ -292,6 +316,36 @@ def build_parser() -> argparse.ArgumentParser:
     fitting.add_argument("--out", type=Path, required=True, help="run directory")
     add_fit_options(fitting)
     fitting.set_defaults(handler=command_fit)
+
+    from analysis.compare import MAX_MOMENT_MATCH
+
+    comparing = steps.add_parser(
+        "compare", help="PSIS-LOO, WAIC and BIC per K in one table, and the choice of K"
+    )
+    comparing.add_argument(
+        "--run",
+        type=Path,
+        required=True,
+        help="run directory with fits/K*.nc (and baseline.csv, run here if absent)",
+    )
+    comparing.add_argument(
+        "--kfold",
+        type=int,
+        metavar="FOLDS",
+        help="exact K-fold CV (refits, slow) for fits whose Pareto k stay high after moment "
+        "matching, e.g. 10 (default: off; such rows are marked unreliable)",
+    )
+    comparing.add_argument(
+        "--max-moment-match",
+        type=int,
+        default=MAX_MOMENT_MATCH,
+        help="moment-match at most this many high-k customers per fit "
+        f"(default: {MAX_MOMENT_MATCH})",
+    )
+    comparing.add_argument(
+        "--no-moment-match", action="store_true", help="skip moment matching (plain PSIS-LOO)"
+    )
+    comparing.set_defaults(handler=command_compare)
 
     reporting = steps.add_parser("report", help="profiles, assignments and report.html")
     reporting.add_argument("--run", type=Path, required=True, help="run directory")
