@@ -19,13 +19,16 @@ For posterior draw s, segment k and feature d, with m_kd the segment mean and v_
   total spend (so R_k = w_k x spend ratio_k, and a K = 1 fit has ratio 1).
 - **index** of feature d: posterior mean E[spend_kd] / posterior mean of the model-implied
   population mean sum_j w_j E[spend_jd].
+- **zero share** of feature d: share of the segment's customers (weighted by posterior-mean
+  membership) who spent less than one unit on it, from the observed data.
 
 The value tier is read off the posterior-mean spend ratio: ``premium`` if >= 1.5, ``low`` if
 <= 0.5, ``mid`` otherwise (:data:`TIER_RULE`). The name is "<lead>-led <tier>", where the lead
 feature is the one with the largest index; "all-round <tier>" when the largest index is less
 than 1.5 times the smallest (no feature stands out); "low engagement" for the lowest-spending
-low-tier segment below the population on every feature (at most one). A K = 1 fit is "all
-customers".
+low-tier segment below the population on every feature (at most one). A segment in which at
+least 90% of the customers did not buy a feature is "no <feature> (<tier>)": it is the spike of
+zeros in that feature, not a spending pattern. A K = 1 fit is "all customers".
 
 Categorical (latent class) fits
 -------------------------------
@@ -53,6 +56,8 @@ HDI_PROB = 0.94
 PREMIUM_RATIO = 1.5
 LOW_RATIO = 0.5
 ALL_ROUND_SPREAD = 1.5  # largest / smallest feature index below this: no lead feature
+ZERO_THRESHOLD = 1.0  # "no spend" = less than one currency unit (as analysis.checks)
+NON_BUYER_SHARE = 0.9  # a segment whose customers mostly did not buy a feature is named so
 PRECISE_THRESHOLD = 0.95
 NAME_MIN_PROBABILITY = 0.5  # a level that describes most of the class
 NAME_MIN_LIFT = 1.25
@@ -76,7 +81,7 @@ SEGMENT_COLUMNS = (
 )  # fmt: skip
 FEATURE_COLUMNS = (
     "feature", "mean_spend", "mean_spend_hdi_low", "mean_spend_hdi_high",
-    "implied_population_mean", "observed_mean", "index",
+    "implied_population_mean", "observed_mean", "index", "zero_share",
 )  # fmt: skip
 PROFILE_COLUMNS = (*SEGMENT_COLUMNS[:3], *FEATURE_COLUMNS, *SEGMENT_COLUMNS[3:])
 CATEGORICAL_SEGMENT_COLUMNS = SEGMENT_COLUMNS[:6]  # segment, name, tier, weight and its HDI
@@ -159,8 +164,28 @@ def short_feature_name(feature: str) -> str:
     return name.lower()
 
 
+def segment_zero_share(tree: xr.DataTree) -> pd.DataFrame:
+    """(segment, feature) share of a segment's customers who spent < 1 unit on the feature.
+
+    Observed data, weighted by each customer's posterior-mean membership probability:
+    sum_i p_ik [x_id < 1] / sum_i p_ik. A share near 1 means the segment is made of the
+    customers who did not buy that feature at all (a spike of zeros, not a spending pattern).
+    """
+    spend = observed_spend(tree).round(6)
+    membership = tree["assignments"]["membership_mean"].sel(customer=spend.index.to_numpy())
+    weights = membership.transpose("customer", "segment").values.astype(float)  # (N, K)
+    zero = (spend.to_numpy() < ZERO_THRESHOLD).astype(float)  # (N, D)
+    share = weights.T @ zero / weights.sum(axis=0)[:, None]
+    return pd.DataFrame(
+        share, index=membership["segment"].values.astype(int), columns=spend.columns
+    )
+
+
 def segment_names(
-    index: pd.DataFrame, tiers: pd.Series, spend_ratio: pd.Series | None = None
+    index: pd.DataFrame,
+    tiers: pd.Series,
+    spend_ratio: pd.Series | None = None,
+    zero_share: pd.DataFrame | None = None,
 ) -> pd.Series:
     """Short descriptive names from (segment, feature) spend indices and per-segment tiers.
 
@@ -170,6 +195,8 @@ def segment_names(
     every feature (one segment at most, the lowest ``spend_ratio``, or mean index when it is not
     given; other low ones are named by their lead); two
     leads ("a+b-led mid") where one lead would repeat a name, then "#<segment>" as a last resort.
+    Before all of these: "no <feature> (<tier>)" when at least :data:`NON_BUYER_SHARE` of the
+    segment's customers did not buy the feature (``zero_share``), e.g. "no meat (low)".
     """
     if len(index) == 1:
         return pd.Series(["all customers"], index=index.index)
@@ -178,12 +205,20 @@ def segment_names(
         for k, row in index.iterrows()
     }
 
-    below_everywhere = [k for k in index.index if tiers[k] == "low" and index.loc[k].max() < 1]
+    def non_buyers(k) -> bool:
+        return zero_share is not None and bool((zero_share.loc[k] >= NON_BUYER_SHARE).any())
+
+    below_everywhere = [
+        k for k in index.index if tiers[k] == "low" and index.loc[k].max() < 1 and not non_buyers(k)
+    ]
     spend = spend_ratio if spend_ratio is not None else index.mean(axis=1)  # lowest spender
     lowest = min(below_everywhere, key=lambda k: spend[k], default=None)
 
     def name(k, leads: int) -> str:
         row = index.loc[k]
+        if zero_share is not None and (zero_share.loc[k] >= NON_BUYER_SHARE).any():
+            absent = zero_share.columns[zero_share.loc[k] >= NON_BUYER_SHARE]
+            return f"no {'+'.join(short_feature_name(f) for f in absent)} ({tiers[k]})"
         if k == lowest:
             return "low engagement"
         if row.max() < ALL_ROUND_SPREAD * row.min() and leads == 1:
@@ -235,8 +270,9 @@ def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
     observed_mean = observed_spend(tree).mean()[features].to_numpy()
     index = mean / population_mean
     by_segment = segments.set_index("segment")
+    zero_share = segment_zero_share(tree)[features]
     segments["name"] = segment_names(
-        index, by_segment["tier"], by_segment["spend_ratio"]
+        index, by_segment["tier"], by_segment["spend_ratio"], zero_share
     ).to_numpy()
     segments = segments[list(SEGMENT_COLUMNS)]
 
@@ -253,6 +289,7 @@ def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
                     "implied_population_mean": float(population_mean[j]),
                     "observed_mean": float(observed_mean[j]),
                     "index": index.loc[k, feature],
+                    "zero_share": float(zero_share.loc[k, feature]),
                 }
             )
     profiles = pd.DataFrame(rows).merge(segments, on="segment")

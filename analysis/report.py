@@ -906,7 +906,10 @@ NAME_RULE = (
     "Names: the feature with the largest index (segment mean spend / model-implied population "
     "mean) leads; 'all-round' when no feature stands out (largest index &lt; 1.5 &times; "
     "smallest); 'low engagement' for the lowest-spending low-tier segment below the population "
-    "on every feature (at most one; other low segments are named by their lead)."
+    "on every feature (at most one; other low segments are named by their lead); 'no "
+    "&lt;feature&gt; (&lt;tier&gt;)' when at least 90% of the segment's customers (weighted by "
+    "membership) spent nothing on that feature: such a segment is the spike of zeros, not a "
+    "spending pattern."
 )
 CLASS_NAME_RULE = (
     "Names: the (at most two) levels with the highest lift (class probability / population "
@@ -959,9 +962,10 @@ def section_profiles(paths, src, setting, categorical: bool) -> str:
     segment_headers = ["segment", "name", "tier", "weight (share of customers)", "revenue share",
                        "total spend", "spend ratio", "customers (modal)"]  # fmt: skip
     profile_columns = ["segment", "name", "feature", "mean_spend~hdi", "implied_population_mean",
-                       "observed_mean", "index"]  # fmt: skip
+                       "observed_mean", "index", "zero_share"]  # fmt: skip
     profile_headers = ["segment", "name", "feature", "mean spend [94% HDI]",
-                       "implied population mean", "observed mean", "index"]  # fmt: skip
+                       "implied population mean", "observed mean", "index",
+                       "share of its customers with no spend"]  # fmt: skip
     return "".join(
         [
             f"<p>Spend functional: {setting('spend functional')}, in {setting('unit')}. "

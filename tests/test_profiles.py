@@ -24,9 +24,11 @@ from analysis.profiles import (
     assignment_table,
     continuous_profiles,
     mean_spend_draws,
+    observed_spend,
     segment_counts,
     segment_names,
     segment_profiles,
+    segment_zero_share,
     short_feature_name,
     tier_of,
 )
@@ -315,3 +317,20 @@ def test_class_profiles_probabilities_lift_and_names():
     assert names[1] == "age old · kids no"
     table = assignment_table(tree, segments.set_index("segment")["tier"])
     assert (table["tier"] == "n/a").all()
+
+
+def test_zero_share_is_membership_weighted_and_names_non_buyers(three):
+    """zero_share_kd = sum_i p_ik [spend_id < 1] / sum_i p_ik, from the observed data."""
+    share = segment_zero_share(three)
+    spend = observed_spend(three).round(6)
+    p = three["assignments"]["membership_mean"].transpose("customer", "segment").values
+    zero = (spend.to_numpy() < 1).astype(float)
+    np.testing.assert_allclose(share.to_numpy(), p.T @ zero / p.sum(axis=0)[:, None], rtol=1e-6)
+    _, profiles = continuous_profiles(three)
+    assert profiles["zero_share"].between(0, 1).all()
+    # A segment made of non-buyers of a feature is named after that, whatever its tier.
+    tiers = pd.Series({0: "premium", 1: "low", 2: "low"})
+    index = pd.DataFrame({"MntWines": [2.0, 0.5, 0.3], "MntMeatProducts": [2.0, 0.0, 0.4]})
+    zeros = pd.DataFrame({"MntWines": [0.0, 0.05, 0.1], "MntMeatProducts": [0.0, 0.97, 0.2]})
+    names = segment_names(index, tiers, zero_share=zeros)
+    assert names.tolist() == ["all-round premium", "no meat (low)", "low engagement"]
