@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/segment run --out $(OUT)
+	$(BIN)/segment run --out $(OUT) --figures-to figures
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
