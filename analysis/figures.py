@@ -235,7 +235,8 @@ def uncertainty_figure(assignments: pd.DataFrame, names: pd.Series, threshold: f
 def worst_parameters(posterior: xr.DataTree | xr.Dataset, variables, n: int = N_WORST):
     """The ``n`` scalar parameters with the highest R-hat as a flat Dataset (chain, draw).
 
-    Variables are named like ``means[2, MntWines]`` so the panels say which element they show.
+    Variables are named like ``means[2]`` + newline + ``MntWines`` (segment, then the other
+    coordinates one per line) so the panels say which element they show.
     """
     posterior = posterior.to_dataset() if isinstance(posterior, xr.DataTree) else posterior
     rhat = az.rhat(posterior[list(variables)])
@@ -250,7 +251,8 @@ def worst_parameters(posterior: xr.DataTree | xr.Dataset, variables, n: int = N_
         variable = posterior[name]
         dims = [d for d in variable.dims if d not in ("chain", "draw")]
         selection = dict(zip(dims, key, strict=True)) if dims else {}
-        label = f"{name}[{', '.join(str(v) for v in key)}]" if dims else name
+        # "means[1]" over "MntWines": long level names stay inside their panel
+        label = f"{name}[{key[0]}]" + "".join(f"\n{v}" for v in key[1:]) if dims else name
         chosen[label] = variable.sel(selection).drop_vars(list(selection), errors="ignore")
     return xr.Dataset(chosen)
 
@@ -265,10 +267,15 @@ def trace_rank_figures(posterior, variables, trace_path, rank_path) -> list[str]
     flat = worst_parameters(posterior, variables)
     tree = xr.DataTree.from_dict({"posterior": flat})
     rows = int(np.ceil(len(flat.data_vars) / 4))
-    figure_kwargs = {"figsize": (13, 2.4 * rows + 0.4), "layout": "constrained"}
-    trace = az.plot_trace(tree, backend="matplotlib", figure_kwargs=dict(figure_kwargs))
+    figure_kwargs = {"figsize": (13, 2.6 * rows + 0.4), "layout": "constrained"}
+    title = {"title": {"size": 9}}
+    trace = az.plot_trace(
+        tree, backend="matplotlib", figure_kwargs=dict(figure_kwargs), visuals=dict(title)
+    )
     _save_collection(trace, trace_path)
-    rank = az.plot_rank(tree, backend="matplotlib", figure_kwargs=dict(figure_kwargs))
+    rank = az.plot_rank(
+        tree, backend="matplotlib", figure_kwargs=dict(figure_kwargs), visuals=dict(title)
+    )
     _save_collection(rank, rank_path)
     return list(flat.data_vars)
 

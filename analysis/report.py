@@ -252,6 +252,7 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, ks, threshold: floa
         "options": json.dumps(config.get("options", {})),
         "priors": json.dumps(config.get("priors", {})),
         "K fitted": ", ".join(map(str, ks)),
+        "diagnosed": ", ".join(MIXTURES[config["model"]].diagnosed),
         "K reported": chosen,
         "K chosen by": how,
         "chains": config["sampler"]["chains"],
@@ -536,7 +537,7 @@ def render(paths: RunPaths) -> str:
     item = {value: row for row, value in enumerate(settings.frame["item"])}
 
     def setting(name: str) -> str:
-        return settings.text(item[name], "value")
+        return settings.text(item[name], "value") if name in item else "n/a"
 
     categorical = "data kind" in item and settings.frame.at[item["data kind"], "value"] == (
         "categorical"
@@ -549,7 +550,11 @@ def render(paths: RunPaths) -> str:
         ("data", "Data", section_data(src, setting, item, categorical)),
         ("baseline", "Baseline: scikit-learn GMM and BIC", section_baseline(paths, src)),
         ("choice", "Choosing K", section_choice(paths, src, chosen, chosen_html, setting, item)),
-        ("diagnostics", "Convergence diagnostics", section_diagnostics(paths, src, chosen)),
+        (
+            "diagnostics",
+            "Convergence diagnostics",
+            section_diagnostics(paths, src, chosen, setting),
+        ),
         ("checks", "Predictive checks", section_checks(paths, src, categorical)),
         ("profiles", "Segment profiles", section_profiles(paths, src, setting, categorical)),
         ("revenue", "Revenue concentration", section_revenue(paths, src, categorical)),
@@ -796,7 +801,7 @@ def reasoning(comparison: Source) -> str:
     return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
-def section_diagnostics(paths, src, chosen) -> str:
+def section_diagnostics(paths, src, chosen, setting) -> str:
     diagnostics = src["diagnostics.csv"]
     if not diagnostics.exists:
         return missing("diagnostics.csv", f"segment fit --out {paths.root}")
@@ -813,7 +818,8 @@ def section_diagnostics(paths, src, chosen) -> str:
 
     out = [
         "<p>Pass = max R-hat &le; 1.01, bulk and tail ESS &ge; 400, no divergent transitions "
-        "and E-BFMI &ge; 0.3 on every chain (weights, means and scales, after relabelling).</p>",
+        f"and E-BFMI &ge; 0.3 on every chain (over {setting('diagnosed')}, after "
+        "relabelling).</p>",
         table(
             diagnostics,
             [
@@ -932,7 +938,7 @@ def section_profiles(paths, src, setting, categorical: bool) -> str:
                     headers=["class", "name", "weight (share of customers)", "customers (modal)"],
                 ),
                 image(paths, "profiles", "Class profiles: level probabilities with 94% HDI"),
-                "<details open><summary>Level probabilities per class (profiles.csv)</summary>",
+                "<details><summary>Level probabilities per class (profiles.csv)</summary>",
                 table(
                     profiles,
                     [
