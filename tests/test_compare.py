@@ -187,6 +187,12 @@ def test_simulated_three_segments_are_chosen(run_dir, compared):
     assert bic_choice(compared) == 3
     heldout = by_k["gmm_heldout_elpd"]
     assert heldout[3] > heldout[2] + 50 and heldout[3] > heldout[1] + 50
+    # the paired difference is built from pointwise values and must add up to the totals; at the
+    # true K the EM GMM and the Bayesian GMM predict held-out customers alike
+    np.testing.assert_allclose(
+        by_k["heldout_diff"], by_k["elpd_loo"] - by_k["gmm_heldout_elpd"], rtol=1e-9
+    )
+    assert abs(by_k.loc[3, "heldout_diff"]) < 4 * by_k.loc[3, "heldout_dse"]
 
 
 def test_every_row_says_which_loo_estimate_it_uses(compared):
