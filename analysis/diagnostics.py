@@ -24,6 +24,7 @@ COLUMNS = (
     "divergences",
     "min_bfmi",
     "seconds",
+    "sampling_seconds",
 )
 
 
@@ -34,7 +35,7 @@ def _extreme(dataset: xr.Dataset, reduce) -> float:
 
 
 def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset, variables: tuple[str, ...]) -> dict:
-    """Diagnostics dict (the :data:`COLUMNS` minus K and seconds) of a relabelled posterior."""
+    """Diagnostics dict (the :data:`COLUMNS` minus K and timings) of a relabelled posterior."""
     diagnosed = posterior[list(variables)]
     max_rhat = _extreme(az.rhat(diagnosed), np.max)
     min_ess_bulk = _extreme(az.ess(diagnosed, method="bulk"), np.min)

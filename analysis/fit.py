@@ -154,7 +154,9 @@ def postprocess(
     assignments = summarize_memberships(
         membership, n_chains, customer.values, posterior["segment"].values
     )
-    diagnostics = diagnose(posterior, sample_stats, mixture.diagnosed) | {"seconds": seconds}
+    sampling_seconds = sampled["posterior"].attrs.get("sampling_time")
+    timings = {"seconds": seconds, "sampling_seconds": sampling_seconds}
+    diagnostics = diagnose(posterior, sample_stats, mixture.diagnosed) | timings
     log_likelihood = xr.Dataset(
         {"x": (("chain", "draw", "customer"), loglik.reshape(n_chains, n_draws, -1))},
         coords={"chain": posterior["chain"], "draw": posterior["draw"], "customer": customer},

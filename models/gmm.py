@@ -37,6 +37,9 @@ DEFAULT_PRIORS = {
     "lkj_eta": 2.0,
 }
 COVARIANCES = ("full", "diag")
+# "vectorized": the CustomDist over segment_log_joint (what we fit). "pm_mixture": the same
+# density as the idiomatic pm.Mixture over a list of K pm.MvNormal.dist (for the benchmark).
+LIKELIHOODS = ("vectorized", "pm_mixture")
 PARAMETERS = ("weights", "means", "chol")  # what segment_log_joint needs, in order
 DIAGNOSED = ("weights", "means", "scales")  # convergence is judged on these
 
@@ -106,13 +109,17 @@ def build_gmm(
     features,
     covariance: str = "full",
     priors: dict | None = None,
+    likelihood: str = "vectorized",
 ) -> pm.Model:
     """Build the K-segment mixture for model-scale data ``x`` (N, D).
 
     ``customers`` (N,) and ``features`` (D,) label the ``customer`` and ``feature`` dims.
+    ``likelihood`` picks one of two codings of the same density (:data:`LIKELIHOODS`).
     """
     if covariance not in COVARIANCES:
         raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
     prior = merged_priors(priors)
     n_features = x.shape[1]
     coords = {
@@ -157,17 +164,23 @@ def build_gmm(
             pt.sqrt(prior["nugget_sd"] ** 2 + structured_sd**2),
             dims=("segment", "feature"),
         )
-        pm.CustomDist(
-            "x",
-            weights,
-            means,
-            chol,
-            logp=mixture_logp,
-            random=mixture_random,
-            signature="(k),(k,d),(k,d,e)->(d)",
-            observed=x_data,
-            dims=("customer", "feature"),
-        )
+        if likelihood == "vectorized":
+            pm.CustomDist(
+                "x",
+                weights,
+                means,
+                chol,
+                logp=mixture_logp,
+                random=mixture_random,
+                signature="(k),(k,d),(k,d,e)->(d)",
+                observed=x_data,
+                dims=("customer", "feature"),
+            )
+        else:
+            components = [pm.MvNormal.dist(mu=means[j], chol=chol[j]) for j in range(k)]
+            pm.Mixture(
+                "x", w=weights, comp_dists=components, observed=x_data, dims=("customer", "feature")
+            )
     return model
 
 

@@ -82,6 +82,22 @@ def test_model_logp_is_the_marginal_mixture_density(truth):
     np.testing.assert_allclose(loglik, expected, rtol=1e-8)
 
 
+def test_idiomatic_pm_mixture_coding_has_the_same_log_density(truth):
+    """The benchmark's pm.Mixture model is the same posterior: equal logp and gradient."""
+    point = initial_point(truth.x, 3, seed=0)
+    values = []
+    for likelihood in ("vectorized", "pm_mixture"):
+        model = build_gmm(
+            truth.x, 3, customers=np.arange(200), features=["a", "b", "c"], likelihood=likelihood
+        )
+        transformed = make_initial_point_fn(
+            model=model, overrides=point, jitter_rvs=set(), return_transformed=True
+        )(0)
+        values.append((model.compile_logp()(transformed), model.compile_dlogp()(transformed)))
+    np.testing.assert_allclose(values[0][0], values[1][0], rtol=1e-9)
+    np.testing.assert_allclose(values[0][1], values[1][1], rtol=1e-7, atol=1e-8)
+
+
 def test_mixture_random_reproduces_weights_and_means():
     rng = np.random.default_rng(1)
     weights = np.array([0.6, 0.4])

@@ -1,0 +1,234 @@
+"""Time the project's K sweep against the idiomatic PyMC mixture and scikit-learn EM, same run.
+
+``python -m bench.sweep [--quick] [--k 2,4,6,9] [--data PATH]`` (``make bench`` runs --quick).
+
+On ``marketing`` (log-standardize, 2,240 x 6), for every K:
+
+1. project: ``analysis.fit.fit_k`` (vectorized likelihood, nutpie, EM start), wall time split
+   into compilation (model build + nutpie compile) and sampling, then relabelling/diagnostics;
+2. idiomatic: the same priors with ``pm.Mixture`` over K ``pm.MvNormal.dist`` sampled by
+   ``pm.sample()`` defaults (``bench.idiomatic``, in a child process killed at ``--cap``
+   seconds), fewer draws; its draws go through the same relabelling and diagnostics;
+3. sklearn: ``GaussianMixture(K, full, n_init=10)`` wall time.
+
+ESS is the minimum bulk ESS over weights and means after relabelling; ESS/s divides it by the
+whole wall time of the fit (compile + sampling) and, separately, by sampling time alone. An
+idiomatic fit killed at the cap gets the ESS/s it would have had finishing at the cap with ESS
+equal to its number of draws (an upper bound), so its ratio is a lower bound. Last, the model of
+the first K is compiled again in the same process (``recompile_seconds``): what a warm compile
+cache saves when a sweep is rerun.
+Writes ``bench/results/sweep.csv`` (one row per method and K) and ``bench/results/ratios.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import nutpie
+import pandas as pd
+from sklearn.mixture import GaussianMixture
+
+from analysis.datasets import load_marketing
+from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
+from analysis.transforms import fit_transform
+
+RESULTS = Path(__file__).parent / "results"
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/marketing_campaign.csv"
+SETTINGS = {
+    # project chains x (tune + draws); idiomatic chains x (tune + draws) and its cap in seconds
+    "full": {"k": "2,4,6,9", "chains": 4, "tune": 1000, "draws": 1000,
+             "idiomatic_tune": 250, "idiomatic_draws": 250, "cap": 600},
+    "quick": {"k": "2,4", "chains": 2, "tune": 300, "draws": 300,
+              "idiomatic_tune": 100, "idiomatic_draws": 100, "cap": 120},
+}  # fmt: skip
+SKLEARN_N_INIT = 10
+ESS_VARIABLES = ["weights", "means"]
+
+
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident set size so far, MB (Linux reports KB)."""
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def fit_row(method: str, k: int, path: Path, draws: int) -> dict:
+    """Timings, diagnostics and ESS of a saved fit."""
+    attrs = saved_attrs(path)["diagnostics"]
+    posterior = load_fit(path)["posterior"].to_dataset()
+    ess = az.ess(posterior[ESS_VARIABLES], method="bulk")
+    min_ess = float(min(ess[v].min() for v in ESS_VARIABLES))
+    seconds, sampling = attrs["seconds"], attrs["sampling_seconds"]
+    return {
+        "method": method,
+        "K": k,
+        "status": attrs["status"],
+        "reason": attrs["reason"],
+        "draws": draws,
+        "seconds": seconds,
+        "compile_seconds": seconds - sampling,
+        "sampling_seconds": sampling,
+        "min_ess_bulk": min_ess,
+        "ess_per_second": min_ess / seconds,
+        "ess_per_sampling_second": min_ess / sampling,
+        "max_rhat": attrs["max_rhat"],
+        "divergences": attrs["divergences"],
+    }
+
+
+def project_fit(spec: FitSpec, x, k: int, customers, features, workdir: Path) -> dict:
+    path = workdir / f"project_K{k}.nc"
+    save_fit(fit_k(spec, x, k, customers, features), path)
+    return fit_row("project", k, path, spec.sampler.chains * spec.sampler.draws)
+
+
+def idiomatic_fit(data: Path, k: int, settings: dict, seed: int, workdir: Path) -> dict:
+    """Run bench.idiomatic in a child process; a run past the cap is killed and reported."""
+    path = workdir / f"idiomatic_K{k}.nc"
+    command = [
+        sys.executable, "-m", "bench.idiomatic", "--data", str(data), "--k", str(k),
+        "--chains", str(settings["chains"]), "--draws", str(settings["idiomatic_draws"]),
+        "--tune", str(settings["idiomatic_tune"]), "--seed", str(seed), "--out", str(path),
+    ]  # fmt: skip
+    draws = settings["chains"] * settings["idiomatic_draws"]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, start_new_session=True)  # its own group: sampler workers
+    try:
+        if child.wait(timeout=settings["cap"]):
+            raise RuntimeError(f"bench.idiomatic K={k} exited with status {child.returncode}")
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        return {
+            "method": "idiomatic",
+            "K": k,
+            "status": "timeout",
+            "reason": f"did not finish {settings['chains']} x ({settings['idiomatic_tune']} + "
+            f"{settings['idiomatic_draws']}) within {settings['cap']:.0f} s",
+            "seconds": time.perf_counter() - started,
+            "draws": draws,
+            # Had it finished at the cap with ESS = draws, this is the ESS/s it would have had.
+            "ess_per_second": draws / settings["cap"],
+        }
+    return fit_row("idiomatic", k, path, draws)
+
+
+def sklearn_fit(x, k: int, seed: int) -> dict:
+    started = time.perf_counter()
+    GaussianMixture(k, covariance_type="full", n_init=SKLEARN_N_INIT, random_state=seed).fit(x)
+    return {"method": "sklearn", "K": k, "status": "ok", "seconds": time.perf_counter() - started}
+
+
+def recompile_seconds(spec: FitSpec, x, k: int, customers, features) -> float:
+    """Wall time of building and compiling the K model for nutpie once more, this process warm."""
+    started = time.perf_counter()
+    model = spec.mixture.build(x, k, customers=customers, features=features, **spec.options)
+    nutpie.compile_pymc_model(model, backend="numba")
+    return time.perf_counter() - started
+
+
+def ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """Per K: project ESS/s over idiomatic ESS/s; last row: sweep wall project / sklearn."""
+    by = table.set_index(["method", "K"])
+    rows = []
+    for k in sorted(table["K"].unique()):
+        project, idiomatic = by.loc[("project", k)], by.loc[("idiomatic", k)]
+        timed_out = idiomatic["status"] == "timeout"
+        rows.append(
+            {
+                "K": k,
+                "project_ess_per_s": project["ess_per_second"],
+                "idiomatic_ess_per_s": idiomatic["ess_per_second"],
+                # timeout: the idiomatic ESS/s is an upper bound, so the ratio is a lower bound
+                "ess_per_s_ratio": project["ess_per_second"] / idiomatic["ess_per_second"],
+                "ratio_is_lower_bound": timed_out,
+                "ess_per_sampling_s_ratio": project["ess_per_sampling_second"]
+                / idiomatic["ess_per_sampling_second"]
+                if not timed_out
+                else np.nan,
+                "project_status": project["status"],
+                "idiomatic_status": idiomatic["status"],
+            }
+        )
+    walls = table.groupby("method")["seconds"].sum()
+    rows.append(
+        {
+            "K": "sweep",
+            "project_seconds": walls["project"],
+            "sklearn_seconds": walls["sklearn"],
+            "project_over_sklearn": walls["project"] / walls["sklearn"],
+        }
+    )
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small settings for iteration")
+    parser.add_argument("--k", help="comma-separated K list (default 2,4,6,9; quick 2,4)")
+    parser.add_argument("--cap", type=float, help="idiomatic wall-clock cap per K, seconds")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    settings = SETTINGS["quick" if args.quick else "full"] | {
+        key: value for key, value in (("k", args.k), ("cap", args.cap)) if value is not None
+    }
+    ks = [int(k) for k in settings["k"].split(",")]
+
+    dataset = load_marketing(args.data)
+    transform = fit_transform("log-standardize", dataset.features)
+    x = transform.apply(dataset.features)
+    sampler = SamplerSettings(settings["chains"], settings["draws"], settings["tune"], args.seed)
+    spec = FitSpec(
+        dataset.name, dataset.source, "gmm", transform.to_config(), {"covariance": "full"},
+        {}, sampler,
+    )  # fmt: skip
+    print(
+        f"bench.sweep: {dataset.source} {x.shape[0]} x {x.shape[1]}, K = {ks}, {os.cpu_count()} "
+        f"CPUs, load {os.getloadavg()[0]:.1f}; settings {settings}",
+        file=sys.stderr,
+    )
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(scratch)
+        for step, k in enumerate(ks, start=1):
+            say = f"[K={k}] ({step}/{len(ks)})"
+            print(f"{say} project fit", file=sys.stderr)
+            rows.append(project_fit(spec, x, k, dataset.features.index, transform.columns, workdir))
+            rows[-1]["peak_rss_mb"] = peak_rss_mb()
+            print(f"{say} idiomatic pm.Mixture fit (cap {settings['cap']:.0f} s)", file=sys.stderr)
+            rows.append(idiomatic_fit(args.data, k, settings, args.seed, workdir))
+            rows[-1]["peak_rss_mb"] = peak_rss_mb(resource.RUSAGE_CHILDREN)
+            print(f"{say} scikit-learn GaussianMixture n_init={SKLEARN_N_INIT}", file=sys.stderr)
+            rows.append(sklearn_fit(x, k, args.seed))
+    table = pd.DataFrame(rows)
+    first = (table["method"] == "project") & (table["K"] == ks[0])
+    print(f"[K={ks[0]}] compiling the project model again (warm)", file=sys.stderr)
+    table.loc[first, "recompile_seconds"] = recompile_seconds(
+        spec, x, ks[0], dataset.features.index, transform.columns
+    )
+    ratio_table = ratios(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "sweep.csv", index=False)
+    ratio_table.to_csv(args.out / "ratios.csv", index=False)
+    shown = table.drop(columns="reason")
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+        print(ratio_table.to_string(index=False, float_format=lambda v: f"{v:,.2f}", na_rep="-"))
+    for row in rows:
+        if row["status"] != "ok":
+            print(f"{row['method']} K={row['K']}: {row['status'].upper()}: {row['reason']}")
+    print(f"wrote {args.out / 'sweep.csv'} and {args.out / 'ratios.csv'}")
+
+
+if __name__ == "__main__":
+    main()
