@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analysis.figures import finish_panels
 from analysis.transforms import FittedTransform
 
 HDI_PROB = 0.94
@@ -79,12 +80,10 @@ def predictive_figure(
         axis.hist(values, bins=bins, density=True, histtype="step", color="black", lw=1.6)
         axis.set_title(str(feature), fontsize=10)
         axis.set_yticks([])
-    for axis in list(axes.flat)[len(features) :]:
-        axis.set_visible(False)
-    figure.suptitle(
+    return finish_panels(
+        figure,
+        axes,
+        len(features),
         f"{GROUPS[group]} check: observed (black) vs {len(picks)} replicated data sets (blue), "
         "model scale",
-        fontsize=10,
     )
-    figure.tight_layout()
-    return figure

@@ -43,6 +43,16 @@ def spend_axis(axis, low: float, high: float) -> None:
     axis.set_xlim(left=0 if low < 1 else low / 1.5, right=high * 1.5)
 
 
+def finish_panels(figure, axes, n_used: int, title: str, tight: bool = True):
+    """Hide the grid's unused panels, add the title, lay out; returns the figure."""
+    for axis in list(axes.flat)[n_used:]:
+        axis.set_visible(False)
+    figure.suptitle(title, fontsize=10)
+    if tight:
+        figure.tight_layout()
+    return figure
+
+
 def profiles_figure(profiles: pd.DataFrame, unit: str, functional: str):
     """Forest plot: per feature (panel) and segment (row) mean spend with its 94% HDI.
 
@@ -85,15 +95,13 @@ def profiles_figure(profiles: pd.DataFrame, unit: str, functional: str):
         axis.tick_params(labelsize=8)
     for axis in axes[:, 0]:
         axis.set_yticks(y, labels, fontsize=9)
-    for axis in list(axes.flat)[len(panels) :]:
-        axis.set_visible(False)
-    figure.suptitle(
+    return finish_panels(
+        figure,
+        axes,
+        len(panels),
         f"Segment profiles: {functional} ({unit}), posterior mean and 94% HDI; "
         "dashed = model-implied population mean; log scale above 1",
-        fontsize=10,
     )
-    figure.tight_layout()
-    return figure
 
 
 def class_profiles_figure(profiles: pd.DataFrame):
@@ -139,16 +147,16 @@ def class_profiles_figure(profiles: pd.DataFrame):
         axis.set_title(variable, fontsize=10)
         axis.grid(alpha=0.3, axis="x")
         axis.tick_params(axis="x", labelsize=8)
-    for axis in list(axes.flat)[len(variables) :]:
-        axis.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3),
                   fontsize=8, frameon=False)  # fmt: skip
-    figure.suptitle(
+    return finish_panels(
+        figure,
+        axes,
+        len(variables),
         "Latent classes: probability of each level per class, posterior mean and 94% HDI",
-        fontsize=10,
+        tight=False,  # the figure uses a constrained layout for the legend outside
     )
-    return figure
 
 
 def revenue_figure(segments: pd.DataFrame):

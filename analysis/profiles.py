@@ -228,7 +228,13 @@ def segment_names(
     names = pd.Series({k: name(k, 1) for k in index.index})
     repeated = names.duplicated(keep=False)
     names[repeated] = [name(k, 2) for k in names.index[repeated]]
+    return numbered_duplicates(names)
+
+
+def numbered_duplicates(names: pd.Series) -> pd.Series:
+    """Names (indexed by segment) with " #<segment>" appended wherever a name repeats."""
     repeated = names.duplicated(keep=False)
+    names = names.copy()
     names[repeated] = [f"{names[k]} #{k}" for k in names.index[repeated]]
     return names
 
@@ -322,10 +328,7 @@ def class_names(lift: pd.DataFrame, probability: pd.DataFrame) -> pd.Series:
         ]
         top = eligible.sort_values(ascending=False).index[:2]
         names[k] = " · ".join(item.replace("=", " ", 1) for item in top) or "typical mix"
-    names = pd.Series(names)
-    repeated = names.duplicated(keep=False)
-    names[repeated] = [f"{names[k]} #{k}" for k in names.index[repeated]]
-    return names
+    return numbered_duplicates(pd.Series(names))
 
 
 def categorical_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
