@@ -22,9 +22,11 @@ For every saved fit ``DIR/fits/K{k}.nc`` (read from disk, never resampled):
 - ``az.compare`` for ``elpd_diff`` and ``dse`` against the best fit that passed diagnostics,
   and stacking / Bayesian-bootstrap pseudo-BMA weights over those fits.
 - The scikit-learn baseline per K (``DIR/baseline.csv``, run here with the default settings if
-  absent): best over seeds of BIC, AIC and ICL, and the spread of BIC over seeds; and, for
-  continuous data, the 10-fold held-out log density of the EM-fitted GMM on the same matrix, so
-  the baseline is also measured on the elpd yardstick.
+  absent): best over seeds of BIC, AIC and ICL, and the spread of BIC over seeds; and the
+  baseline on the elpd yardstick: for continuous data the 10-fold held-out log density of the
+  EM-fitted GMM on the same matrix; for categorical data the held-out log probability of each
+  household's categories under the one-hot GMM's clusters made latent classes (its density on
+  0/1 dummies is not a probability of categories).
 
 The decision rule (:func:`choose_k`): among fits whose diagnostics are ``ok``, the smallest K
 whose ``elpd_diff`` is within 2 x ``dse`` of the best (``elpd_diff >= -2 dse``): parsimony under
@@ -49,6 +51,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from arviz_stats.loo import SamplingWrapper
+from scipy.special import logsumexp
 from sklearn.model_selection import KFold
 
 from analysis import baseline
@@ -66,6 +69,23 @@ LP_TOLERANCE = 1e-6  # relative agreement required between the rebuilt model and
 CHUNK_DRAWS = 250  # draws per chain evaluated at once by the rebuilt log posterior
 HELDOUT_FOLDS = 10
 HELDOUT_N_INIT = 3
+# What gmm_heldout_elpd scores, by the data kind of the fits (legend text and table notes).
+HELDOUT_LABEL = {
+    "continuous": f"EM GMM: {HELDOUT_FOLDS}-fold held-out log density",
+    "categorical": f"one-hot EM GMM clusters as latent classes: {HELDOUT_FOLDS}-fold held-out "
+    "log probability",
+}
+HELDOUT_MEANING = {
+    "continuous": f"{HELDOUT_FOLDS}-fold held-out log density of the EM GMM on the same matrix, "
+    "the baseline on the elpd yardstick",
+    "categorical": f"{HELDOUT_FOLDS}-fold held-out log probability of each household's observed "
+    "category combination under the one-hot EM GMM's segmentation: the GMM (the baseline's "
+    "dummies and covariance) is fitted on the other folds, its soft cluster memberships give "
+    "class weights and, per cluster and variable, level probabilities (add-one smoothed), "
+    "and that latent class model scores the held-out households. The GMM's own density on 0/1 "
+    "dummies is not a probability of categories (it puts mass on impossible values), so it is "
+    "not compared; its clusters are",
+}
 BASELINE_SEEDS = (0, 1, 2)
 BASELINE_N_INIT = 10
 
@@ -455,6 +475,26 @@ def baseline_per_k(table: pd.DataFrame, covariance_type: str) -> pd.DataFrame:
     return per_k
 
 
+def clusters_as_latent_classes(
+    memberships: np.ndarray, train: np.ndarray, test: np.ndarray, n_levels: list[int]
+) -> np.ndarray:
+    """Log probability of each ``test`` row's categories under a segmentation's latent classes.
+
+    ``memberships`` (n_train, K) soft cluster memberships of the ``train`` rows; ``train`` and
+    ``test`` are 0/1 indicators of every level, variables in blocks of ``n_levels`` columns.
+    Class weights are the mean memberships; level probabilities per class and variable are the
+    membership-weighted level counts plus one, normalised. Returns (n_test,) natural logs.
+    """
+    log_joint = np.tile(np.log(memberships.mean(axis=0)), (len(test), 1))  # (n_test, K)
+    start = 0
+    for n in n_levels:
+        block = slice(start, start + n)
+        counts = memberships.T @ train[:, block] + 1.0  # (K, levels)
+        log_joint += test[:, block] @ np.log(counts / counts.sum(axis=1, keepdims=True)).T
+        start += n
+    return logsumexp(log_joint, axis=1)
+
+
 def gmm_heldout(
     x: np.ndarray,
     ks: list[int],
@@ -463,11 +503,16 @@ def gmm_heldout(
     n_init: int = HELDOUT_N_INIT,
     seed: int = 0,
     elpd_i: dict[int, np.ndarray] | None = None,
+    categories: tuple[np.ndarray, list[int]] | None = None,
 ) -> pd.DataFrame:
     """K-fold held-out log density of the EM-fitted GMM per K, on the elpd scale.
 
     For each fold, EM (``n_init`` starts) on the other folds, then the log density of every
-    held-out customer; ``gmm_heldout_elpd`` sums them over customers and ``gmm_heldout_se`` is
+    held-out customer. With ``categories`` (the (n, levels) 0/1 indicators the latent class fits
+    model and each variable's number of levels), the held-out score is instead the log
+    probability of the customer's categories under the GMM's clusters made latent classes
+    (:func:`clusters_as_latent_classes`). ``gmm_heldout_elpd`` sums them over customers and
+    ``gmm_heldout_se`` is
     sqrt(n) x their sd, as for ``elpd_loo``. With the Bayesian fits' pointwise ``elpd_i`` (K ->
     (n,) in the rows' order), ``heldout_diff`` = elpd_loo - gmm_heldout_elpd and its paired SE
     ``heldout_dse`` = sqrt(n) x sd of the per-customer differences, as ``dse`` in ``compare``.
@@ -480,7 +525,13 @@ def gmm_heldout(
         pointwise = np.empty(len(x))
         for train, test in splits:
             model = baseline.fit_gmm(x[train], k, covariance_type, n_init, seed)
-            pointwise[test] = model.score_samples(x[test])
+            if categories is None:
+                pointwise[test] = model.score_samples(x[test])
+            else:
+                indicators, n_levels = categories
+                pointwise[test] = clusters_as_latent_classes(
+                    model.predict_proba(x[train]), indicators[train], indicators[test], n_levels
+                )
         row = {
             "K": k,
             "gmm_heldout_elpd": float(pointwise.sum()),
@@ -608,7 +659,8 @@ def decision_lines(table: pd.DataFrame, rule_se: float = RULE_SE) -> list[str]:
     if heldout is not None and not heldout.empty:
         h = heldout.loc[heldout["gmm_heldout_elpd"].idxmax()]
         lines.append(
-            f"Same yardstick: the EM GMM's {HELDOUT_FOLDS}-fold held-out log density is highest "
+            f"Same yardstick: the baseline's {HELDOUT_FOLDS}-fold held-out log score "
+            "(gmm_heldout_elpd) is highest "
             f"at K={int(h['K'])} ({h['gmm_heldout_elpd']:,.1f}, SE {h['gmm_heldout_se']:,.1f})"
             + (
                 f"; at the chosen K={chosen} it is {by_k.loc[chosen, 'gmm_heldout_elpd']:,.1f} "
@@ -734,13 +786,11 @@ def write_markdown(path, table, context: dict, notes: list[str], figures: dict) 
         "seeds; bic_spread: max - min BIC over seeds. "
         "gmm_heldout_elpd: "
         + (
-            f"{HELDOUT_FOLDS}-fold held-out log density of the EM GMM on the same matrix, "
-            "the baseline on the elpd yardstick; heldout_diff = elpd_loo - gmm_heldout_elpd "
-            "(positive: the Bayesian fit predicts held-out customers better) with its paired SE "
-            "heldout_dse."
+            f"{HELDOUT_MEANING[context['data_kind']]}; heldout_diff = elpd_loo - "
+            "gmm_heldout_elpd (positive: the Bayesian fit predicts held-out customers better) "
+            "with its paired SE heldout_dse."
             if context["heldout"]
-            else "not computed (categorical data: a Gaussian density on 0/1 dummies is not on "
-            "the latent class model's probability scale)."
+            else "not computed."
         ),
         "",
         "## Pareto k and the LOO estimate each row uses",
@@ -839,7 +889,9 @@ def plot_khat_figure(psis, k: int, title: str, method: str = "psis"):
     return figure
 
 
-def _draw_elpd(axis, table: pd.DataFrame, model: str, labels: bool = True) -> None:
+def _draw_elpd(
+    axis, table: pd.DataFrame, model: str, heldout_label: str, labels: bool = True
+) -> None:
     """elpd_loo ± SE (ok fits joined, failed ones as grey crosses), WAIC, GMM held-out."""
     ks = table["K"].to_numpy()
     ok = (table["status"] == "ok").to_numpy()
@@ -862,7 +914,7 @@ def _draw_elpd(axis, table: pd.DataFrame, model: str, labels: bool = True) -> No
     if table["gmm_heldout_elpd"].notna().any():
         axis.errorbar(ks - 0.12, table["gmm_heldout_elpd"], yerr=table["gmm_heldout_se"],
                       fmt="^--", ms=5, capsize=3, color="C1",
-                      label=label(f"EM GMM: {HELDOUT_FOLDS}-fold held-out log density ± 1 SE"),
+                      label=label(f"{heldout_label} ± 1 SE"),
                       )  # fmt: skip
     if unreliable.any():
         axis.plot(ks[unreliable], table["elpd_loo"][unreliable], "o", ms=12, mfc="none",
@@ -900,7 +952,12 @@ def _zoom(axis, table: pd.DataFrame, columns: list[str], draw, where) -> None:
 
 
 def plot_elpd_and_bic(
-    table: pd.DataFrame, chosen: int | None, bic_k: int | None, title: str, model: str = "GMM"
+    table: pd.DataFrame,
+    chosen: int | None,
+    bic_k: int | None,
+    title: str,
+    model: str = "GMM",
+    heldout_label: str = HELDOUT_LABEL["continuous"],
 ):
     """Left: elpd_loo ± SE (and WAIC, GMM held-out) against K. Right: BIC against K.
 
@@ -909,11 +966,11 @@ def plot_elpd_and_bic(
     """
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.6))
     ks = table["K"].to_numpy()
-    _draw_elpd(left, table, model)
+    _draw_elpd(left, table, model, heldout_label)
     if chosen is not None:
         left.axvline(chosen, color="C0", lw=1, ls=":", label=f"chosen by the LOO rule: K={chosen}")
     _zoom(left, table, ["elpd_loo", "gmm_heldout_elpd"],
-          lambda axis, part: _draw_elpd(axis, part, model, labels=False),
+          lambda axis, part: _draw_elpd(axis, part, model, heldout_label, labels=False),
           (0.45, 0.08, 0.52, 0.5))  # fmt: skip
     left.set_title(
         "elpd (higher is better)\nbars: ± 1 SE of each elpd; K are compared by elpd_diff ± dse "
@@ -1037,11 +1094,16 @@ def compare_run(
     baseline_table, covariance_type, ran = ensure_baseline(paths, x, ks, config, progress)
     per_k = baseline_per_k(baseline_table, covariance_type)
     table = table.merge(per_k, on="K", how="left")
-    continuous = config["transform"].get("name") not in CATEGORICAL_TRANSFORMS
-    if heldout and continuous:
+    data_kind = MIXTURES[config["model"]].data_kind
+    if heldout:
         matrix, _ = baseline_matrix(x, config["transform"])
         pointwise = {e.k: e.used.elpd_i.values for e in estimates}
-        heldout_table = gmm_heldout(matrix, ks, covariance_type, elpd_i=pointwise)
+        categories = None
+        if data_kind == "categorical":
+            categories = (x, [len(levels) for levels in config["transform"]["levels"]])
+        heldout_table = gmm_heldout(
+            matrix, ks, covariance_type, elpd_i=pointwise, categories=categories
+        )
         table = table.merge(heldout_table, on="K", how="left")
     else:
         for column in ("gmm_heldout_elpd", "gmm_heldout_se", "heldout_diff", "heldout_dse"):
@@ -1073,7 +1135,8 @@ def compare_run(
         )
     context = {
         "title": title,
-        "heldout": heldout and continuous,
+        "heldout": heldout,
+        "data_kind": data_kind,
         "description": (
             f"Run directory `{paths.root}`: {len(ks)} fits (K = {', '.join(map(str, ks))}), "
             f"{len(x):,} customers x {x.shape[1]} features, {sampler['chains']} chains x "
@@ -1088,7 +1151,10 @@ def compare_run(
     }
     _save(plot_compare_figure(compared, title), paths.figure("compare"))
     model = config["model"].upper()
-    _save(plot_elpd_and_bic(table, chosen, bic_k, title, model), paths.figure("elpd_vs_bic"))
+    _save(
+        plot_elpd_and_bic(table, chosen, bic_k, title, model, HELDOUT_LABEL[data_kind]),
+        paths.figure("elpd_vs_bic"),
+    )
     if chosen is not None:
         chosen_estimate = next(e for e in estimates if e.k == chosen)
         _save(

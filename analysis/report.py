@@ -30,6 +30,7 @@ import xarray as xr
 
 from analysis import diagnostics as diagnostic_rule
 from analysis import figures
+from analysis.compare import HELDOUT_MEANING
 from analysis.errors import InputError
 from analysis.fit import load_fit, saved_attrs
 from analysis.paths import RunPaths, atomic_path
@@ -694,6 +695,7 @@ def section_choice(paths, src, chosen, chosen_html, setting, item) -> str:
             + f"<p>K = {chosen_html} was chosen by {setting('K chosen by')}.</p>"
         )
     frame = comparison.frame
+    heldout_meaning = HELDOUT_MEANING.get(setting("data kind"), HELDOUT_MEANING["continuous"])
     shown = (
         "K", "status", "chosen", "elpd_loo", "se_loo", "p_loo", "elpd_diff", "dse", "weight",
         "loo_method", "pareto_k_bad", "pareto_k_remaining", "elpd_waic", "se_waic",
@@ -716,9 +718,10 @@ def section_choice(paths, src, chosen, chosen_html, setting, item) -> str:
         overridden,
         "<p>Bayesian fits compared by PSIS-LOO (elpd_loo, higher is better; elpd_diff and dse "
         "against the best, weight = stacking weight) and WAIC, beside the baseline's BIC, AIC "
-        "and ICL at the same K (bic_spread: range over seeds; gmm_heldout_elpd: the EM GMM's "
-        "10-fold held-out log density, the same yardstick as elpd_loo). Fits that failed "
-        "convergence diagnostics (red) are not eligible. Highlighted: the reported K.</p>",
+        "and ICL at the same K (bic_spread: range over seeds; gmm_heldout_elpd: "
+        f"{html.escape(heldout_meaning)}, the same yardstick as elpd_loo). Fits that failed "
+        "convergence diagnostics (red) are not eligible. "
+        "Highlighted: the reported K.</p>",
         table(comparison, columns, row_class=row_class, css="wide"),
         "<h3>Why this K</h3>",
         reasoning(comparison),

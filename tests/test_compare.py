@@ -17,9 +17,11 @@ from analysis.compare import (
     baseline_per_k,
     bic_choice,
     choose_k,
+    clusters_as_latent_classes,
     compare_run,
     decision_lines,
     estimate_fit,
+    gmm_heldout,
     kfold_loo,
 )
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
@@ -115,6 +117,39 @@ def test_baseline_matrix_of_indicators_is_the_baselines_one_hot():
     matrix, covariance_type = baseline_matrix(indicators.apply(frame), indicators.to_config())
     np.testing.assert_array_equal(matrix, one_hot.apply(frame))
     assert covariance_type == "diag"
+
+
+def test_clusters_as_latent_classes_by_hand():
+    # Two variables (2 and 3 levels); four training rows in two hard clusters, one test row.
+    train = np.array(
+        [[1, 0, 1, 0, 0], [1, 0, 0, 1, 0], [0, 1, 0, 0, 1], [0, 1, 0, 0, 1]], dtype=float
+    )
+    memberships = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)
+    test = np.array([[1, 0, 0, 0, 1]], dtype=float)
+    # Cluster 0: a = (2+1)/(2+2), c = (0+1)/(2+3); cluster 1: a = (0+1)/4, c = (2+1)/5.
+    expected = np.log(0.5 * (3 / 4) * (1 / 5) + 0.5 * (1 / 4) * (3 / 5))
+    result = clusters_as_latent_classes(memberships, train, test, [2, 3])
+    np.testing.assert_allclose(result, [expected])
+
+
+def test_categorical_heldout_scores_two_clear_classes_above_one():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 400)
+    frame = pd.DataFrame(
+        {
+            name: np.where(rng.random(400) < 0.9, labels, 1 - labels).astype(str)
+            for name in ("a", "b", "c", "d")
+        }
+    )
+    indicators = fit_transform("indicators", frame)
+    x = indicators.apply(frame)
+    matrix, covariance_type = baseline_matrix(x, indicators.to_config())
+    table = gmm_heldout(matrix, [1, 2], covariance_type, categories=(x, [2, 2, 2, 2])).set_index(
+        "K"
+    )
+    # K = 1 is the independence model: 4 x log 2 per household at these balanced margins.
+    assert table.loc[1, "gmm_heldout_elpd"] == pytest.approx(-400 * 4 * np.log(2), rel=0.01)
+    assert table.loc[2, "gmm_heldout_elpd"] > table.loc[1, "gmm_heldout_elpd"] + 100
 
 
 def test_baseline_per_k_takes_the_best_seed_and_the_spread():
