@@ -47,7 +47,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/marketi
 SETTINGS = {
     # project chains x (tune + draws); idiomatic chains x (tune + draws) and its cap in seconds
     "full": {"k": "2,4,6,9", "chains": 4, "tune": 1000, "draws": 1000,
-             "idiomatic_tune": 250, "idiomatic_draws": 250, "cap": 600},
+             "idiomatic_tune": 200, "idiomatic_draws": 200, "cap": 480},
     "quick": {"k": "2,4", "chains": 2, "tune": 300, "draws": 300,
               "idiomatic_tune": 100, "idiomatic_draws": 100, "cap": 120},
 }  # fmt: skip
