@@ -552,7 +552,11 @@ def render(paths: RunPaths) -> str:
     sections = [
         ("data", "Data", section_data(src, setting, item, categorical)),
         ("baseline", "Baseline: scikit-learn GMM and BIC", section_baseline(paths, src)),
-        ("choice", "Choosing K", section_choice(paths, src, chosen, chosen_html, setting, item)),
+        (
+            "choice",
+            "Choosing K",
+            section_choice(paths, src, chosen, chosen_html, setting, item, categorical),
+        ),
         (
             "diagnostics",
             "Convergence diagnostics",
@@ -687,7 +691,7 @@ def section_baseline(paths, src) -> str:
     return "".join(out)
 
 
-def section_choice(paths, src, chosen, chosen_html, setting, item) -> str:
+def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: bool) -> str:
     comparison = src["comparison.csv"]
     if not comparison.exists:
         return (
@@ -695,7 +699,7 @@ def section_choice(paths, src, chosen, chosen_html, setting, item) -> str:
             + f"<p>K = {chosen_html} was chosen by {setting('K chosen by')}.</p>"
         )
     frame = comparison.frame
-    heldout_meaning = HELDOUT_MEANING.get(setting("data kind"), HELDOUT_MEANING["continuous"])
+    heldout_meaning = HELDOUT_MEANING["categorical" if categorical else "continuous"]
     shown = (
         "K", "status", "chosen", "elpd_loo", "se_loo", "p_loo", "elpd_diff", "dse", "weight",
         "loo_method", "pareto_k_bad", "pareto_k_remaining", "elpd_waic", "se_waic",
