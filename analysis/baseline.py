@@ -22,6 +22,7 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from analysis.errors import InputError
+from analysis.paths import RunPaths, atomic_path
 
 COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
 BASELINE_COLUMNS = (
@@ -175,3 +176,15 @@ def plot_criteria(table: pd.DataFrame, title: str):
     figure.suptitle(title)
     figure.tight_layout(rect=(0, 0.08, 1, 1))
     return figure
+
+
+def write_run_files(table: pd.DataFrame, title: str, paths: RunPaths) -> None:
+    """``baseline.csv`` and ``figures/baseline.png`` in the run directory, both or neither."""
+    figure = plot_criteria(table, title)
+    with (
+        atomic_path(paths.baseline_csv) as tmp_csv,
+        atomic_path(paths.figure("baseline")) as tmp_png,
+    ):
+        table.to_csv(tmp_csv, index=False)
+        figure.savefig(tmp_png, dpi=110, format="png")
+    plt.close(figure)

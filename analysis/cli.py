@@ -13,7 +13,7 @@ from pathlib import Path
 from analysis import baseline, fit
 from analysis.datasets import DATASETS, MISSING_LEVEL, Dataset, load_dataset
 from analysis.errors import InputError
-from analysis.paths import RunPaths, atomic_path
+from analysis.paths import RunPaths
 from analysis.transforms import (
     CATEGORICAL_TRANSFORMS,
     TRANSFORMS,
@@ -142,13 +142,7 @@ def command_baseline(args: argparse.Namespace) -> None:
     table = baseline.sweep(x, ks, covariance_types, args.n_init, seeds)
     paths = RunPaths(args.out)
     title = f"scikit-learn GMM on {dataset.name} ({transform.name}, n_init={args.n_init})"
-    figure = baseline.plot_criteria(table, title)
-    with (
-        atomic_path(paths.baseline_csv) as tmp_csv,
-        atomic_path(paths.figure("baseline")) as tmp_png,
-    ):
-        table.to_csv(tmp_csv, index=False)
-        figure.savefig(tmp_png, dpi=110, format="png")
+    baseline.write_run_files(table, title, paths)
     print(baseline.best_k_by_seed(table).to_string(index=False))
     print(f"wrote {paths.baseline_csv} and {paths.figure('baseline')}")
 

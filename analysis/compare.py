@@ -154,14 +154,11 @@ def rebuild_model(tree: xr.DataTree, config: dict, var_name: str):
     """The fit's PyMC model, rebuilt from its saved configuration and observed data."""
     observed = _observed(tree, var_name)
     customer_dim, feature_dim = observed.dims
-    mixture = MIXTURES[config["model"]]
-    return mixture.build(
+    return FitSpec.from_config(config).build_model(
         observed.values,
         config["K"],
-        customers=observed[customer_dim].values,
-        features=list(observed[feature_dim].values),
-        priors=config["priors"],
-        **config["options"],
+        observed[customer_dim].values,
+        list(observed[feature_dim].values),
     )
 
 
@@ -239,16 +236,7 @@ class RefitWrapper(SamplingWrapper):
         self.customer_dim = customer_dim
         self.k = config["K"]
         self.mixture = MIXTURES[config["model"]]
-        sampler = settings or SamplerSettings(**config["sampler"])
-        self.spec = FitSpec(
-            dataset=config["dataset"],
-            source=config["source"],
-            model=config["model"],
-            transform=config["transform"],
-            options=config["options"],
-            priors=config["priors"],
-            sampler=sampler,
-        )
+        self.spec = FitSpec.from_config(config, settings)
         self.progress = progress
         self.fold = 0
 
@@ -1029,18 +1017,9 @@ def ensure_baseline(paths: RunPaths, x: np.ndarray, ks: list[int], config: dict,
     table = baseline.sweep(
         matrix, ks_run, [covariance_type], BASELINE_N_INIT, list(BASELINE_SEEDS), progress
     )
-    name = config["dataset"]
-    figure = baseline.plot_criteria(
-        table,
-        f"scikit-learn GMM on {name} ({config['transform'].get('name', 'model scale')}, n_init=10)",
-    )
-    with (
-        atomic_path(paths.baseline_csv) as tmp_csv,
-        atomic_path(paths.figure("baseline")) as tmp_png,
-    ):
-        table.to_csv(tmp_csv, index=False)
-        figure.savefig(tmp_png, dpi=110, format="png")
-    plt.close(figure)
+    transform = config["transform"].get("name", "model scale")
+    title = f"scikit-learn GMM on {config['dataset']} ({transform}, n_init={BASELINE_N_INIT})"
+    baseline.write_run_files(table, title, paths)
     return table, covariance_type, True
 
 

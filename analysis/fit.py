@@ -64,6 +64,26 @@ class FitSpec:
     def mixture(self) -> Mixture:
         return MIXTURES[self.model]
 
+    @classmethod
+    def from_config(cls, config: dict, sampler: SamplerSettings | None = None) -> FitSpec:
+        """The spec a saved fit's configuration describes; ``sampler`` replaces its settings."""
+        return cls(
+            dataset=config["dataset"],
+            source=config["source"],
+            model=config["model"],
+            transform=config["transform"],
+            options=config["options"],
+            priors=config["priors"],
+            sampler=sampler or SamplerSettings(**config["sampler"]),
+        )
+
+    def build_model(self, x: np.ndarray, k: int, customers, features) -> pm.Model:
+        """The K-segment model of model-scale ``x`` (N, D) with this spec's priors and options."""
+        priors = self.mixture.merged_priors(self.priors)
+        return self.mixture.build(
+            x, k, customers=customers, features=features, priors=priors, **self.options
+        )
+
     def identity(self, k: int) -> dict:
         """The JSON-able configuration that decides whether a saved fit can be reused."""
         priors = self.mixture.merged_priors(self.priors)
@@ -120,9 +140,7 @@ def fit_k(
     """Sample and post-process the K-segment fit of model-scale ``x`` (N, D)."""
     mixture = spec.mixture
     priors = mixture.merged_priors(spec.priors)
-    model = mixture.build(
-        x, k, customers=customers, features=features, priors=priors, **spec.options
-    )
+    model = spec.build_model(x, k, customers, features)
     if initvals is None:
         initvals = mixture.initial_point(
             x, k, priors=priors, seed=spec.sampler.seed, **spec.options

@@ -18,7 +18,16 @@ import time
 from analysis.datasets import load_marketing
 from analysis.fit import FitSpec, SamplerSettings, postprocess, run_sampler, save_fit
 from analysis.transforms import fit_transform
-from models import MIXTURES
+
+
+def marketing_spec(data: str, options: dict, sampler: SamplerSettings):
+    """The bench's data and fit spec: marketing, log-standardize. Returns (spec, x, dataset)."""
+    dataset = load_marketing(data)
+    transform = fit_transform("log-standardize", dataset.features)
+    spec = FitSpec(
+        dataset.name, dataset.source, "gmm", transform.to_config(), options, sampler=sampler
+    )
+    return spec, transform.apply(dataset.features), dataset
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,22 +41,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 
-    dataset = load_marketing(args.data)
-    transform = fit_transform("log-standardize", dataset.features)
-    x = transform.apply(dataset.features)
-    mixture = MIXTURES["gmm"]
-    options = {"covariance": "full", "likelihood": "pm_mixture"}
     settings = SamplerSettings(args.chains, args.draws, args.tune, args.seed, sampler="pymc")
-    spec = FitSpec(
-        dataset.name, dataset.source, "gmm", transform.to_config(), options, sampler=settings
-    )
-    model = mixture.build(
-        x, args.k, customers=dataset.features.index, features=transform.columns, **options
-    )
+    options = {"covariance": "full", "likelihood": "pm_mixture"}
+    spec, x, dataset = marketing_spec(args.data, options, settings)
+    features = list(spec.transform["columns"])
+    model = spec.build_model(x, args.k, dataset.features.index, features)
     started = time.perf_counter()
     sampled = run_sampler(model, None, settings)  # no initvals: pm.sample's own initialisation
     seconds = time.perf_counter() - started
-    save_fit(postprocess(sampled, model, mixture, x, spec.identity(args.k), seconds), args.out)
+    tree = postprocess(sampled, model, spec.mixture, x, spec.identity(args.k), seconds)
+    save_fit(tree, args.out)
 
 
 if __name__ == "__main__":

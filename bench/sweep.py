@@ -38,9 +38,8 @@ import nutpie
 import pandas as pd
 from sklearn.mixture import GaussianMixture
 
-from analysis.datasets import load_marketing
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
-from analysis.transforms import fit_transform
+from bench.idiomatic import marketing_spec
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/marketing_campaign.csv"
@@ -130,8 +129,7 @@ def sklearn_fit(x, k: int, seed: int) -> dict:
 def recompile_seconds(spec: FitSpec, x, k: int, customers, features) -> float:
     """Wall time of building and compiling the K model for nutpie once more, this process warm."""
     started = time.perf_counter()
-    model = spec.mixture.build(x, k, customers=customers, features=features, **spec.options)
-    nutpie.compile_pymc_model(model, backend="numba")
+    nutpie.compile_pymc_model(spec.build_model(x, k, customers, features), backend="numba")
     return time.perf_counter() - started
 
 
@@ -184,14 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     }
     ks = [int(k) for k in settings["k"].split(",")]
 
-    dataset = load_marketing(args.data)
-    transform = fit_transform("log-standardize", dataset.features)
-    x = transform.apply(dataset.features)
     sampler = SamplerSettings(settings["chains"], settings["draws"], settings["tune"], args.seed)
-    spec = FitSpec(
-        dataset.name, dataset.source, "gmm", transform.to_config(), {"covariance": "full"},
-        {}, sampler,
-    )  # fmt: skip
+    spec, x, dataset = marketing_spec(args.data, {"covariance": "full"}, sampler)
+    customers, features = dataset.features.index, list(spec.transform["columns"])
     print(
         f"bench.sweep: {dataset.source} {x.shape[0]} x {x.shape[1]}, K = {ks}, {os.cpu_count()} "
         f"CPUs, load {os.getloadavg()[0]:.1f}; settings {settings}",
@@ -203,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         for step, k in enumerate(ks, start=1):
             say = f"[K={k}] ({step}/{len(ks)})"
             print(f"{say} project fit", file=sys.stderr)
-            rows.append(project_fit(spec, x, k, dataset.features.index, transform.columns, workdir))
+            rows.append(project_fit(spec, x, k, customers, features, workdir))
             rows[-1]["peak_rss_mb"] = peak_rss_mb()
             print(f"{say} idiomatic pm.Mixture fit (cap {settings['cap']:.0f} s)", file=sys.stderr)
             rows.append(idiomatic_fit(args.data, k, settings, args.seed, workdir))
@@ -213,9 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     table = pd.DataFrame(rows)
     first = (table["method"] == "project") & (table["K"] == ks[0])
     print(f"[K={ks[0]}] compiling the project model again (warm)", file=sys.stderr)
-    table.loc[first, "recompile_seconds"] = recompile_seconds(
-        spec, x, ks[0], dataset.features.index, transform.columns
-    )
+    table.loc[first, "recompile_seconds"] = recompile_seconds(spec, x, ks[0], customers, features)
     ratio_table = ratios(table)
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "sweep.csv", index=False)
