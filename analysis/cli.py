@@ -189,6 +189,8 @@ def command_fit(args: argparse.Namespace) -> None:
     else:
         baseline.check_enough_rows(len(x), x.shape[1], max(ks), args.covariance, dataset.source)
         options = {"covariance": args.covariance}
+        if "zero_values" in mixture.log_joint_options:
+            options["zero_values"] = list(transform.model_zero())
     settings = fit.SamplerSettings(args.chains, args.draws, args.tune, args.seed, args.sampler)
     spec = fit.FitSpec(
         dataset=dataset.name,

@@ -57,7 +57,7 @@ from sklearn.model_selection import KFold
 from analysis import baseline
 from analysis.errors import InputError
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, saved_attrs
-from analysis.membership import memberships_and_loglik
+from analysis.membership import chunk_draws, memberships_and_loglik
 from analysis.paths import RunPaths, atomic_path
 from analysis.transforms import CATEGORICAL_TRANSFORMS
 from analysis.waic import P_WAIC_I_WARN, waic
@@ -66,7 +66,6 @@ from models import MIXTURES
 RULE_SE = 2.0  # elpd_diff within RULE_SE x dse of the best fit
 MAX_MOMENT_MATCH = 30  # customers per fit; about 10 s each at 4,000 draws x 2,240 customers
 LP_TOLERANCE = 1e-6  # relative agreement required between the rebuilt model and the sampler's lp
-CHUNK_DRAWS = 250  # draws per chain evaluated at once by the rebuilt log posterior
 HELDOUT_FOLDS = 10
 HELDOUT_N_INIT = 3
 # What gmm_heldout_elpd scores, by the data kind of the fits (legend text and table notes).
@@ -178,12 +177,16 @@ def moment_match(tree: xr.DataTree, config: dict, psis, var_name: str, k_thresho
     x = _observed(tree, var_name).values
     log_prob, log_lik, upars = mm_from_pymc(tree, model=model, var_name=var_name)
 
+    mixture = MIXTURES[config["model"]]
+    size_all_chains = chunk_draws(mixture, len(x), config["K"], x.shape[1])
+    size = max(1, size_all_chains // tree["posterior"].sizes["chain"])  # draws per chain at once
+
     def log_prob_chunked(draws: xr.DataArray) -> xr.DataArray:
         data.set_value(x)
         draws = draws.transpose("chain", "draw", ...)
         parts = [
-            log_prob(draws.isel(draw=slice(start, start + CHUNK_DRAWS)))
-            for start in range(0, draws.sizes["draw"], CHUNK_DRAWS)
+            log_prob(draws.isel(draw=slice(start, start + size)))
+            for start in range(0, draws.sizes["draw"], size)
         ]
         return xr.concat(parts, dim="draw")
 
@@ -257,7 +260,9 @@ class RefitWrapper(SamplingWrapper):
 
     def log_likelihood__i(self, excluded_obs, idata__i):
         posterior = idata__i["posterior"].to_dataset()
-        _, loglik = memberships_and_loglik(self.mixture, self.x[excluded_obs], posterior)
+        _, loglik = memberships_and_loglik(
+            self.mixture, self.spec.options, self.x[excluded_obs], posterior
+        )
         n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
         return xr.DataArray(
             loglik.reshape(n_chains, n_draws, -1),

@@ -162,7 +162,7 @@ def postprocess(
     """Relabel, summarise assignments, diagnose and assemble the DataTree that is saved."""
     posterior = sampled["posterior"].to_dataset()
     sample_stats = sampled["sample_stats"].to_dataset()
-    membership, loglik = memberships_and_loglik(mixture, x, posterior)
+    membership, loglik = memberships_and_loglik(mixture, identity["options"], x, posterior)
     pivot = int(np.argmax(_stacked(sample_stats["lp"])))
     relabelling = stephens(membership, pivot)
     posterior = relabel_posterior(posterior, relabelling.permutation)

@@ -11,7 +11,8 @@ For posterior draw s, segment k and feature d, with m_kd the segment mean and v_
 - **mean spend** E[spend_kd] in original units: ``FittedTransform.original_mean(m, v)``. For
   ``log-standardize`` the segment is lognormal in 1 + spend, so this is the implied *mean* spend
   exp(m' + v'/2) - 1 (m', v' on the log1p scale), not the median or the back-transformed mean;
-  for ``standardize`` it is the back-scaled mean.
+  for ``standardize`` it is the back-scaled mean. For a hurdle fit (``zero_prob`` pi_kd in the
+  posterior) the Gaussian describes positive spend only, so E[spend_kd] = (1 - pi_kd) times that.
 - **total spend** T_k = sum_d E[spend_kd].
 - **revenue share** R_k = w_k T_k / sum_j w_j T_j: the expected share of all spend that comes from
   segment k (w_k = segment weight, the expected share of customers).
@@ -124,18 +125,23 @@ def observed_spend(tree: xr.DataTree) -> pd.DataFrame:
     )
 
 
+DRAW_DIMS = ("chain", "draw", "segment", "feature")
+
+
 def mean_spend_draws(tree: xr.DataTree) -> xr.DataArray:
     """E[spend_kd] per draw in original units, (chain, draw, segment, feature)."""
     posterior = tree["posterior"]
     means = posterior["means"]
     variance = (posterior["chol"] ** 2).sum("feature_col")  # diag(L L^T), model scale
     values = fit_transform_of(tree).original_mean(
-        means.transpose("chain", "draw", "segment", "feature").values,
-        variance.transpose("chain", "draw", "segment", "feature").values,
+        means.transpose(*DRAW_DIMS).values,
+        variance.transpose(*DRAW_DIMS).values,
     )
-    return xr.DataArray(
-        values, dims=("chain", "draw", "segment", "feature"), coords=means.coords
-    ).drop_vars([c for c in means.coords if c not in ("chain", "draw", "segment", "feature")])
+    if "zero_prob" in posterior:  # hurdle: the Gaussian is spend given a purchase
+        values = values * (1 - posterior["zero_prob"].transpose(*DRAW_DIMS).values)
+    return xr.DataArray(values, dims=DRAW_DIMS, coords=means.coords).drop_vars(
+        [c for c in means.coords if c not in DRAW_DIMS]
+    )
 
 
 def revenue_share_draws(weights: xr.DataArray, total_spend: xr.DataArray) -> xr.DataArray:

@@ -50,3 +50,28 @@ def gaussian_mixture(
     chols = np.linalg.cholesky(covariances)
     x = means[labels] + np.einsum("nde,ne->nd", chols[labels], noise)
     return GaussianTruth(x, labels, weights, means, covariances)
+
+
+@dataclass(frozen=True)
+class HurdleTruth:
+    """A Gaussian mixture with zero spends: ``x`` (N, D) has ``zero_values`` (D,) where the
+    segment's Bernoulli(zero_prob (K, D)) said "no purchase"; ``gaussian`` holds the rest."""
+
+    x: np.ndarray
+    gaussian: GaussianTruth
+    zero_prob: np.ndarray
+    zero_values: np.ndarray
+
+
+def hurdle_mixture(zero_prob, zero_values, n: int = 600, seed: int = 0, **gaussian) -> HurdleTruth:
+    """:func:`gaussian_mixture` (K = len(zero_prob) segments), then per customer and feature a
+    zero with the segment's probability. ``zero_values`` should lie below every Gaussian value
+    that matters (e.g. 4 sd below the lowest mean), as a zero spend lies below positive ones."""
+    zero_prob = np.asarray(zero_prob, dtype=float)
+    k, n_features = zero_prob.shape
+    weights = gaussian.pop("weights", np.full(k, 1.0 / k))
+    truth = gaussian_mixture(n, weights, n_features, seed=seed, **gaussian)
+    rng = np.random.default_rng(seed + 1)
+    is_zero = rng.random((n, n_features)) < zero_prob[truth.labels]
+    x = np.where(is_zero, np.asarray(zero_values, dtype=float), truth.x)
+    return HurdleTruth(x, truth, zero_prob, np.asarray(zero_values, dtype=float))

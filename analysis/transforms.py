@@ -73,6 +73,10 @@ class FittedTransform:
         z = (self._forward_scalar(threshold) - np.asarray(mean)) / np.sqrt(var)
         return stats.norm.cdf(z)
 
+    def model_zero(self) -> tuple[float, ...]:
+        """(D,) model-scale location of a value of 0 in original units (a zero spend)."""
+        return tuple(float(v) for v in self._forward_scalar(0.0))
+
     def to_config(self) -> dict:
         return asdict(self)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
-from models import gmm, lca
+from models import gmm, hurdle, lca
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,15 @@ class Mixture:
     default_priors: dict
     merged_priors: Callable
     data_kind: str = "continuous"  # the Dataset.kind it models: "continuous" or "categorical"
+    log_joint_options: tuple[str, ...] = ()  # model options segment_log_joint also reads
+    # segment_log_joint's largest intermediate per draw is (N, K, D ** feature_power) doubles
+    feature_power: int = 1
+
+    def log_joint(self, options: dict) -> Callable:
+        """``segment_log_joint(value, *parameters)`` with the options it reads bound."""
+        return partial(
+            self.segment_log_joint, **{name: options[name] for name in self.log_joint_options}
+        )
 
 
 MIXTURES = {
@@ -37,6 +47,18 @@ MIXTURES = {
         gmm.DIAGNOSED,
         gmm.DEFAULT_PRIORS,
         gmm.merged_priors,
+    ),
+    "hurdle": Mixture(
+        "hurdle",
+        hurdle.build_hurdle,
+        hurdle.initial_point,
+        hurdle.segment_log_joint,
+        hurdle.PARAMETERS,
+        hurdle.DIAGNOSED,
+        hurdle.DEFAULT_PRIORS,
+        hurdle.merged_priors,
+        log_joint_options=("zero_values",),
+        feature_power=2,
     ),
     "lca": Mixture(
         "lca",

@@ -82,23 +82,79 @@ def mixture_logp(value, weights, means, chol):
     return pt.logsumexp(segment_log_joint(value, weights, means, chol), axis=-1)
 
 
-def mixture_random(weights, means, chol, rng=None, size=None):
-    """Draw customers from the mixture: (*size, D), parameters broadcast against ``size``."""
-    batch = (
-        tuple(size)
-        if size is not None
-        else np.broadcast_shapes(weights.shape[:-1], means.shape[:-2], chol.shape[:-3])
-    )
-    n_segments, n_features = means.shape[-2:]
+def draw_labels(weights, batch: tuple, rng) -> np.ndarray:
+    """Segment labels (*batch,) drawn with probabilities ``weights`` (..., K) broadcast to batch."""
+    n_segments = weights.shape[-1]
     weights = np.broadcast_to(weights, (*batch, n_segments))
     cumulative = np.cumsum(weights / weights.sum(axis=-1, keepdims=True), axis=-1)
-    labels = np.minimum((rng.random(batch)[..., None] > cumulative).sum(-1), n_segments - 1)
+    return np.minimum((rng.random(batch)[..., None] > cumulative).sum(-1), n_segments - 1)
+
+
+def draw_gaussian(labels, means, chol, rng) -> np.ndarray:
+    """One MvNormal draw (*batch, D) per label from segment ``labels`` (*batch,) parameters."""
+    batch = labels.shape
+    n_segments, n_features = means.shape[-2:]
     means = np.broadcast_to(means, (*batch, n_segments, n_features))
     chol = np.broadcast_to(chol, (*batch, n_segments, n_features, n_features))
     chosen_mean = np.take_along_axis(means, labels[..., None, None], axis=-2)[..., 0, :]
     chosen_chol = np.take_along_axis(chol, labels[..., None, None, None], axis=-3)[..., 0, :, :]
     noise = rng.standard_normal((*batch, n_features))
     return chosen_mean + np.einsum("...de,...e->...d", chosen_chol, noise)
+
+
+def random_batch(size, *parameters) -> tuple:
+    """The batch shape of a random draw: ``size`` or the parameters' broadcast leading dims.
+
+    ``parameters`` are (array, number of core dims) pairs.
+    """
+    if size is not None:
+        return tuple(size)
+    return np.broadcast_shapes(*(p.shape[: p.ndim - core] for p, core in parameters))
+
+
+def mixture_random(weights, means, chol, rng=None, size=None):
+    """Draw customers from the mixture: (*size, D), parameters broadcast against ``size``."""
+    batch = random_batch(size, (weights, 1), (means, 2), (chol, 3))
+    return draw_gaussian(draw_labels(weights, batch, rng), means, chol, rng)
+
+
+def covariance_cholesky(k: int, n_features: int, prior: dict, covariance: str):
+    """Segment covariances' Cholesky factors (K, D, D), declared in the active model.
+
+    Adds ``structured_sd`` (segment, feature), ``corr_chol`` (for "full" with D > 1), and the
+    deterministics ``chol`` and ``scales`` (segment, feature): sqrt(nugget^2 + s_kd^2), model scale.
+    """
+    structured_sd = pm.Gamma(
+        "structured_sd",
+        alpha=prior["structured_sd_shape"],
+        beta=prior["structured_sd_rate"],
+        dims=("segment", "feature"),
+    )
+    if covariance == "full" and n_features > 1:
+        corr_chol = pm.LKJCorr(
+            "corr_chol",
+            n=n_features,
+            eta=prior["lkj_eta"],
+            shape=(k, n_features, n_features),
+            dims=("segment", "feature", "feature_col"),
+        )
+    else:
+        corr_chol = pt.broadcast_to(pt.eye(n_features), (k, n_features, n_features))
+    structured = structured_sd[:, :, None] * corr_chol
+    covariance_matrix = prior["nugget_sd"] ** 2 * pt.eye(n_features) + structured @ pt.swapaxes(
+        structured, -1, -2
+    )
+    chol = pm.Deterministic(
+        "chol",
+        pt.linalg.cholesky(covariance_matrix),
+        dims=("segment", "feature", "feature_col"),
+    )
+    pm.Deterministic(
+        "scales",
+        pt.sqrt(prior["nugget_sd"] ** 2 + structured_sd**2),
+        dims=("segment", "feature"),
+    )
+    return chol
 
 
 def build_gmm(
@@ -134,36 +190,7 @@ def build_gmm(
             "weights", a=np.full(k, prior["weights_concentration"]), dims="segment"
         )
         means = pm.Normal("means", mu=0.0, sigma=prior["mean_sd"], dims=("segment", "feature"))
-        structured_sd = pm.Gamma(
-            "structured_sd",
-            alpha=prior["structured_sd_shape"],
-            beta=prior["structured_sd_rate"],
-            dims=("segment", "feature"),
-        )
-        if covariance == "full" and n_features > 1:
-            corr_chol = pm.LKJCorr(
-                "corr_chol",
-                n=n_features,
-                eta=prior["lkj_eta"],
-                shape=(k, n_features, n_features),
-                dims=("segment", "feature", "feature_col"),
-            )
-        else:
-            corr_chol = pt.broadcast_to(pt.eye(n_features), (k, n_features, n_features))
-        structured = structured_sd[:, :, None] * corr_chol
-        covariance_matrix = prior["nugget_sd"] ** 2 * pt.eye(n_features) + structured @ pt.swapaxes(
-            structured, -1, -2
-        )
-        chol = pm.Deterministic(
-            "chol",
-            pt.linalg.cholesky(covariance_matrix),
-            dims=("segment", "feature", "feature_col"),
-        )
-        pm.Deterministic(
-            "scales",
-            pt.sqrt(prior["nugget_sd"] ** 2 + structured_sd**2),
-            dims=("segment", "feature"),
-        )
+        chol = covariance_cholesky(k, n_features, prior, covariance)
         if likelihood == "vectorized":
             pm.CustomDist(
                 "x",
