@@ -166,7 +166,8 @@ def moment_match(tree: xr.DataTree, config: dict, psis, var_name: str, k_thresho
 
     The rebuilt model provides the log posterior density at unconstrained draws (evaluated on
     all customers, in chunks of draws) and one customer's log-likelihood (the same compiled
-    graph with the model's data set to that customer's row). Returns (loo result, note); raises
+    graph with the model's data set to that customer's row; for data fixed in the graph, all
+    customers' values and then that customer's). Returns (loo result, note); raises
     ValueError when the rebuilt model does not reproduce the sampler's log density.
     """
     from arviz_stats.loo.loo_moment_match_helper import mm_from_pymc
@@ -181,8 +182,13 @@ def moment_match(tree: xr.DataTree, config: dict, psis, var_name: str, k_thresho
     size_all_chains = chunk_draws(mixture, len(x), config["K"], x.shape[1])
     size = max(1, size_all_chains // tree["posterior"].sizes["chain"])  # draws per chain at once
 
+    # pm.Data can be swapped for one customer's row; data built into the graph (the hurdle model
+    # groups customers by zero pattern) cannot, so customer i is read off all customers' values.
+    mutable = hasattr(data, "set_value")
+
     def log_prob_chunked(draws: xr.DataArray) -> xr.DataArray:
-        data.set_value(x)
+        if mutable:
+            data.set_value(x)
         draws = draws.transpose("chain", "draw", ...)
         parts = [
             log_prob(draws.isel(draw=slice(start, start + size)))
@@ -191,6 +197,8 @@ def moment_match(tree: xr.DataTree, config: dict, psis, var_name: str, k_thresho
         return xr.concat(parts, dim="draw")
 
     def log_lik_i(draws: xr.DataArray, i: int) -> xr.DataArray:
+        if not mutable:
+            return log_lik(draws, i)
         data.set_value(x[int(i) : int(i) + 1])
         try:
             return log_lik(draws, 0)

@@ -20,12 +20,17 @@ from analysis.fit import FitSpec, SamplerSettings, postprocess, run_sampler, sav
 from analysis.transforms import fit_transform
 
 
-def marketing_spec(data: str, options: dict, sampler: SamplerSettings):
-    """The bench's data and fit spec: marketing, log-standardize. Returns (spec, x, dataset)."""
+def marketing_spec(data: str, options: dict, sampler: SamplerSettings, model: str = "gmm"):
+    """The bench's data and fit spec: marketing, log-standardize. Returns (spec, x, dataset).
+
+    For the ``hurdle`` model the options gain the model-scale location of a zero spend.
+    """
     dataset = load_marketing(data)
     transform = fit_transform("log-standardize", dataset.features)
+    if model == "hurdle":
+        options = options | {"zero_values": list(transform.model_zero())}
     spec = FitSpec(
-        dataset.name, dataset.source, "gmm", transform.to_config(), options, sampler=sampler
+        dataset.name, dataset.source, model, transform.to_config(), options, sampler=sampler
     )
     return spec, transform.apply(dataset.features), dataset
 

@@ -1,11 +1,15 @@
 """Time the project's K sweep against the idiomatic PyMC mixture and scikit-learn EM, same run.
 
-``python -m bench.sweep [--quick] [--k 2,4,6,9] [--data PATH]`` (``make bench`` runs --quick).
+``python -m bench.sweep [--quick] [--k 2,4,6,9] [--models gmm,hurdle] [--data PATH]``
+(``make bench`` runs --quick).
 
 On ``marketing`` (log-standardize, 2,240 x 6), for every K:
 
 1. project: ``analysis.fit.fit_k`` (vectorized likelihood, nutpie, EM start), wall time split
    into compilation (model build + nutpie compile) and sampling, then relabelling/diagnostics;
+   method ``project`` is the GMM (the same posterior as the idiomatic model), ``project-hurdle``
+   the hurdle mixture (models/hurdle.py: a point mass at zero spend, so a different model of the
+   same data, timed with the same settings);
 2. idiomatic: the same priors with ``pm.Mixture`` over K ``pm.MvNormal.dist`` sampled by
    ``pm.sample()`` defaults (``bench.idiomatic``, in a child process killed at ``--cap``
    seconds), fewer draws; its draws go through the same relabelling and diagnostics;
@@ -83,10 +87,14 @@ def fit_row(method: str, k: int, path: Path, draws: int) -> dict:
     }
 
 
+PROJECT_METHODS = {"gmm": "project", "hurdle": "project-hurdle"}
+
+
 def project_fit(spec: FitSpec, x, k: int, customers, features, workdir: Path) -> dict:
-    path = workdir / f"project_K{k}.nc"
+    method = PROJECT_METHODS[spec.model]
+    path = workdir / f"{method}_K{k}.nc"
     save_fit(fit_k(spec, x, k, customers, features), path)
-    return fit_row("project", k, path, spec.sampler.chains * spec.sampler.draws)
+    return fit_row(method, k, path, spec.sampler.chains * spec.sampler.draws)
 
 
 def idiomatic_fit(data: Path, k: int, settings: dict, seed: int, workdir: Path) -> dict:
@@ -134,37 +142,43 @@ def recompile_seconds(spec: FitSpec, x, k: int, customers, features) -> float:
 
 
 def ratios(table: pd.DataFrame) -> pd.DataFrame:
-    """Per K: project ESS/s over idiomatic ESS/s; last row: sweep wall project / sklearn."""
+    """Per project method and K: its ESS/s over the idiomatic ESS/s; then per project method the
+    sweep wall over sklearn's."""
     by = table.set_index(["method", "K"])
+    methods = [m for m in PROJECT_METHODS.values() if m in set(table["method"])]
     rows = []
-    for k in sorted(table["K"].unique()):
-        project, idiomatic = by.loc[("project", k)], by.loc[("idiomatic", k)]
-        timed_out = idiomatic["status"] == "timeout"
+    for method in methods:
+        for k in sorted(table["K"].unique()):
+            project, idiomatic = by.loc[(method, k)], by.loc[("idiomatic", k)]
+            timed_out = idiomatic["status"] == "timeout"
+            rows.append(
+                {
+                    "method": method,
+                    "K": k,
+                    "project_ess_per_s": project["ess_per_second"],
+                    "idiomatic_ess_per_s": idiomatic["ess_per_second"],
+                    # timeout: the idiomatic ESS/s is an upper bound, so the ratio a lower bound
+                    "ess_per_s_ratio": project["ess_per_second"] / idiomatic["ess_per_second"],
+                    "ratio_is_lower_bound": timed_out,
+                    "ess_per_sampling_s_ratio": project["ess_per_sampling_second"]
+                    / idiomatic["ess_per_sampling_second"]
+                    if not timed_out
+                    else np.nan,
+                    "project_status": project["status"],
+                    "idiomatic_status": idiomatic["status"],
+                }
+            )
+    walls = table.groupby("method")["seconds"].sum()
+    for method in methods:
         rows.append(
             {
-                "K": k,
-                "project_ess_per_s": project["ess_per_second"],
-                "idiomatic_ess_per_s": idiomatic["ess_per_second"],
-                # timeout: the idiomatic ESS/s is an upper bound, so the ratio is a lower bound
-                "ess_per_s_ratio": project["ess_per_second"] / idiomatic["ess_per_second"],
-                "ratio_is_lower_bound": timed_out,
-                "ess_per_sampling_s_ratio": project["ess_per_sampling_second"]
-                / idiomatic["ess_per_sampling_second"]
-                if not timed_out
-                else np.nan,
-                "project_status": project["status"],
-                "idiomatic_status": idiomatic["status"],
+                "method": method,
+                "K": "sweep",
+                "project_seconds": walls[method],
+                "sklearn_seconds": walls["sklearn"],
+                "project_over_sklearn": walls[method] / walls["sklearn"],
             }
         )
-    walls = table.groupby("method")["seconds"].sum()
-    rows.append(
-        {
-            "K": "sweep",
-            "project_seconds": walls["project"],
-            "sklearn_seconds": walls["sklearn"],
-            "project_over_sklearn": walls["project"] / walls["sklearn"],
-        }
-    )
     return pd.DataFrame(rows)
 
 
@@ -173,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small settings for iteration")
     parser.add_argument("--k", help="comma-separated K list (default 2,4,6,9; quick 2,4)")
     parser.add_argument("--cap", type=float, help="idiomatic wall-clock cap per K, seconds")
+    parser.add_argument(
+        "--models", default="gmm,hurdle", help="project models to time (default gmm,hurdle)"
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -183,7 +200,12 @@ def main(argv: list[str] | None = None) -> None:
     ks = [int(k) for k in settings["k"].split(",")]
 
     sampler = SamplerSettings(settings["chains"], settings["draws"], settings["tune"], args.seed)
-    spec, x, dataset = marketing_spec(args.data, {"covariance": "full"}, sampler)
+    specs = {}
+    for model in args.models.split(","):
+        if model not in PROJECT_METHODS:
+            parser.error(f"--models: unknown model {model!r} (choose from gmm, hurdle)")
+        specs[model], x, dataset = marketing_spec(args.data, {"covariance": "full"}, sampler, model)
+    spec = next(iter(specs.values()))
     customers, features = dataset.features.index, list(spec.transform["columns"])
     print(
         f"bench.sweep: {dataset.source} {x.shape[0]} x {x.shape[1]}, K = {ks}, {os.cpu_count()} "
@@ -195,16 +217,17 @@ def main(argv: list[str] | None = None) -> None:
         workdir = Path(scratch)
         for step, k in enumerate(ks, start=1):
             say = f"[K={k}] ({step}/{len(ks)})"
-            print(f"{say} project fit", file=sys.stderr)
-            rows.append(project_fit(spec, x, k, customers, features, workdir))
-            rows[-1]["peak_rss_mb"] = peak_rss_mb()
+            for model, model_spec in specs.items():
+                print(f"{say} project {model} fit", file=sys.stderr)
+                rows.append(project_fit(model_spec, x, k, customers, features, workdir))
+                rows[-1]["peak_rss_mb"] = peak_rss_mb()
             print(f"{say} idiomatic pm.Mixture fit (cap {settings['cap']:.0f} s)", file=sys.stderr)
             rows.append(idiomatic_fit(args.data, k, settings, args.seed, workdir))
             rows[-1]["peak_rss_mb"] = peak_rss_mb(resource.RUSAGE_CHILDREN)
             print(f"{say} scikit-learn GaussianMixture n_init={SKLEARN_N_INIT}", file=sys.stderr)
             rows.append(sklearn_fit(x, k, args.seed))
     table = pd.DataFrame(rows)
-    first = (table["method"] == "project") & (table["K"] == ks[0])
+    first = (table["method"] == PROJECT_METHODS[spec.model]) & (table["K"] == ks[0])
     print(f"[K={ks[0]}] compiling the project model again (warm)", file=sys.stderr)
     table.loc[first, "recompile_seconds"] = recompile_seconds(spec, x, ks[0], customers, features)
     ratio_table = ratios(table)
