@@ -31,6 +31,18 @@ def test_apply_standardizes_and_to_original_recovers_x(spend, name):
     np.testing.assert_allclose(transform.to_original(z), spend.to_numpy(), rtol=1e-10, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", ["standardize", "log-standardize"])
+def test_model_zero_is_where_zero_spend_lands_and_nothing_else(spend, name):
+    """The hurdle model finds zero spends by this value (models.hurdle.ZERO_TOLERANCE)."""
+    from models.hurdle import ZERO_TOLERANCE
+
+    transform = fit_transform(name, spend)
+    z = transform.apply(spend)
+    flagged = np.abs(z - np.asarray(transform.model_zero())) <= ZERO_TOLERANCE
+    np.testing.assert_array_equal(flagged, spend.to_numpy() == 0)
+    assert flagged.any(axis=0).all()
+
+
 def test_standardize_matches_sklearn_standard_scaler(spend):
     z = fit_transform("standardize", spend).apply(spend)
     np.testing.assert_allclose(z, StandardScaler().fit_transform(spend), rtol=1e-12)
