@@ -61,7 +61,7 @@ from analysis.membership import chunk_draws, memberships_and_loglik
 from analysis.paths import RunPaths, atomic_path
 from analysis.transforms import CATEGORICAL_TRANSFORMS
 from analysis.waic import P_WAIC_I_WARN, waic
-from models import MIXTURES
+from models import MIXTURES, hurdle
 
 RULE_SE = 2.0  # elpd_diff within RULE_SE x dse of the best fit
 MAX_MOMENT_MATCH = 30  # customers per fit; about 10 s each at 4,000 draws x 2,240 customers
@@ -73,6 +73,7 @@ HELDOUT_LABEL = {
     "continuous": f"EM GMM: {HELDOUT_FOLDS}-fold held-out log density",
     "categorical": f"one-hot EM GMM clusters as latent classes: {HELDOUT_FOLDS}-fold held-out "
     "log probability",
+    "hurdle": f"EM GMM clusters as hurdle segments: {HELDOUT_FOLDS}-fold held-out log density",
 }
 HELDOUT_MEANING = {
     "continuous": f"{HELDOUT_FOLDS}-fold held-out log density of the EM GMM on the same matrix, "
@@ -84,8 +85,21 @@ HELDOUT_MEANING = {
     "and that latent class model scores the held-out households. The GMM's own density on 0/1 "
     "dummies is not a probability of categories (it puts mass on impossible values), so it is "
     "not compared; its clusters are",
+    "hurdle": f"{HELDOUT_FOLDS}-fold held-out log density of each customer under the EM GMM's "
+    "segmentation made hurdle segments: the GMM is fitted on the other folds, and per cluster "
+    "its soft memberships give the weight, the zero share per feature and the mean and "
+    "covariance of the positive spend (the hurdle model's own M-step), which score the "
+    "held-out customers on the hurdle model's measure (a zero spend has a probability, not a "
+    "density). The GMM's own density is not compared: it gives exact zeros a density",
 }
 BASELINE_SEEDS = (0, 1, 2)
+
+
+def heldout_kind(model: str) -> str:
+    """Which baseline yardstick (a key of :data:`HELDOUT_MEANING`) fits of ``model`` get."""
+    return "hurdle" if model == "hurdle" else MIXTURES[model].data_kind
+
+
 BASELINE_N_INIT = 10
 
 COLUMNS = (
@@ -496,6 +510,24 @@ def clusters_as_latent_classes(
     return logsumexp(log_joint, axis=1)
 
 
+def clusters_as_hurdle_segments(
+    memberships: np.ndarray, train: np.ndarray, score_test, zero_values, covariance: str
+) -> np.ndarray:
+    """Log probability of held-out customers under a segmentation's hurdle segments.
+
+    ``memberships`` (n_train, K) soft cluster memberships of the ``train`` rows (N_train, D).
+    Per cluster: weight, zero share per feature, and mean and covariance of the positive values,
+    membership-weighted (``models.hurdle.moment_step``, the hurdle EM's M-step, with the default
+    nugget). ``score_test`` is ``models.hurdle.log_joint_function`` of the test rows. Returns
+    (n_test,) natural logs.
+    """
+    is_zero = train <= np.asarray(zero_values) + hurdle.ZERO_TOLERANCE
+    point = hurdle.moment_step(
+        train, is_zero, memberships, covariance, hurdle.DEFAULT_PRIORS["nugget_sd"]
+    )
+    return logsumexp(score_test(*(point[name] for name in hurdle.PARAMETERS)), axis=1)
+
+
 def gmm_heldout(
     x: np.ndarray,
     ks: list[int],
@@ -505,6 +537,7 @@ def gmm_heldout(
     seed: int = 0,
     elpd_i: dict[int, np.ndarray] | None = None,
     categories: tuple[np.ndarray, list[int]] | None = None,
+    zero_values=None,
 ) -> pd.DataFrame:
     """K-fold held-out log density of the EM-fitted GMM per K, on the elpd scale.
 
@@ -512,7 +545,11 @@ def gmm_heldout(
     held-out customer. With ``categories`` (the (n, levels) 0/1 indicators the latent class fits
     model and each variable's number of levels), the held-out score is instead the log
     probability of the customer's categories under the GMM's clusters made latent classes
-    (:func:`clusters_as_latent_classes`). ``gmm_heldout_elpd`` sums them over customers and
+    (:func:`clusters_as_latent_classes`). With ``zero_values`` (the hurdle model's), it is the
+    log density under the GMM's clusters made hurdle segments
+    (:func:`clusters_as_hurdle_segments`): the EM density on exact zeros is not a probability of
+    zero spend, so it is not compared.
+    ``gmm_heldout_elpd`` sums them over customers and
     ``gmm_heldout_se`` is
     sqrt(n) x their sd, as for ``elpd_loo``. With the Bayesian fits' pointwise ``elpd_i`` (K ->
     (n,) in the rows' order), ``heldout_diff`` = elpd_loo - gmm_heldout_elpd and its paired SE
@@ -521,12 +558,22 @@ def gmm_heldout(
     the number of parameters / 10, in LOO's favour.)
     """
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(x))
+    if zero_values is not None:  # compiled once per fold, reused for every K
+        scorers = [hurdle.log_joint_function(x[test], zero_values) for _, test in splits]
     rows = []
     for k in ks:
         pointwise = np.empty(len(x))
-        for train, test in splits:
+        for fold, (train, test) in enumerate(splits):
             model = baseline.fit_gmm(x[train], k, covariance_type, n_init, seed)
-            if categories is None:
+            if zero_values is not None:
+                pointwise[test] = clusters_as_hurdle_segments(
+                    model.predict_proba(x[train]),
+                    x[train],
+                    scorers[fold],
+                    zero_values,
+                    covariance_type,
+                )
+            elif categories is None:
                 pointwise[test] = model.score_samples(x[test])
             else:
                 indicators, n_levels = categories
@@ -787,7 +834,7 @@ def write_markdown(path, table, context: dict, notes: list[str], figures: dict) 
         "seeds; bic_spread: max - min BIC over seeds. "
         "gmm_heldout_elpd: "
         + (
-            f"{HELDOUT_MEANING[context['data_kind']]}; heldout_diff = elpd_loo - "
+            f"{HELDOUT_MEANING[context['heldout_kind']]}; heldout_diff = elpd_loo - "
             "gmm_heldout_elpd (positive: the Bayesian fit predicts held-out customers better) "
             "with its paired SE heldout_dse."
             if context["heldout"]
@@ -1087,6 +1134,7 @@ def compare_run(
     per_k = baseline_per_k(baseline_table, covariance_type)
     table = table.merge(per_k, on="K", how="left")
     data_kind = MIXTURES[config["model"]].data_kind
+    kind = heldout_kind(config["model"])
     if heldout:
         matrix, _ = baseline_matrix(x, config["transform"])
         pointwise = {e.k: e.used.elpd_i.values for e in estimates}
@@ -1094,7 +1142,12 @@ def compare_run(
         if data_kind == "categorical":
             categories = (x, [len(levels) for levels in config["transform"]["levels"]])
         heldout_table = gmm_heldout(
-            matrix, ks, covariance_type, elpd_i=pointwise, categories=categories
+            matrix,
+            ks,
+            covariance_type,
+            elpd_i=pointwise,
+            categories=categories,
+            zero_values=config["options"].get("zero_values"),
         )
         table = table.merge(heldout_table, on="K", how="left")
     else:
@@ -1128,7 +1181,7 @@ def compare_run(
     context = {
         "title": title,
         "heldout": heldout,
-        "data_kind": data_kind,
+        "heldout_kind": kind,
         "description": (
             f"Run directory `{paths.root}`: {len(ks)} fits (K = {', '.join(map(str, ks))}), "
             f"{len(x):,} customers x {x.shape[1]} features, {sampler['chains']} chains x "
@@ -1144,7 +1197,7 @@ def compare_run(
     _save(plot_compare_figure(compared, title), paths.figure("compare"))
     model = config["model"].upper()
     _save(
-        plot_elpd_and_bic(table, chosen, bic_k, title, model, HELDOUT_LABEL[data_kind]),
+        plot_elpd_and_bic(table, chosen, bic_k, title, model, HELDOUT_LABEL[kind]),
         paths.figure("elpd_vs_bic"),
     )
     if chosen is not None:

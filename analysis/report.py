@@ -30,7 +30,7 @@ import xarray as xr
 
 from analysis import diagnostics as diagnostic_rule
 from analysis import figures
-from analysis.compare import HELDOUT_MEANING
+from analysis.compare import HELDOUT_MEANING, heldout_kind
 from analysis.errors import InputError
 from analysis.fit import load_fit, saved_attrs
 from analysis.paths import RunPaths, atomic_path
@@ -699,7 +699,9 @@ def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: 
             + f"<p>K = {chosen_html} was chosen by {setting('K chosen by')}.</p>"
         )
     frame = comparison.frame
-    heldout_meaning = HELDOUT_MEANING["categorical" if categorical else "continuous"]
+    model = setting("model")
+    kind = heldout_kind(model) if model in MIXTURES else "continuous"
+    heldout_meaning = HELDOUT_MEANING["categorical" if categorical else kind]
     shown = (
         "K", "status", "chosen", "elpd_loo", "se_loo", "p_loo", "elpd_diff", "dse", "weight",
         "loo_method", "pareto_k_bad", "pareto_k_remaining", "elpd_waic", "se_waic",
