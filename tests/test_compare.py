@@ -17,6 +17,7 @@ from analysis.compare import (
     baseline_per_k,
     bic_choice,
     choose_k,
+    clusters_as_hurdle_segments,
     clusters_as_latent_classes,
     compare_run,
     decision_lines,
@@ -26,7 +27,7 @@ from analysis.compare import (
 )
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
 from analysis.paths import RunPaths
-from analysis.simulate import gaussian_mixture
+from analysis.simulate import gaussian_mixture, hurdle_mixture
 from analysis.transforms import fit_transform
 
 # The end-to-end fixture samples four real fits: about 3 minutes on an idle 2-core machine, 17
@@ -150,6 +151,34 @@ def test_categorical_heldout_scores_two_clear_classes_above_one():
     # K = 1 is the independence model: 4 x log 2 per household at these balanced margins.
     assert table.loc[1, "gmm_heldout_elpd"] == pytest.approx(-400 * 4 * np.log(2), rel=0.01)
     assert table.loc[2, "gmm_heldout_elpd"] > table.loc[1, "gmm_heldout_elpd"] + 100
+
+
+def test_clusters_as_hurdle_segments_score_like_the_true_hurdle_model():
+    """Hard memberships from the true labels: each held-out customer's score is close to the
+    log density under the true parameters (the estimates come from 700 training customers)."""
+    from scipy.special import logsumexp
+
+    from models.hurdle import log_joint_function
+
+    zero_values = (-8.0, -8.0, -8.0)
+    truth = hurdle_mixture([[0.1, 0.5, 0.2], [0.4, 0.1, 0.05]], zero_values, n=1000, seed=2)
+    train, test = np.arange(700), np.arange(700, 1000)
+    memberships = np.eye(2)[truth.gaussian.labels[train]]
+    score_test = log_joint_function(truth.x[test], zero_values)
+    scores = clusters_as_hurdle_segments(
+        memberships, truth.x[train], score_test, zero_values, "full"
+    )
+    true_scores = logsumexp(
+        score_test(
+            truth.gaussian.weights,
+            truth.gaussian.means,
+            np.linalg.cholesky(truth.gaussian.covariances),
+            truth.zero_prob,
+        ),
+        axis=1,
+    )
+    assert abs(scores.sum() - true_scores.sum()) < 0.02 * abs(true_scores.sum())
+    assert np.median(np.abs(scores - true_scores)) < 0.1
 
 
 def test_baseline_per_k_takes_the_best_seed_and_the_spread():
