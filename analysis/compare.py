@@ -68,6 +68,7 @@ MAX_MOMENT_MATCH = 30  # customers per fit; about 10 s each at 4,000 draws x 2,2
 LP_TOLERANCE = 1e-6  # relative agreement required between the rebuilt model and the sampler's lp
 HELDOUT_FOLDS = 10
 HELDOUT_N_INIT = 3
+YARDSTICK_ROUNDS = 20  # M-steps that turn an EM segmentation into hurdle segments
 # What gmm_heldout_elpd scores, by the data kind of the fits (legend text and table notes).
 HELDOUT_LABEL = {
     "continuous": f"EM GMM: {HELDOUT_FOLDS}-fold held-out log density",
@@ -516,15 +517,18 @@ def clusters_as_hurdle_segments(
     """Log probability of held-out customers under a segmentation's hurdle segments.
 
     ``memberships`` (n_train, K) soft cluster memberships of the ``train`` rows (N_train, D).
-    Per cluster: weight, zero share per feature, and mean and covariance of the positive values,
-    membership-weighted (``models.hurdle.moment_step``, the hurdle EM's M-step, with the default
-    nugget). ``score_test`` is ``models.hurdle.log_joint_function`` of the test rows. Returns
+    Per cluster: weight, zero probability per feature, and mean and covariance of the Gaussian
+    part, membership-weighted: :data:`YARDSTICK_ROUNDS` rounds of ``models.hurdle.moment_step``
+    (the hurdle EM's M-step, zeros as missing values, default nugget) with the memberships fixed.
+    ``score_test`` is ``models.hurdle.log_joint_function`` of the test rows. Returns
     (n_test,) natural logs.
     """
     is_zero = train <= np.asarray(zero_values) + hurdle.ZERO_TOLERANCE
-    point = hurdle.moment_step(
-        train, is_zero, memberships, covariance, hurdle.DEFAULT_PRIORS["nugget_sd"]
-    )
+    point = None
+    for _ in range(YARDSTICK_ROUNDS):  # the Gaussian part converges to its ML estimate
+        point = hurdle.moment_step(
+            train, is_zero, memberships, covariance, hurdle.DEFAULT_PRIORS["nugget_sd"], point
+        )
     return logsumexp(score_test(*(point[name] for name in hurdle.PARAMETERS)), axis=1)
 
 

@@ -196,23 +196,71 @@ def log_joint_function(value: np.ndarray, zero_values):
     return pytensor.function(parameters, output)
 
 
-def moment_step(x, is_zero, responsibility, covariance: str, nugget_sd: float) -> dict:
+def conditional_moments(x, is_zero, responsibility, means, covariances):
+    """Weighted means (K, D) and covariances (K, D, D) of the Gaussian part, zeros as missing.
+
+    The E-step of EM with missing values: a customer's zero features are replaced by their
+    conditional mean given the positive ones under the current ``means`` (K, D) and
+    ``covariances`` (K, D, D), and the conditional covariance is added to the second moments.
+    """
+    n_segments, n_features = means.shape
+    codes = is_zero @ (2 ** np.arange(n_features))
+    first = np.zeros((n_segments, n_features))
+    second = np.zeros((n_segments, n_features, n_features))
+    for code in np.unique(codes):
+        rows = codes == code
+        missing = is_zero[rows][0]
+        kept = ~missing
+        weight = responsibility[rows]  # (n, K)
+        for k in range(n_segments):
+            filled = np.where(missing, means[k], x[rows])  # (n, D)
+            extra = np.zeros((n_features, n_features))
+            if missing.any():
+                cov = covariances[k]
+                gain = cov[np.ix_(missing, kept)] @ np.linalg.pinv(cov[np.ix_(kept, kept)])
+                filled[:, missing] += (x[rows][:, kept] - means[k, kept]) @ gain.T
+                extra[np.ix_(missing, missing)] = (
+                    cov[np.ix_(missing, missing)] - gain @ cov[np.ix_(kept, missing)]
+                )
+            first[k] += weight[:, k] @ filled
+            second[k] += filled.T @ (weight[:, k, None] * filled) + weight[:, k].sum() * extra
+    mass = responsibility.sum(axis=0)[:, None] + 1e-12
+    new_means = first / mass
+    return new_means, second / mass[:, :, None] - new_means[:, :, None] * new_means[:, None, :]
+
+
+def moment_step(
+    x, is_zero, responsibility, covariance: str, nugget_sd: float, previous: dict | None = None
+) -> dict:
     """Segment parameters from memberships ``responsibility`` (N, K): the M-step of a hurdle EM.
 
-    Per segment: weight, zero share, and the weighted mean and covariance of the positive values
-    (each pair of features over the customers positive in both: available-case moments). The
-    correlations are eigenvalue-floored at 0.05 so they stay positive definite; the scales less
-    the nugget are at least 0.05. Returns the sampler's variables plus ``chol`` (K, D, D).
+    Per segment: the weight; the zero probability per feature, (weighted zeros + 1) / (weight +
+    2), the posterior mean under the model's Beta(1, 1) prior; the mean and covariance of the
+    Gaussian part. Without ``previous`` (a point from this function) those are available-case
+    moments of the positive values (each pair of features over the customers positive in both);
+    with it, :func:`conditional_moments`, so that repeated steps converge to the maximum
+    likelihood estimate. The correlations are eigenvalue-floored at 0.05 so they stay positive
+    definite; the scales less the nugget are at least 0.05. Returns the sampler's variables plus
+    ``chol`` (K, D, D).
     """
-    positive = (~is_zero).astype(float)  # (N, D)
-    both = positive[:, :, None] * positive[:, None, :]  # (N, D, D)
-    mass = responsibility.T @ positive + 1e-9  # (K, D)
-    means = responsibility.T @ (positive * x) / mass
-    centred = positive[:, None, :] * (x[:, None, :] - means[None])  # (N, K, D)
-    pair_mass = np.einsum("nk,nde->kde", responsibility, both) + 1e-9
-    moments = np.einsum("nk,nkd,nke->kde", responsibility, centred, centred) / pair_mass
-    variances = np.maximum(np.diagonal(moments, 0, -2, -1), 1e-6)
-    correlation = moments / np.sqrt(variances[:, :, None] * variances[:, None, :])
+    if previous is None:
+        positive = (~is_zero).astype(float)  # (N, D)
+        both = positive[:, :, None] * positive[:, None, :]  # (N, D, D)
+        mass = responsibility.T @ positive + 1e-9  # (K, D)
+        means = responsibility.T @ (positive * x) / mass
+        centred = positive[:, None, :] * (x[:, None, :] - means[None])  # (N, K, D)
+        pair_mass = np.einsum("nk,nde->kde", responsibility, both) + 1e-9
+        moments = np.einsum("nk,nkd,nke->kde", responsibility, centred, centred) / pair_mass
+    else:
+        chol = previous["chol"]
+        means, moments = conditional_moments(
+            x, is_zero, responsibility, previous["means"], chol @ np.swapaxes(chol, -1, -2)
+        )
+    # Sigma = nugget^2 I + diag(s) Omega diag(s): s and Omega from the moments less the nugget.
+    structured_moments = moments - nugget_sd**2 * np.eye(x.shape[1])
+    structured_sd = np.sqrt(np.maximum(np.diagonal(structured_moments, 0, -2, -1), 0.05**2))
+    correlation = structured_moments / (structured_sd[:, :, None] * structured_sd[:, None, :])
+    correlation[:, np.arange(x.shape[1]), np.arange(x.shape[1])] = 1.0
     if covariance == "diag":
         correlation = np.broadcast_to(np.eye(x.shape[1]), correlation.shape)
     eigenvalues, eigenvectors = np.linalg.eigh(correlation)
@@ -222,15 +270,13 @@ def moment_step(x, is_zero, responsibility, covariance: str, nugget_sd: float) -
     correlation = floored / np.sqrt(
         np.diagonal(floored, 0, -2, -1)[:, :, None] * np.diagonal(floored, 0, -2, -1)[:, None, :]
     )
-    structured_sd = np.sqrt(np.maximum(variances - nugget_sd**2, 0.05**2))
     structured = structured_sd[:, :, None] * np.linalg.cholesky(correlation)
     point = {
         "weights": responsibility.mean(axis=0),
         "means": means,
         "structured_sd": structured_sd,
-        "zero_prob": np.clip(
-            responsibility.T @ is_zero / responsibility.sum(axis=0)[:, None], 0.02, 0.98
-        ),
+        "zero_prob": (responsibility.T @ is_zero + 1.0)
+        / (responsibility.sum(axis=0)[:, None] + 2.0),
         "chol": np.linalg.cholesky(
             nugget_sd**2 * np.eye(x.shape[1]) + structured @ np.swapaxes(structured, -1, -2)
         ),
@@ -254,7 +300,8 @@ def initial_point(
     EM on all of x would cluster the zero patterns (zeros are ties far from the positive values),
     so the first memberships come from a Gaussian EM on x with every zero replaced by its
     feature's mean positive value. Then :data:`EM_ITERATIONS` rounds of the hurdle's own EM:
-    memberships from :func:`segment_log_joint`, parameters from :func:`moment_step`.
+    memberships from :func:`segment_log_joint`, parameters from :func:`moment_step` (zeros
+    treated as missing in the Gaussian part after the first round).
     """
     prior = merged_priors(priors)
     is_zero = x <= np.asarray(zero_values) + ZERO_TOLERANCE
@@ -265,16 +312,10 @@ def initial_point(
     ).fit(imputed)
     responsibility = em.predict_proba(imputed)
     log_joint = log_joint_function(x, zero_values)
+    point = None
     for _ in range(EM_ITERATIONS):
-        point = moment_step(x, is_zero, responsibility, covariance, prior["nugget_sd"])
+        point = moment_step(x, is_zero, responsibility, covariance, prior["nugget_sd"], point)
         joint = log_joint(*(point[name] for name in PARAMETERS))
         responsibility = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
-    point = moment_step(
-        x,
-        is_zero,
-        responsibility[:, np.argsort(-responsibility.sum(axis=0))],
-        covariance,
-        prior["nugget_sd"],
-    )
-    del point["chol"]
-    return point
+    order = np.argsort(-point["weights"])
+    return {name: value[order] for name, value in point.items() if name != "chol"}
