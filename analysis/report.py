@@ -699,7 +699,8 @@ def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: 
             + f"<p>K = {chosen_html} was chosen by {setting('K chosen by')}.</p>"
         )
     frame = comparison.frame
-    model = setting("model")
+    settings = src[SETTINGS]
+    model = settings.frame.at[item["model"], "value"] if "model" in item else None
     kind = heldout_kind(model) if model in MIXTURES else "continuous"
     heldout_meaning = HELDOUT_MEANING["categorical" if categorical else kind]
     shown = (
