@@ -523,7 +523,7 @@ def clusters_as_hurdle_segments(
     ``score_test`` is ``models.hurdle.log_joint_function`` of the test rows. Returns
     (n_test,) natural logs.
     """
-    is_zero = train <= np.asarray(zero_values) + hurdle.ZERO_TOLERANCE
+    is_zero = hurdle.zero_mask(train, zero_values)
     point = None
     for _ in range(YARDSTICK_ROUNDS):  # the Gaussian part converges to its ML estimate
         point = hurdle.moment_step(

@@ -53,6 +53,16 @@ def merged_priors(overrides: dict | None = None) -> dict:
     return DEFAULT_PRIORS | dict(overrides or {})
 
 
+def zero_mask(x: np.ndarray, zero_values) -> np.ndarray:
+    """(N, D) True where ``x`` is a zero spend (at its feature's ``zero_values`` location)."""
+    return x <= np.asarray(zero_values) + ZERO_TOLERANCE
+
+
+def pattern_codes(is_zero: np.ndarray) -> np.ndarray:
+    """(N,) one integer per zero pattern: bit d is set when feature d is zero."""
+    return is_zero @ (2 ** np.arange(is_zero.shape[1]))
+
+
 def constant_value(value) -> np.ndarray:
     """The numbers of a data tensor known when the graph is built (numpy or a TensorConstant)."""
     if isinstance(value, TensorConstant):
@@ -88,9 +98,8 @@ def segment_log_joint(value, weights, means, chol, zero_prob, *, zero_values):
     """
     data = constant_value(value)
     n_features = data.shape[1]
-    is_zero = data <= np.asarray(zero_values) + ZERO_TOLERANCE  # (N, D)
-    codes = is_zero @ (2 ** np.arange(n_features))  # (N,) zero pattern per customer
-    patterns, pattern_of = np.unique(codes, return_inverse=True)  # (P,), (N,)
+    is_zero = zero_mask(data, zero_values)  # (N, D)
+    patterns, pattern_of = np.unique(pattern_codes(is_zero), return_inverse=True)  # (P,), (N,)
     keep = 1.0 - ((patterns[:, None] >> np.arange(n_features)) & 1)  # (P, D): 1 = positive
     covariance = chol @ pt.swapaxes(chol, -1, -2)  # (..., K, D, D)
     padded = covariance[..., None, :, :, :] * keep[:, None, :, None] * keep[:, None, None, :] + (
@@ -204,7 +213,7 @@ def conditional_moments(x, is_zero, responsibility, means, covariances):
     ``covariances`` (K, D, D), and the conditional covariance is added to the second moments.
     """
     n_segments, n_features = means.shape
-    codes = is_zero @ (2 ** np.arange(n_features))
+    codes = pattern_codes(is_zero)
     first = np.zeros((n_segments, n_features))
     second = np.zeros((n_segments, n_features, n_features))
     for code in np.unique(codes):
@@ -304,7 +313,7 @@ def initial_point(
     treated as missing in the Gaussian part after the first round).
     """
     prior = merged_priors(priors)
-    is_zero = x <= np.asarray(zero_values) + ZERO_TOLERANCE
+    is_zero = zero_mask(x, zero_values)
     positive_means = np.nanmean(np.where(is_zero, np.nan, x), axis=0)
     imputed = np.where(is_zero, np.nan_to_num(positive_means), x)
     em = GaussianMixture(
