@@ -88,8 +88,9 @@ HELDOUT_MEANING = {
     "not compared; its clusters are",
     "hurdle": f"{HELDOUT_FOLDS}-fold held-out log density of each customer under the EM GMM's "
     "segmentation made hurdle segments: the GMM is fitted on the other folds, and per cluster "
-    "its soft memberships give the weight, the zero share per feature and the mean and "
-    "covariance of the positive spend (the hurdle model's own M-step), which score the "
+    "its soft memberships give the weight, the zero probability per feature ((zeros + 1) / "
+    "(n + 2)) and the maximum likelihood Gaussian part with zeros as missing values (the hurdle "
+    "model's own M-step, iterated), which score the "
     "held-out customers on the hurdle model's measure (a zero spend has a probability, not a "
     "density). The GMM's own density is not compared: it gives exact zeros a density",
 }
@@ -198,7 +199,7 @@ def moment_match(tree: xr.DataTree, config: dict, psis, var_name: str, k_thresho
     size = max(1, size_all_chains // tree["posterior"].sizes["chain"])  # draws per chain at once
 
     # pm.Data can be swapped for one customer's row; data built into the graph (the hurdle model
-    # groups customers by zero pattern) cannot, so customer i is read off all customers' values.
+    # reads its zero patterns from them) cannot, so customer i is read off all customers' values.
     mutable = hasattr(data, "set_value")
 
     def log_prob_chunked(draws: xr.DataArray) -> xr.DataArray:
