@@ -99,7 +99,7 @@ BASELINE_SEEDS = (0, 1, 2)
 
 def heldout_kind(model: str) -> str:
     """Which baseline yardstick (a key of :data:`HELDOUT_MEANING`) fits of ``model`` get."""
-    return "hurdle" if model == "hurdle" else MIXTURES[model].data_kind
+    return MIXTURES[model].yardstick or MIXTURES[model].data_kind
 
 
 BASELINE_N_INIT = 10

@@ -18,6 +18,7 @@ import time
 from analysis.datasets import load_marketing
 from analysis.fit import FitSpec, SamplerSettings, postprocess, run_sampler, save_fit
 from analysis.transforms import fit_transform
+from models import MIXTURES
 
 
 def marketing_spec(data: str, options: dict, sampler: SamplerSettings, model: str = "gmm"):
@@ -27,7 +28,7 @@ def marketing_spec(data: str, options: dict, sampler: SamplerSettings, model: st
     """
     dataset = load_marketing(data)
     transform = fit_transform("log-standardize", dataset.features)
-    if model == "hurdle":
+    if "zero_values" in MIXTURES[model].log_joint_options:  # as segment fit does
         options = options | {"zero_values": list(transform.model_zero())}
     spec = FitSpec(
         dataset.name, dataset.source, model, transform.to_config(), options, sampler=sampler

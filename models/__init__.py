@@ -29,6 +29,8 @@ class Mixture:
     log_joint_options: tuple[str, ...] = ()  # model options segment_log_joint also reads
     # segment_log_joint's largest intermediate per draw is (N, K, D ** feature_power) doubles
     feature_power: int = 1
+    # the baseline yardstick its comparison uses (analysis.compare.HELDOUT_MEANING); None: data_kind
+    yardstick: str | None = None
 
     def log_joint(self, options: dict) -> Callable:
         """``segment_log_joint(value, *parameters)`` with the options it reads bound."""
@@ -59,6 +61,7 @@ MIXTURES = {
         hurdle.merged_priors,
         log_joint_options=("zero_values",),
         feature_power=2,
+        yardstick="hurdle",
     ),
     "lca": Mixture(
         "lca",
