@@ -24,9 +24,13 @@ serves the post-processing (membership probabilities, pointwise log-likelihood):
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+
+from models.priors import merge_priors
 
 DEFAULT_PRIORS = {
     "weights_concentration": 1.0,
@@ -44,12 +48,8 @@ PARAMETERS = ("weights", "means", "chol")  # what segment_log_joint needs, in or
 DIAGNOSED = ("weights", "means", "scales")  # convergence is judged on these
 
 
-def merged_priors(overrides: dict | None = None) -> dict:
-    """Default priors with a user's overrides; unknown keys are an error."""
-    unknown = set(overrides or {}) - set(DEFAULT_PRIORS)
-    if unknown:
-        raise ValueError(f"unknown GMM prior(s): {', '.join(sorted(unknown))}")
-    return DEFAULT_PRIORS | dict(overrides or {})
+# Default priors with a user's overrides; unknown keys are an error.
+merged_priors = partial(merge_priors, DEFAULT_PRIORS, model="GMM")
 
 
 def segment_log_joint(value, weights, means, chol):

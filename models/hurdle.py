@@ -37,6 +37,7 @@ from scipy.special import logsumexp
 from sklearn.mixture import GaussianMixture
 
 from models import gmm
+from models.priors import merge_priors
 
 DEFAULT_PRIORS = gmm.DEFAULT_PRIORS | {"zero_prob_a": 1.0, "zero_prob_b": 1.0}
 PARAMETERS = ("weights", "means", "chol", "zero_prob")  # what segment_log_joint needs, in order
@@ -45,12 +46,8 @@ ZERO_TOLERANCE = 1e-9  # model-scale distance within which a value is a zero spe
 EM_ITERATIONS = 50  # hurdle EM rounds for the chains' starting point
 
 
-def merged_priors(overrides: dict | None = None) -> dict:
-    """Default priors with a user's overrides; unknown keys are an error."""
-    unknown = set(overrides or {}) - set(DEFAULT_PRIORS)
-    if unknown:
-        raise ValueError(f"unknown hurdle GMM prior(s): {', '.join(sorted(unknown))}")
-    return DEFAULT_PRIORS | dict(overrides or {})
+# Default priors with a user's overrides; unknown keys are an error.
+merged_priors = partial(merge_priors, DEFAULT_PRIORS, model="hurdle GMM")
 
 
 def zero_mask(x: np.ndarray, zero_values) -> np.ndarray:

@@ -70,18 +70,16 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy.special import logsumexp
 
+from models.priors import merge_priors
+
 DEFAULT_PRIORS = {"weights_concentration": 1.0, "item_concentration": 1.0}
 PARAMETERS = ("weights", "item_probs")  # what segment_log_joint needs, in order
 DIAGNOSED = ("weights", "item_probs")  # convergence is judged on these
 EM_PSEUDO_COUNT = 0.5  # per level and class in the EM start, keeps it inside every simplex
 
 
-def merged_priors(overrides: dict | None = None) -> dict:
-    """Default priors with a user's overrides; unknown keys are an error."""
-    unknown = set(overrides or {}) - set(DEFAULT_PRIORS)
-    if unknown:
-        raise ValueError(f"unknown LCA prior(s): {', '.join(sorted(unknown))}")
-    return DEFAULT_PRIORS | dict(overrides or {})
+# Default priors with a user's overrides; unknown keys are an error.
+merged_priors = partial(merge_priors, DEFAULT_PRIORS, model="LCA")
 
 
 def variable_name(variable: str) -> str:
