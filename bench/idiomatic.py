@@ -24,12 +24,12 @@ from models import MIXTURES
 def marketing_spec(data: str, options: dict, sampler: SamplerSettings, model: str = "gmm"):
     """The bench's data and fit spec: marketing, log-standardize. Returns (spec, x, dataset).
 
-    For the ``hurdle`` model the options gain the model-scale location of a zero spend.
+    The options gain those the model reads off the transform (``Mixture.data_options``, as in
+    ``segment fit``), e.g. the hurdle's model-scale location of a zero spend.
     """
     dataset = load_marketing(data)
     transform = fit_transform("log-standardize", dataset.features)
-    if "zero_values" in MIXTURES[model].log_joint_options:  # as segment fit does
-        options = options | {"zero_values": list(transform.model_zero())}
+    options = options | MIXTURES[model].data_options(transform, list(dataset.features.columns))
     spec = FitSpec(
         dataset.name, dataset.source, model, transform.to_config(), options, sampler=sampler
     )

@@ -25,6 +25,7 @@ class Mixture:
     diagnosed: tuple[str, ...]
     default_priors: dict
     merged_priors: Callable
+    data_options: Callable  # (FittedTransform, input column names) -> model options it implies
     data_kind: str = "continuous"  # the Dataset.kind it models: "continuous" or "categorical"
     log_joint_options: tuple[str, ...] = ()  # model options segment_log_joint also reads
     # segment_log_joint's largest intermediate per draw is (N, K, D ** feature_power) doubles
@@ -49,6 +50,7 @@ MIXTURES = {
         gmm.DIAGNOSED,
         gmm.DEFAULT_PRIORS,
         gmm.merged_priors,
+        gmm.data_options,
     ),
     "hurdle": Mixture(
         "hurdle",
@@ -59,6 +61,7 @@ MIXTURES = {
         hurdle.DIAGNOSED,
         hurdle.DEFAULT_PRIORS,
         hurdle.merged_priors,
+        hurdle.data_options,
         log_joint_options=("zero_values",),
         feature_power=2,
         yardstick="hurdle",
@@ -72,6 +75,7 @@ MIXTURES = {
         lca.DIAGNOSED,
         lca.DEFAULT_PRIORS,
         lca.merged_priors,
+        lca.data_options,
         data_kind="categorical",
     ),
 }

@@ -52,6 +52,11 @@ DIAGNOSED = ("weights", "means", "scales")  # convergence is judged on these
 merged_priors = partial(merge_priors, DEFAULT_PRIORS, model="GMM")
 
 
+def data_options(transform, columns: list[str]) -> dict:
+    """Model options that follow from the fitted transform: none for the GMM."""
+    return {}
+
+
 def segment_log_joint(value, weights, means, chol):
     """log w_k + log MvNormal(x_i | mu_k, L_k L_k^T) for every customer and segment.
 

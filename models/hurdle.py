@@ -50,6 +50,11 @@ EM_ITERATIONS = 50  # hurdle EM rounds for the chains' starting point
 merged_priors = partial(merge_priors, DEFAULT_PRIORS, model="hurdle GMM")
 
 
+def data_options(transform, columns: list[str]) -> dict:
+    """``zero_values``: where a zero spend lies on the model scale (``FittedTransform``)."""
+    return {"zero_values": list(transform.model_zero())}
+
+
 def zero_mask(x: np.ndarray, zero_values) -> np.ndarray:
     """(N, D) True where ``x`` is a zero spend (at its feature's ``zero_values`` location)."""
     return x <= np.asarray(zero_values) + ZERO_TOLERANCE

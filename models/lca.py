@@ -82,6 +82,11 @@ EM_PSEUDO_COUNT = 0.5  # per level and class in the EM start, keeps it inside ev
 merged_priors = partial(merge_priors, DEFAULT_PRIORS, model="LCA")
 
 
+def data_options(transform, columns: list[str]) -> dict:
+    """``levels``: each input column's levels, in the order of the ``indicators`` transform."""
+    return {"levels": {c: list(lv) for c, lv in zip(columns, transform.levels, strict=True)}}
+
+
 def variable_name(variable: str) -> str:
     """``theta_<variable>``, with characters other than letters, digits and ``_`` as ``_``."""
     return "theta_" + re.sub(r"\W", "_", str(variable))
