@@ -6,8 +6,9 @@ For posterior draw s, customer i and segment k::
     membership[s, i, k] = softmax_k(log_joint[s, i, :])      p(segment = k | x_i, theta^s)
     loglik[s, i]        = logsumexp_k(log_joint[s, i, :])    marginal (label-free) log density
 
-``log_joint`` is the model's own ``segment_log_joint`` compiled once and evaluated in chunks of
-draws (:func:`chunk_draws`), so memory stays at one chunk plus the float32 memberships.
+``log_joint`` is the model's own ``segment_log_joint``, compiled once with the log-sum-exp and
+softmax in the same graph and evaluated in chunks of draws (:func:`chunk_draws`), so memory stays
+at one chunk of intermediates plus the float32 memberships.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import xarray as xr
-from scipy.special import logsumexp
 
 from models import Mixture
 
@@ -38,42 +38,52 @@ def stacked_parameters(posterior: xr.Dataset, names: tuple[str, ...]) -> list[np
     ]
 
 
-def compile_log_joint(
+def compile_memberships(
     mixture: Mixture, options: dict, value: np.ndarray, parameters: list[np.ndarray]
 ):
-    """Compile the fit's ``segment_log_joint`` for a chunk of draws; f(*params) -> (S, N, K).
+    """Compile the fit's ``segment_log_joint`` with the log-sum-exp and softmax over segments in
+    the same graph: f(value, *params) -> (loglik (S, N), membership (S, N, K) float32) for a
+    chunk of S draws. ``options`` are the fit's model options (``FitSpec.options``).
 
-    ``options`` are the fit's model options (``FitSpec.options``).
+    The data are an input, so one compiled function serves every block of customers of the
+    shape of ``value``. A mixture with ``constant_data`` gets ``value`` as a constant instead,
+    and its function refuses any other data.
     """
     inputs = [
         pt.tensor(name, shape=(None,) * p.ndim)
         for name, p in zip(mixture.parameters, parameters, strict=True)
     ]
-    output = mixture.log_joint(options)(pt.as_tensor(value), *inputs)
-    return pytensor.function(inputs, output)
+    data = pt.as_tensor(value) if mixture.constant_data else pt.matrix("value", dtype=value.dtype)
+    log_joint = mixture.log_joint(options)(data, *inputs)
+    loglik = pt.logsumexp(log_joint, axis=-1)
+    membership = pt.exp(log_joint - loglik[..., None]).astype("float32")
+    if not mixture.constant_data:
+        return pytensor.function([data, *inputs], [loglik, membership])
+    compiled = pytensor.function(inputs, [loglik, membership])
 
+    def function(block: np.ndarray, *chunk: np.ndarray):
+        if block is not value:
+            raise ValueError(f"{mixture.name}: compiled for other data (constant_data)")
+        return compiled(*chunk)
 
-def draw_log_joint(mixture: Mixture, options: dict, value: np.ndarray, posterior: xr.Dataset):
-    """Yield (start, log_joint chunk (S_chunk, N, K)) over all posterior draws, in order."""
-    parameters = stacked_parameters(posterior, mixture.parameters)
-    function = compile_log_joint(mixture, options, value, parameters)
-    n_samples = parameters[0].shape[0]
-    size = chunk_draws(mixture, len(value), posterior.sizes["segment"], value.shape[1])
-    for start in range(0, n_samples, size):
-        chunk = [p[start : start + size] for p in parameters]
-        yield start, function(*chunk)
+    return function
 
 
 def memberships_and_loglik(
-    mixture: Mixture, options: dict, value: np.ndarray, posterior: xr.Dataset
+    mixture: Mixture, options: dict, value: np.ndarray, posterior: xr.Dataset, function=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Membership probabilities (S, N, K) float32 and pointwise log-likelihood (S, N) float64."""
-    n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
-    n_segments = posterior.sizes["segment"]
+    """Membership probabilities (S, N, K) float32 and pointwise log-likelihood (S, N) float64,
+    evaluated in chunks of draws (:func:`chunk_draws`). ``function`` is a
+    :func:`compile_memberships` result to reuse (compiled here when None)."""
+    parameters = stacked_parameters(posterior, mixture.parameters)
+    if function is None:
+        function = compile_memberships(mixture, options, value, parameters)
+    n_samples, n_segments = parameters[0].shape[0], posterior.sizes["segment"]
     membership = np.empty((n_samples, len(value), n_segments), dtype=np.float32)
     loglik = np.empty((n_samples, len(value)))
-    for start, log_joint in draw_log_joint(mixture, options, value, posterior):
-        stop = start + len(log_joint)
-        loglik[start:stop] = logsumexp(log_joint, axis=-1)
-        membership[start:stop] = np.exp(log_joint - loglik[start:stop, :, None])
+    size = chunk_draws(mixture, len(value), n_segments, value.shape[1])
+    for start in range(0, n_samples, size):
+        stop = start + size
+        chunk = [p[start:stop] for p in parameters]
+        loglik[start:stop], membership[start:stop] = function(value, *chunk)
     return membership, loglik

@@ -32,6 +32,9 @@ class Mixture:
     feature_power: int = 1
     # the baseline yardstick its comparison uses (analysis.compare.HELDOUT_MEANING); None: data_kind
     yardstick: str | None = None
+    # segment_log_joint reads structure off the data (the hurdle's zero patterns): the data must
+    # be a constant of the graph, not an input
+    constant_data: bool = False
 
     def log_joint(self, options: dict) -> Callable:
         """``segment_log_joint(value, *parameters)`` with the options it reads bound."""
@@ -65,6 +68,7 @@ MIXTURES = {
         log_joint_options=("zero_values",),
         feature_power=2,
         yardstick="hurdle",
+        constant_data=True,
     ),
     "lca": Mixture(
         "lca",
