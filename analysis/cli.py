@@ -160,6 +160,25 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tune", type=int, default=1000)
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--sampler", choices=fit.SAMPLERS, default="nutpie")
+    group.add_argument(
+        "--subsample",
+        type=int,
+        metavar="N",
+        help="large data: sample the posterior on N random customers, then assign every "
+        "customer and score the rest as held-out data (default: fit all customers)",
+    )
+
+
+def check_subsample(subsample: int | None, n_customers: int, source: str) -> int:
+    """The number of customers the posterior is fitted on; InputError unless 1 <= N < rows."""
+    if subsample is None:
+        return n_customers
+    if not 1 <= subsample < n_customers:
+        raise InputError(
+            f"--subsample {subsample}: {source} has {n_customers} customers; give 1 <= N < "
+            f"{n_customers}, or leave --subsample out to fit them all"
+        )
+    return subsample
 
 
 def command_fit(args: argparse.Namespace) -> None:
@@ -183,14 +202,12 @@ def command_fit(args: argparse.Namespace) -> None:
     if dataset.kind == "categorical" and transform.name != "indicators":
         raise InputError(f"--transform {transform.name}: --model {model} needs indicators")
     x = transform.apply(dataset.features)
-    if mixture.data_kind == "categorical":
-        columns = dataset.features.columns
-        options = {"levels": {c: list(lv) for c, lv in zip(columns, transform.levels, strict=True)}}
-    else:
-        baseline.check_enough_rows(len(x), x.shape[1], max(ks), args.covariance, dataset.source)
-        options = {"covariance": args.covariance}
-        if "zero_values" in mixture.log_joint_options:
-            options["zero_values"] = list(transform.model_zero())
+    n_fit = check_subsample(args.subsample, len(x), dataset.source)
+    options = mixture.data_options(transform, list(dataset.features.columns))
+    if mixture.data_kind == "continuous":
+        fitted = dataset.source + (f" (--subsample {n_fit})" if args.subsample else "")
+        baseline.check_enough_rows(n_fit, x.shape[1], max(ks), args.covariance, fitted)
+        options = {"covariance": args.covariance} | options
     settings = fit.SamplerSettings(args.chains, args.draws, args.tune, args.seed, args.sampler)
     spec = fit.FitSpec(
         dataset=dataset.name,
@@ -199,6 +216,7 @@ def command_fit(args: argparse.Namespace) -> None:
         transform=transform.to_config(),
         options=options,
         sampler=settings,
+        subsample=args.subsample,
     )
     paths = RunPaths(args.out)
     fit.fit_sweep(spec, x, ks, dataset.features.index.to_numpy(), transform.columns, paths)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import arviz as az
 import matplotlib
@@ -111,8 +111,8 @@ COLUMNS = (
     "weight_pbma", "within_rule", "bic_chosen", "loo_method", "loo_reliable",
     "pareto_k_remaining", "pareto_k_good", "pareto_k_very_bad", "k_threshold", "elpd_psis",
     "p_waic", "waic_p_over_0_4", "gmm_heldout_elpd", "gmm_heldout_se", "heldout_diff",
-    "heldout_dse", "bic_seeds",
-    "diagnostics_reason", "loo_note",
+    "heldout_dse", "bic_seeds", "elpd_outside", "se_outside", "n_outside", "outside_diff",
+    "outside_dse", "diagnostics_reason", "loo_note",
 )  # fmt: skip
 
 
@@ -263,7 +263,8 @@ class RefitWrapper(SamplingWrapper):
         self.customer_dim = customer_dim
         self.k = config["K"]
         self.mixture = MIXTURES[config["model"]]
-        self.spec = FitSpec.from_config(config, settings)
+        # the saved fit's observed data are its (sub)sample already: refits use all of them
+        self.spec = replace(FitSpec.from_config(config, settings), subsample=None)
         self.progress = progress
         self.fold = 0
 
@@ -598,6 +599,29 @@ def gmm_heldout(
     return pd.DataFrame(rows)
 
 
+def outside_table(outside: dict[int, np.ndarray], ks: list[int], chosen: int | None):
+    """Per K: held-out elpd of the customers outside a subsample fit (``analysis.scale``), its
+    SE, count, and the paired difference (and its SE) to the chosen K. NaN without a subsample.
+    """
+    rows = []
+    for k in ks:
+        lpd = outside.get(k)
+        row = {"K": k, "elpd_outside": np.nan, "se_outside": np.nan, "n_outside": np.nan}
+        row |= {"outside_diff": np.nan, "outside_dse": np.nan}
+        if lpd is not None:
+            row |= {
+                "elpd_outside": lpd.sum(),
+                "se_outside": np.sqrt(len(lpd)) * lpd.std(ddof=1),
+                "n_outside": len(lpd),
+            }
+            if chosen in outside:  # the same customers at every K: a paired difference
+                difference = lpd - outside[chosen]
+                row["outside_diff"] = difference.sum()
+                row["outside_dse"] = np.sqrt(len(lpd)) * difference.std(ddof=1)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def choose_k(table: pd.DataFrame, rule_se: float = RULE_SE) -> int | None:
     """The smallest ``ok`` K whose ``elpd_diff >= -rule_se * dse``; None when no fit is ok.
 
@@ -724,6 +748,20 @@ def decision_lines(table: pd.DataFrame, rule_se: float = RULE_SE) -> list[str]:
                 else "."
             )
         )
+    outside = table.dropna(subset=["elpd_outside"]) if "elpd_outside" in table else None
+    if outside is not None and not outside.empty:
+        o = outside.loc[outside["elpd_outside"].idxmax()]
+        lines.append(
+            f"Customers outside the fitted subsample ({int(o['n_outside']):,}, never seen by "
+            f"the posterior): held-out elpd highest at K={int(o['K'])} "
+            f"({o['elpd_outside']:,.1f}, SE {o['se_outside']:,.1f})"
+            + (
+                f"; difference to the chosen K={chosen}: {o['outside_diff']:,.1f}, "
+                f"paired SE {o['outside_dse']:,.1f}."
+                if chosen is not None and not np.isnan(o["outside_diff"])
+                else "."
+            )
+        )
     return lines
 
 
@@ -760,7 +798,8 @@ def disagreement(by_k: pd.DataFrame, chosen: int, bic_k: int, rule_se: float) ->
 
 PRINTED_COLUMNS = (
     "K", "status", "elpd_loo", "se_loo", "p_loo", "elpd_diff", "dse", "weight", "loo_method",
-    "pareto_k_bad", "pareto_k_remaining", "elpd_waic", "se_waic", "gmm_heldout_elpd", "bic",
+    "pareto_k_bad", "pareto_k_remaining", "elpd_waic", "se_waic", "gmm_heldout_elpd",
+    "elpd_outside", "bic",
     "bic_spread", "chosen", "bic_chosen",
 )  # fmt: skip
 
@@ -768,6 +807,8 @@ PRINTED_COLUMNS = (
 def printable(table: pd.DataFrame) -> str:
     """The main columns as aligned text for the terminal."""
     shown = table[[c for c in PRINTED_COLUMNS if c in table.columns]].copy()
+    if "elpd_outside" in shown and shown["elpd_outside"].isna().all():  # no subsample fits
+        shown = shown.drop(columns="elpd_outside")
     for column in ("chosen", "bic_chosen"):
         shown[column] = shown[column].map({True: "<==", False: ""})
     digits = {"weight": 3, "bic": 0, "bic_spread": 0}
@@ -785,13 +826,21 @@ MARKDOWN_COLUMNS = (
     ("elpd_diff", 1), ("dse", 1), ("weight", 3), ("weight_pbma", 3), ("loo_method", 0),
     ("pareto_k_bad", 0), ("pareto_k_very_bad", 0), ("pareto_k_remaining", 0), ("elpd_waic", 1),
     ("se_waic", 1), ("gmm_heldout_elpd", 1), ("heldout_diff", 1), ("heldout_dse", 1),
+    ("elpd_outside", 1), ("se_outside", 1), ("outside_diff", 1), ("outside_dse", 1),
     ("bic", 0), ("aic", 0), ("icl", 0),
     ("bic_spread", 0), ("bic_chosen", 0),
 )  # fmt: skip
 
 
+OUTSIDE_COLUMNS = ("elpd_outside", "se_outside", "outside_diff", "outside_dse")  # subsample fits
+
+
 def markdown_table(table: pd.DataFrame, columns=MARKDOWN_COLUMNS) -> str:
-    present = [(c, d) for c, d in columns if c in table.columns]
+    present = [
+        (c, d)
+        for c, d in columns
+        if c in table.columns and not (c in OUTSIDE_COLUMNS and table[c].isna().all())
+    ]
     header = "| " + " | ".join(c for c, _ in present) + " |"
     rule = "|" + "|".join("---" if c in ("status", "loo_method") else "---:" for c, _ in present)
     lines = [header, rule + "|"]
@@ -1106,7 +1155,7 @@ def compare_run(
     files = sorted(paths.fits_dir.glob("K*.nc")) if paths.fits_dir.is_dir() else []
     if not files:
         raise InputError(f"{paths.fits_dir}: no fits (K*.nc); run segment fit --out {paths.root}")
-    estimates, configs, customers = [], [], []
+    estimates, configs, customers, outside_lpd = [], [], [], {}
     x = None
     for path in files:
         attrs = saved_attrs(path)
@@ -1129,6 +1178,11 @@ def compare_run(
                 progress=progress,
             )
         )
+        if "population" in tree:
+            population = tree["population"]
+            outside_lpd[attrs["config"]["K"]] = population["lpd"].values[
+                ~population["in_fit"].values
+            ]
         del tree
     estimates.sort(key=lambda e: e.k)
     config = min(configs, key=lambda c: c["K"])
@@ -1166,6 +1220,7 @@ def compare_run(
     )
     table["chosen"] = table["K"] == chosen
     table["bic_chosen"] = table["K"] == bic_k
+    table = table.merge(outside_table(outside_lpd, ks, chosen), on="K", how="left")
     table = table[list(COLUMNS)]
 
     sampler = config["sampler"]
@@ -1189,7 +1244,14 @@ def compare_run(
         "heldout_kind": kind,
         "description": (
             f"Run directory `{paths.root}`: {len(ks)} fits (K = {', '.join(map(str, ks))}), "
-            f"{len(x):,} customers x {x.shape[1]} features, {sampler['chains']} chains x "
+            f"{len(x):,} customers x {x.shape[1]} features"
+            + (
+                f" (a random subsample; {len(next(iter(outside_lpd.values()))):,} more "
+                "customers outside it are scored as held-out data: elpd_outside)"
+                if outside_lpd
+                else ""
+            )
+            + f", {sampler['chains']} chains x "
             f"{sampler['draws']} draws (+{sampler['tune']} tune), {sampler['sampler']}. "
             f"Baseline: scikit-learn GaussianMixture, {per_k.attrs['covariance_type']} "
             f"covariance, {baseline_source}."

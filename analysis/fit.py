@@ -30,6 +30,7 @@ from analysis.diagnostics import diagnose
 from analysis.membership import memberships_and_loglik
 from analysis.paths import RunPaths, atomic_path
 from analysis.relabel import permutation_dataarray, permute, relabel_posterior, stephens
+from analysis.scale import population, subsample_indices
 from models import MIXTURES, Mixture
 
 SAMPLERS = ("nutpie", "pymc")
@@ -59,6 +60,7 @@ class FitSpec:
     options: dict = field(default_factory=dict)
     priors: dict = field(default_factory=dict)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    subsample: int | None = None  # NUTS on this many random customers (analysis/scale.py)
 
     @property
     def mixture(self) -> Mixture:
@@ -75,6 +77,7 @@ class FitSpec:
             options=config["options"],
             priors=config["priors"],
             sampler=sampler or SamplerSettings(**config["sampler"]),
+            subsample=config.get("subsample"),
         )
 
     def build_model(self, x: np.ndarray, k: int, customers, features) -> pm.Model:
@@ -137,18 +140,36 @@ def fit_k(
     features,
     initvals=None,
 ) -> xr.DataTree:
-    """Sample and post-process the K-segment fit of model-scale ``x`` (N, D)."""
+    """Sample and post-process the K-segment fit of model-scale ``x`` (N, D).
+
+    With ``spec.subsample`` the posterior is fitted on that many random customers, and a
+    ``population`` group holds every customer's assignments and log predictive density.
+    """
     mixture = spec.mixture
     priors = mixture.merged_priors(spec.priors)
-    model = spec.build_model(x, k, customers, features)
+    customers = np.asarray(customers)
+    fitted = np.ones(len(x), dtype=bool)
+    if spec.subsample is not None:
+        fitted[:] = False
+        fitted[subsample_indices(len(x), spec.subsample, spec.sampler.seed)] = True
+    model = spec.build_model(x[fitted], k, customers[fitted], features)
     if initvals is None:
         initvals = mixture.initial_point(
-            x, k, priors=priors, seed=spec.sampler.seed, **spec.options
+            x[fitted], k, priors=priors, seed=spec.sampler.seed, **spec.options
         )
     started = time.perf_counter()
     sampled = run_sampler(model, initvals, spec.sampler)
     seconds = time.perf_counter() - started
-    return postprocess(sampled, model, mixture, x, spec.identity(k), seconds)
+    tree = postprocess(sampled, model, mixture, x[fitted], spec.identity(k), seconds)
+    if spec.subsample is not None:
+        posterior = tree["posterior"].to_dataset()
+        started = time.perf_counter()
+        label = f"[K={k}] "
+        tree["population"] = population(
+            mixture, spec.options, x, customers, fitted, posterior, label
+        )
+        tree["population"].attrs["seconds"] = time.perf_counter() - started
+    return tree
 
 
 def postprocess(

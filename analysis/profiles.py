@@ -401,9 +401,12 @@ def assignment_table(
 
     ``confidence`` is ``precise`` when the lower 94% HDI bound of the modal segment's membership
     probability is >= ``threshold``, else ``broad``. ``p_<segment>`` columns hold the posterior
-    mean membership probability of every segment. ``tiers`` maps segment -> tier.
+    mean membership probability of every segment. ``tiers`` maps segment -> tier. A fit on a
+    subsample (``analysis.scale``) gives every customer of the population a row, and ``fitted``
+    says which were in the subsample.
     """
-    assignments = tree["assignments"]
+    subsampled = "population" in tree.children
+    assignments = tree["population" if subsampled else "assignments"]
     segment = assignments["modal_segment"].values.astype(int)
     low = assignments["modal_probability_hdi_lower"].values.astype(float)
     table = pd.DataFrame(
@@ -417,6 +420,8 @@ def assignment_table(
             "tier": tiers.reindex(segment).to_numpy(),
         }
     )
+    if subsampled:
+        table["fitted"] = assignments["in_fit"].values.astype(bool)
     membership = assignments["membership_mean"].transpose("customer", "segment")
     for position, k in enumerate(membership["segment"].values):
         table[f"p_{int(k)}"] = membership.values[:, position].astype(float)

@@ -706,9 +706,11 @@ def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: 
     shown = (
         "K", "status", "chosen", "elpd_loo", "se_loo", "p_loo", "elpd_diff", "dse", "weight",
         "loo_method", "pareto_k_bad", "pareto_k_remaining", "elpd_waic", "se_waic",
-        "gmm_heldout_elpd", "bic", "bic_spread", "bic_chosen",
+        "gmm_heldout_elpd", "elpd_outside", "bic", "bic_spread", "bic_chosen",
     )  # fmt: skip
     columns = [c for c in shown if c in frame.columns]
+    if "elpd_outside" in columns and frame["elpd_outside"].isna().all():  # no subsample fits
+        columns.remove("elpd_outside")
 
     def row_class(row):
         if frame.at[row, "K"] == chosen:

@@ -267,3 +267,16 @@ def test_entry_point_in_subprocess(head, marketing_csv, tmp_path, case):
         assert str(data) in line
     assert result.stdout == ""
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("subsample", "needle"),
+    [("2240", "--subsample 2240: "), ("0", "--subsample 0: "), ("40", "K=4")],
+)
+def test_bad_subsample(marketing_csv, tmp_path, capsys, subsample, needle):
+    """Subsample of every customer or none, and one too small for K: one line, nothing written."""
+    out = tmp_path / "run"
+    argv = ["fit", "--dataset", "marketing", "--data", str(marketing_csv), "--k", "4"]
+    code, _, err = run_main([*argv, "--subsample", subsample, "--out", str(out)], capsys)
+    assert_one_line_error(code, err, needle)
+    assert not out.exists()
