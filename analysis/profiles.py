@@ -22,6 +22,8 @@ For posterior draw s, segment k and feature d, with m_kd the segment mean and v_
   population mean sum_j w_j E[spend_jd].
 - **zero share** of feature d: share of the segment's customers (weighted by posterior-mean
   membership) who spent less than one unit on it, from the observed data.
+- **zero probability** pi_kd (hurdle fits only, posterior mean and 94% HDI): the model's
+  probability that a customer of segment k buys nothing of feature d. NaN for other models.
 
 The value tier is read off the posterior-mean spend ratio: ``premium`` if >= 1.5, ``low`` if
 <= 0.5, ``mid`` otherwise (:data:`TIER_RULE`). The name is "<lead>-led <tier>", where the lead
@@ -83,6 +85,7 @@ SEGMENT_COLUMNS = (
 FEATURE_COLUMNS = (
     "feature", "mean_spend", "mean_spend_hdi_low", "mean_spend_hdi_high",
     "implied_population_mean", "observed_mean", "index", "zero_share",
+    "zero_prob", "zero_prob_hdi_low", "zero_prob_hdi_high",
 )  # fmt: skip
 PROFILE_COLUMNS = (*SEGMENT_COLUMNS[:3], *FEATURE_COLUMNS, *SEGMENT_COLUMNS[3:])
 CATEGORICAL_SEGMENT_COLUMNS = SEGMENT_COLUMNS[:6]  # segment, name, tier, weight and its HDI
@@ -187,6 +190,17 @@ def segment_zero_share(tree: xr.DataTree) -> pd.DataFrame:
     )
 
 
+def zero_probability(tree: xr.DataTree, features: list[str], segments) -> xr.Dataset:
+    """Posterior mean and 94% HDI of a hurdle fit's pi_kd as (segment, feature) arrays; NaN
+    arrays of that shape for a model without ``zero_prob``."""
+    posterior = tree["posterior"]
+    if "zero_prob" in posterior:
+        summary = summarize(posterior["zero_prob"].sel(feature=features))
+        return summary.transpose("segment", "feature")
+    empty = np.full((len(segments), len(features)), np.nan)
+    return xr.Dataset({name: (("segment", "feature"), empty) for name in ("mean", "low", "high")})
+
+
 def segment_names(
     index: pd.DataFrame,
     tiers: pd.Series,
@@ -283,6 +297,7 @@ def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
     index = mean / population_mean
     by_segment = segments.set_index("segment")
     zero_share = segment_zero_share(tree)[features]
+    zero_prob = zero_probability(tree, features, segments["segment"])
     segments["name"] = segment_names(
         index, by_segment["tier"], by_segment["spend_ratio"], zero_share
     ).to_numpy()
@@ -302,6 +317,9 @@ def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
                     "observed_mean": float(observed_mean[j]),
                     "index": index.loc[k, feature],
                     "zero_share": float(zero_share.loc[k, feature]),
+                    "zero_prob": float(zero_prob["mean"].values[position, j]),
+                    "zero_prob_hdi_low": float(zero_prob["low"].values[position, j]),
+                    "zero_prob_hdi_high": float(zero_prob["high"].values[position, j]),
                 }
             )
     profiles = pd.DataFrame(rows).merge(segments, on="segment")

@@ -373,7 +373,7 @@ DECIMALS = {
     "replicated_hdi_low": 4, "replicated_hdi_high": 4, "index": 2, "k_threshold": 2,
     "lift": 2, "share": 3, "population_share": 3,
 }  # fmt: skip
-THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability")
+THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability", "zero_prob")
 
 
 def decimals_for(column: str) -> int | None:
@@ -980,6 +980,9 @@ def section_profiles(paths, src, setting, categorical: bool) -> str:
     profile_headers = ["segment", "name", "feature", "mean spend [94% HDI]",
                        "implied population mean", "observed mean", "index",
                        "share of its customers with no spend"]  # fmt: skip
+    if "zero_prob" in profiles.frame and profiles.frame["zero_prob"].notna().any():  # hurdle
+        profile_columns.append("zero_prob~hdi")
+        profile_headers.append("model P(no purchase) [94% HDI]")
     return "".join(
         [
             f"<p>Spend functional: {setting('spend functional')}, in {setting('unit')}. "

@@ -13,7 +13,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from analysis.fit import FitSpec, SamplerSettings, fit_k
-from analysis.profiles import mean_spend_draws
+from analysis.profiles import continuous_profiles, mean_spend_draws
 from analysis.simulate import hurdle_mixture
 from tests.test_fit_recovery import hdi_contains, match_to_truth
 
@@ -74,3 +74,21 @@ def test_mean_spend_counts_the_zeros(truth, fitted):
     spend = truth.x + 8.0
     observed = np.stack([spend[truth.gaussian.labels == k].mean(axis=0) for k in range(2)])
     np.testing.assert_allclose(profile, observed, atol=0.25)
+
+
+def test_profiles_show_the_zero_probabilities_and_their_hdis(truth, fitted):
+    """profiles.csv carries pi_kd (posterior mean, 94% HDI) per segment and feature, and it
+    agrees with the observed share of zeros of the segment's true customers."""
+    _, profiles = continuous_profiles(fitted)
+    order = match_to_truth(
+        fitted["posterior"]["means"].mean(("chain", "draw")).values, truth.gaussian.means
+    )
+    table = profiles.set_index(["segment", "feature"])
+    segments = fitted["posterior"]["segment"].values[order]
+    for true_k, k in enumerate(segments):
+        customers = truth.gaussian.labels == true_k
+        observed = (truth.x[customers] == np.asarray(ZERO_VALUES)).mean(axis=0)
+        rows = table.loc[k].loc[FEATURES]
+        assert (rows["zero_prob_hdi_low"] <= rows["zero_prob"]).all()
+        assert (rows["zero_prob"] <= rows["zero_prob_hdi_high"]).all()
+        np.testing.assert_allclose(rows["zero_prob"], observed, atol=0.03)

@@ -328,6 +328,7 @@ def test_zero_share_is_membership_weighted_and_names_non_buyers(three):
     np.testing.assert_allclose(share.to_numpy(), p.T @ zero / p.sum(axis=0)[:, None], rtol=1e-6)
     _, profiles = continuous_profiles(three)
     assert profiles["zero_share"].between(0, 1).all()
+    assert profiles["zero_prob"].isna().all()  # a GMM has no zero probabilities (hurdle only)
     # A segment made of non-buyers of a feature is named after that, whatever its tier.
     tiers = pd.Series({0: "premium", 1: "low", 2: "low"})
     index = pd.DataFrame({"MntWines": [2.0, 0.5, 0.3], "MntMeatProducts": [2.0, 0.0, 0.4]})
