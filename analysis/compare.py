@@ -988,6 +988,8 @@ def plot_khat_figure(psis, k: int, title: str, method: str = "psis"):
         fontsize=10,
     )
     axis.set_xlabel("customer (data order)")
+    # room left of the first customer, so a label centred on it clears the y tick labels
+    axis.set_xlim(left=-0.04 * psis.pareto_k.size)
     return figure
 
 
