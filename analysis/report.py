@@ -730,7 +730,14 @@ def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: 
         "and ICL at the same K (bic_spread: range over seeds; gmm_heldout_elpd: "
         f"{html.escape(heldout_meaning)}, the same yardstick as elpd_loo). Fits that failed "
         "convergence diagnostics (red) are not eligible. "
-        "Highlighted: the reported K.</p>",
+        + (
+            "elpd_outside: the fits saw a random subsample (segment fit --subsample); this is "
+            "the summed log predictive density of the customers outside it, never seen by the "
+            "posterior (exact held-out data). "
+            if "elpd_outside" in columns
+            else ""
+        )
+        + "Highlighted: the reported K.</p>",
         table(comparison, columns, row_class=row_class, css="wide"),
         "<h3>Why this K</h3>",
         reasoning(comparison),
