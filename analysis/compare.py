@@ -56,6 +56,7 @@ from sklearn.model_selection import KFold
 
 from analysis import baseline
 from analysis.errors import InputError
+from analysis.figures import save as save_figure
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, saved_attrs
 from analysis.membership import chunk_draws, memberships_and_loglik
 from analysis.paths import RunPaths, atomic_path
@@ -948,10 +949,7 @@ def write_markdown(path, table, context: dict, notes: list[str], figures: dict) 
 # Figures
 
 
-def _save(figure, path) -> None:
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110, format="png", bbox_inches="tight")
-    plt.close(figure)
+COMPARE_DPI = 110
 
 
 def plot_compare_figure(compared: pd.DataFrame, title: str):
@@ -1263,17 +1261,23 @@ def compare_run(
         "ArviZ comparison plot": "compare",
         "elpd and BIC against K": "elpd_vs_bic",
     }
-    _save(plot_compare_figure(compared, title), paths.figure("compare"))
+    save_figure(
+        plot_compare_figure(compared, title), paths.figure("compare"), COMPARE_DPI, tight=True
+    )
     model = config["model"].upper()
-    _save(
+    save_figure(
         plot_elpd_and_bic(table, chosen, bic_k, title, model, HELDOUT_LABEL[kind]),
         paths.figure("elpd_vs_bic"),
+        COMPARE_DPI,
+        tight=True,
     )
     if chosen is not None:
         chosen_estimate = next(e for e in estimates if e.k == chosen)
-        _save(
+        save_figure(
             plot_khat_figure(chosen_estimate.psis, chosen, title, chosen_estimate.method),
             paths.figure("khat"),
+            COMPARE_DPI,
+            tight=True,
         )
         figures[f"Pareto k of the chosen fit (K={chosen}), plain PSIS"] = "khat"
     with atomic_path(paths.comparison_csv) as temporary:

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analysis.paths import atomic_path
+
 DPI = 90
 N_WORST = 8  # parameters shown in the trace and rank plots
 
@@ -266,7 +268,9 @@ def worst_parameters(posterior: xr.DataTree | xr.Dataset, variables, n: int = N_
 
 
 def _save_collection(collection, path, dpi: int = DPI) -> None:
-    collection.savefig(path, dpi=dpi, format="png")
+    """An ArviZ PlotCollection as PNG, written atomically (``analysis.paths.atomic_path``)."""
+    with atomic_path(path) as temporary:
+        collection.savefig(temporary, dpi=dpi, format="png")
     plt.close("all")
 
 
@@ -300,6 +304,9 @@ def energy_figure(sample_stats, path) -> None:
     _save_collection(collection, path)
 
 
-def save(figure, path, dpi: int = DPI) -> None:
-    figure.savefig(path, dpi=dpi, format="png")
+def save(figure, path, dpi: int = DPI, tight: bool = False) -> None:
+    """A matplotlib figure as PNG, written atomically (``analysis.paths.atomic_path``), then
+    closed. ``tight`` crops to the drawn content (``bbox_inches="tight"``)."""
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, format="png", bbox_inches="tight" if tight else None)
     plt.close(figure)

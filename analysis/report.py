@@ -278,11 +278,6 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(temporary, index=False)
 
 
-def save_figure(figure, path: Path) -> None:
-    with atomic_path(path) as temporary:
-        figures.save(figure, temporary)
-
-
 def write_outputs(
     paths: RunPaths, chosen: int, how: str, threshold: float = PRECISE_THRESHOLD, progress=None
 ) -> None:
@@ -325,15 +320,15 @@ def write_outputs(
     for name in REPORT_FIGURES:
         paths.figure(name).unlink(missing_ok=True)
     if categorical:
-        save_figure(figures.class_profiles_figure(profiles), paths.figure("profiles"))
+        figures.save(figures.class_profiles_figure(profiles), paths.figure("profiles"))
     else:
         unit = UNITS.get(config["dataset"], "input units")
         log = config["transform"]["name"] == "log-standardize"
         functional = "implied mean spend" if log else "mean spend"
-        save_figure(figures.profiles_figure(profiles, unit, functional), paths.figure("profiles"))
-        save_figure(figures.revenue_figure(segments), paths.figure("revenue"))
+        figures.save(figures.profiles_figure(profiles, unit, functional), paths.figure("profiles"))
+        figures.save(figures.revenue_figure(segments), paths.figure("revenue"))
     names = segments.set_index("segment")["name"]
-    save_figure(
+    figures.save(
         figures.uncertainty_figure(assignments, names, threshold),
         paths.figure("assignment_uncertainty"),
     )
@@ -349,7 +344,7 @@ def write_outputs(
 
         for group in ("posterior_predictive", "prior_predictive"):
             if group in tree.children:
-                save_figure(predictive_figure(tree, group), paths.figure(group))
+                figures.save(predictive_figure(tree, group), paths.figure(group))
         say("predictive check figures written")
 
 
