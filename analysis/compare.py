@@ -55,11 +55,13 @@ from scipy.special import logsumexp
 from sklearn.model_selection import KFold
 
 from analysis import baseline
+from analysis.elpd import summed
 from analysis.errors import InputError
 from analysis.figures import save as save_figure
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, saved_attrs
 from analysis.membership import chunk_draws, memberships_and_loglik
 from analysis.paths import RunPaths, atomic_path
+from analysis.scale import lpd_outside_fit
 from analysis.transforms import CATEGORICAL_TRANSFORMS
 from analysis.waic import P_WAIC_I_WARN, waic
 from models import MIXTURES, hurdle
@@ -115,6 +117,19 @@ COLUMNS = (
     "heldout_dse", "bic_seeds", "elpd_outside", "se_outside", "n_outside", "outside_diff",
     "outside_dse", "diagnostics_reason", "loo_note",
 )  # fmt: skip
+
+
+OUTSIDE_COLUMNS = ("elpd_outside", "se_outside", "n_outside", "outside_diff", "outside_dse")
+
+
+def shown_columns(table: pd.DataFrame, columns) -> list[str]:
+    """``columns`` present in ``table``, without :data:`OUTSIDE_COLUMNS` when no fit was on a
+    subsample (all NaN): what the printed, markdown and HTML comparison tables show."""
+    return [
+        c
+        for c in columns
+        if c in table.columns and not (c in OUTSIDE_COLUMNS and table[c].isna().all())
+    ]
 
 
 @dataclass
@@ -201,7 +216,7 @@ def moment_match(tree: xr.DataTree, config: dict, psis, var_name: str, k_thresho
 
     # pm.Data can be swapped for one customer's row; data built into the graph (the hurdle model
     # reads its zero patterns from them) cannot, so customer i is read off all customers' values.
-    mutable = hasattr(data, "set_value")
+    mutable = not mixture.constant_data
 
     def log_prob_chunked(draws: xr.DataArray) -> xr.DataArray:
         if mutable:
@@ -587,15 +602,11 @@ def gmm_heldout(
                 pointwise[test] = clusters_as_latent_classes(
                     model.predict_proba(x[train]), indicators[train], indicators[test], n_levels
                 )
-        row = {
-            "K": k,
-            "gmm_heldout_elpd": float(pointwise.sum()),
-            "gmm_heldout_se": float(np.sqrt(len(x) * np.var(pointwise, ddof=1))),
-        }
+        row = {"K": k}
+        row["gmm_heldout_elpd"], row["gmm_heldout_se"] = summed(pointwise)
         if elpd_i is not None and k in elpd_i:
             difference = np.asarray(elpd_i[k]).ravel() - pointwise
-            row["heldout_diff"] = float(difference.sum())
-            row["heldout_dse"] = float(np.sqrt(len(x) * np.var(difference, ddof=1)))
+            row["heldout_diff"], row["heldout_dse"] = summed(difference)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -610,15 +621,10 @@ def outside_table(outside: dict[int, np.ndarray], ks: list[int], chosen: int | N
         row = {"K": k, "elpd_outside": np.nan, "se_outside": np.nan, "n_outside": np.nan}
         row |= {"outside_diff": np.nan, "outside_dse": np.nan}
         if lpd is not None:
-            row |= {
-                "elpd_outside": lpd.sum(),
-                "se_outside": np.sqrt(len(lpd)) * lpd.std(ddof=1),
-                "n_outside": len(lpd),
-            }
+            row["elpd_outside"], row["se_outside"] = summed(lpd)
+            row["n_outside"] = len(lpd)
             if chosen in outside:  # the same customers at every K: a paired difference
-                difference = lpd - outside[chosen]
-                row["outside_diff"] = difference.sum()
-                row["outside_dse"] = np.sqrt(len(lpd)) * difference.std(ddof=1)
+                row["outside_diff"], row["outside_dse"] = summed(lpd - outside[chosen])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -807,9 +813,7 @@ PRINTED_COLUMNS = (
 
 def printable(table: pd.DataFrame) -> str:
     """The main columns as aligned text for the terminal."""
-    shown = table[[c for c in PRINTED_COLUMNS if c in table.columns]].copy()
-    if "elpd_outside" in shown and shown["elpd_outside"].isna().all():  # no subsample fits
-        shown = shown.drop(columns="elpd_outside")
+    shown = table[shown_columns(table, PRINTED_COLUMNS)].copy()
     for column in ("chosen", "bic_chosen"):
         shown[column] = shown[column].map({True: "<==", False: ""})
     digits = {"weight": 3, "bic": 0, "bic_spread": 0}
@@ -833,15 +837,9 @@ MARKDOWN_COLUMNS = (
 )  # fmt: skip
 
 
-OUTSIDE_COLUMNS = ("elpd_outside", "se_outside", "outside_diff", "outside_dse")  # subsample fits
-
-
 def markdown_table(table: pd.DataFrame, columns=MARKDOWN_COLUMNS) -> str:
-    present = [
-        (c, d)
-        for c, d in columns
-        if c in table.columns and not (c in OUTSIDE_COLUMNS and table[c].isna().all())
-    ]
+    shown = shown_columns(table, [c for c, _ in columns])
+    present = [(c, d) for c, d in columns if c in shown]
     header = "| " + " | ".join(c for c, _ in present) + " |"
     rule = "|" + "|".join("---" if c in ("status", "loo_method") else "---:" for c, _ in present)
     lines = [header, rule + "|"]
@@ -1179,10 +1177,7 @@ def compare_run(
             )
         )
         if "population" in tree:
-            population = tree["population"]
-            outside_lpd[attrs["config"]["K"]] = population["lpd"].values[
-                ~population["in_fit"].values
-            ]
+            outside_lpd[attrs["config"]["K"]] = lpd_outside_fit(tree["population"].to_dataset())
         del tree
     estimates.sort(key=lambda e: e.k)
     config = min(configs, key=lambda c: c["K"])

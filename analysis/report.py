@@ -30,7 +30,7 @@ import xarray as xr
 
 from analysis import diagnostics as diagnostic_rule
 from analysis import figures
-from analysis.compare import HELDOUT_MEANING, heldout_kind
+from analysis.compare import HELDOUT_MEANING, heldout_kind, shown_columns
 from analysis.errors import InputError
 from analysis.fit import load_fit, saved_attrs
 from analysis.paths import RunPaths, atomic_path
@@ -703,9 +703,7 @@ def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: 
         "loo_method", "pareto_k_bad", "pareto_k_remaining", "elpd_waic", "se_waic",
         "gmm_heldout_elpd", "elpd_outside", "bic", "bic_spread", "bic_chosen",
     )  # fmt: skip
-    columns = [c for c in shown if c in frame.columns]
-    if "elpd_outside" in columns and frame["elpd_outside"].isna().all():  # no subsample fits
-        columns.remove("elpd_outside")
+    columns = shown_columns(frame, shown)
 
     def row_class(row):
         if frame.at[row, "K"] == chosen:

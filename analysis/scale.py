@@ -25,6 +25,7 @@ import xarray as xr
 from scipy.special import logsumexp
 
 from analysis.assignments import summarize_memberships
+from analysis.elpd import summed
 from analysis.membership import compile_memberships, memberships_and_loglik, stacked_parameters
 from models import Mixture
 
@@ -79,11 +80,14 @@ def population(
     return result
 
 
+def lpd_outside_fit(population: xr.Dataset) -> np.ndarray:
+    """``lpd`` (nats) of the customers outside the fitted subsample, in population order."""
+    return population["lpd"].values[~population["in_fit"].values]
+
+
 def heldout_elpd(population: xr.Dataset) -> dict:
-    """Sum of ``lpd`` over customers outside the fit, its SE and the count (sqrt(n) x sd)."""
-    held_out = population["lpd"].values[~population["in_fit"].values]
-    return {
-        "elpd_heldout": float(held_out.sum()),
-        "se_heldout": float(np.sqrt(len(held_out)) * held_out.std(ddof=1)),
-        "n_heldout": len(held_out),
-    }
+    """Sum of ``lpd`` over customers outside the fit, its SE (:func:`analysis.elpd.summed`) and
+    the count."""
+    held_out = lpd_outside_fit(population)
+    elpd, se = summed(held_out)
+    return {"elpd_heldout": elpd, "se_heldout": se, "n_heldout": len(held_out)}

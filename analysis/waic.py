@@ -21,6 +21,8 @@ import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
+from analysis.elpd import summed
+
 SAMPLE_DIMS = ("chain", "draw")
 P_WAIC_I_WARN = 0.4
 
@@ -63,9 +65,9 @@ def waic(log_likelihood: xr.DataArray | xr.DataTree, var_name: str | None = None
     lppd_i = logsumexp(values, axis=0) - np.log(n_samples)
     p_i = np.var(values, axis=0, ddof=1)
     elpd_i = lppd_i - p_i
-    se = float(np.sqrt(n_data_points * np.var(elpd_i, ddof=1))) if n_data_points > 1 else 0.0
+    elpd, se = summed(elpd_i)
     return Waic(
-        elpd=float(elpd_i.sum()),
+        elpd=elpd,
         se=se,
         p=float(p_i.sum()),
         n_data_points=n_data_points,
