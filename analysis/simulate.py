@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.stats import multivariate_normal
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,23 @@ def gaussian_mixture(
     chols = np.linalg.cholesky(covariances)
     x = means[labels] + np.einsum("nde,ne->nd", chols[labels], noise)
     return GaussianTruth(x, labels, weights, means, covariances)
+
+
+def match_to_truth(fitted_means: np.ndarray, true_means: np.ndarray) -> np.ndarray:
+    """Index of the fitted segment matched to each true segment (K,): the assignment of least
+    total distance between means (``scipy.optimize.linear_sum_assignment``), label-invariant."""
+    cost = np.linalg.norm(fitted_means[:, None, :] - true_means[None, :, :], axis=-1)
+    fitted, true = linear_sum_assignment(cost)
+    return fitted[np.argsort(true)]
+
+
+def true_log_density(truth: GaussianTruth) -> np.ndarray:
+    """log p(x_i) (N,) under the true weights, means and covariances, nats."""
+    densities = [
+        w * multivariate_normal(m, c).pdf(truth.x)
+        for w, m, c in zip(truth.weights, truth.means, truth.covariances, strict=True)
+    ]
+    return np.log(np.sum(densities, axis=0))
 
 
 @dataclass(frozen=True)

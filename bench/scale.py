@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -36,14 +35,13 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.optimize import linear_sum_assignment
-from scipy.stats import multivariate_normal
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
 from analysis.scale import heldout_elpd
-from analysis.simulate import GaussianTruth, gaussian_mixture
+from analysis.simulate import GaussianTruth, gaussian_mixture, match_to_truth, true_log_density
+from bench.sweep import peak_rss_mb
 
 RESULTS = Path(__file__).parent / "results"
 WEIGHTS = (0.4, 0.3, 0.2, 0.1)  # of the synthetic segments
@@ -97,19 +95,7 @@ def assignments(tree: xr.DataTree) -> xr.Dataset:
 
 def truth_order(posterior: xr.Dataset, truth: GaussianTruth) -> np.ndarray:
     """order[j] = fitted segment matched to true segment j (closest posterior-mean means)."""
-    means = posterior["means"].mean(("chain", "draw")).values
-    cost = np.linalg.norm(means[:, None, :] - truth.means[None, :, :], axis=-1)
-    fitted, true = linear_sum_assignment(cost)
-    return fitted[np.argsort(true)]
-
-
-def oracle_lpd(truth: GaussianTruth) -> np.ndarray:
-    """log p(x_i) under the true parameters, nats, (N,)."""
-    densities = [
-        w * multivariate_normal(m, c).pdf(truth.x)
-        for w, m, c in zip(truth.weights, truth.means, truth.covariances, strict=True)
-    ]
-    return np.log(np.sum(densities, axis=0))
+    return match_to_truth(posterior["means"].mean(("chain", "draw")).values, truth.means)
 
 
 def recovery(tree: xr.DataTree, truth: GaussianTruth) -> dict:
@@ -168,10 +154,6 @@ def accuracy(
             }
         )
     return pd.DataFrame(rows)
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -234,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         sub_times = timed_fit(fit_spec(sampler, n_sub), reference, args.k, workdir / "sub.nc")
         table = accuracy(
             load_fit(workdir / "full.nc"), load_fit(workdir / "sub.nc"), reference,
-            oracle_lpd(reference),
+            true_log_density(reference),
         )  # fmt: skip
         for position, times in enumerate((full_times, sub_times)):
             for key in ("seconds", "status", "max_rhat", "min_ess_bulk"):

@@ -11,12 +11,11 @@ import json
 import arviz as az
 import numpy as np
 import pytest
-from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
 from analysis.fit import FitSpec, SamplerSettings, fit_k
 from analysis.relabel import relabel_posterior
-from analysis.simulate import gaussian_mixture
+from analysis.simulate import gaussian_mixture, match_to_truth
 from models.gmm import initial_point
 
 FEATURES = ["f0", "f1", "f2"]
@@ -31,13 +30,6 @@ def spec(**sampler) -> FitSpec:
     return FitSpec(
         "simulated", "analysis.simulate", "gmm", {}, {"covariance": "full"}, {}, settings
     )
-
-
-def match_to_truth(fitted_means: np.ndarray, true_means: np.ndarray) -> np.ndarray:
-    """Index of the fitted segment matched to each true segment (label-invariant)."""
-    cost = np.linalg.norm(fitted_means[:, None, :] - true_means[None, :, :], axis=-1)
-    fitted, true = linear_sum_assignment(cost)
-    return fitted[np.argsort(true)]
 
 
 @pytest.fixture(scope="module")
