@@ -161,6 +161,13 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--sampler", choices=fit.SAMPLERS, default="nutpie")
     group.add_argument(
+        "--backend",
+        choices=fit.BACKENDS,
+        default="jax",
+        help="nutpie's compiler: jax (default; compiles in seconds) or numba (slower to compile, "
+        "faster gradients for small K; see bench.compile)",
+    )
+    group.add_argument(
         "--subsample",
         type=int,
         metavar="N",
@@ -208,7 +215,9 @@ def command_fit(args: argparse.Namespace) -> None:
         fitted = dataset.source + (f" (--subsample {n_fit})" if args.subsample else "")
         baseline.check_enough_rows(n_fit, x.shape[1], max(ks), args.covariance, fitted)
         options = {"covariance": args.covariance} | options
-    settings = fit.SamplerSettings(args.chains, args.draws, args.tune, args.seed, args.sampler)
+    settings = fit.SamplerSettings(
+        args.chains, args.draws, args.tune, args.seed, args.sampler, args.backend
+    )
     spec = fit.FitSpec(
         dataset=dataset.name,
         source=dataset.source,

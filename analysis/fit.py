@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -34,9 +33,15 @@ from analysis.scale import population, subsample_indices
 from models import MIXTURES, Mixture
 
 SAMPLERS = ("nutpie", "pymc")
+# nutpie's compile backend. jax compiles a model in about 4 s; numba in about 30 s with a warm
+# PyTensor cache and minutes without one, for 1.2-1.6x faster gradients at K <= 4 (bench.compile).
+BACKENDS = ("jax", "numba")
 FIT_FORMAT = 1  # bump when the saved contents change, so old fits are not silently reused
 PPC_DRAWS = 100  # replicated data sets kept for prior and posterior predictive checks
 SAMPLE_STATS = ("lp", "diverging", "energy", "step_size")  # named alike by both samplers
+# PPC_DRAWS replicated data sets need no optimised code: the Python linker compiles the draws
+# in under 1 s, numba in about 7 s per K.
+PREDICTIVE_COMPILE = {"mode": "FAST_COMPILE"}
 PACKAGES = ("pymc", "pytensor", "arviz", "nutpie", "numpy", "scikit-learn")
 
 
@@ -47,6 +52,7 @@ class SamplerSettings:
     tune: int = 1000
     seed: int = 0
     sampler: str = "nutpie"
+    backend: str = "jax"  # nutpie's compile backend (BACKENDS); pm.sample's NUTS ignores it
 
 
 @dataclass(frozen=True)
@@ -122,11 +128,17 @@ def run_sampler(model: pm.Model, initvals, settings: SamplerSettings) -> xr.Data
         "compute_convergence_checks": False,
     }
     if settings.sampler == "nutpie":
-        # No jitter: every chain starts in the EM labelling; warm-up randomness separates them.
-        sampled = pm.sample(**common, nuts_sampler="nutpie", compile_kwargs={"jitter_rvs": set()})
+        compile_kwargs = {
+            "jitter_rvs": set(),  # every chain starts in the EM labelling; warm-up separates them
+            "backend": settings.backend,
+            "gradient_backend": "jax" if settings.backend == "jax" else "pytensor",
+        }
+        sampled = pm.sample(**common, nuts_sampler="nutpie", compile_kwargs=compile_kwargs)
         stats = sampled["sample_stats"].to_dataset().rename(logp="lp")
     else:
-        sampled = pm.sample(**common, nuts_sampler="pymc", cores=min(settings.chains, 2))
+        # forkserver: a fork of this process would copy JAX's threads (a deadlock risk)
+        cores = min(settings.chains, 2)
+        sampled = pm.sample(**common, nuts_sampler="pymc", cores=cores, mp_ctx="forkserver")
         stats = sampled["sample_stats"].to_dataset()
     sampled["sample_stats"] = xr.DataTree(stats[list(SAMPLE_STATS)])
     return sampled
@@ -231,19 +243,20 @@ def predictive(model: pm.Model, seed: int, posterior: xr.Dataset | None = None) 
 
     From the prior when ``posterior`` is None, else from evenly thinned posterior draws.
     """
-    with model, warnings.catch_warnings():
-        # The mixture's numpy random draw runs in numba object mode: expected, not a problem.
-        warnings.filterwarnings(
-            "ignore", message="Numba will use object mode", category=UserWarning
-        )
+    with model:
         if posterior is None:
-            sampled = pm.sample_prior_predictive(draws=PPC_DRAWS, random_seed=seed)
+            sampled = pm.sample_prior_predictive(
+                draws=PPC_DRAWS, random_seed=seed, compile_kwargs=PREDICTIVE_COMPILE
+            )
             replicated = sampled["prior_predictive"].to_dataset()
         else:
             step = max(1, posterior.sizes["chain"] * posterior.sizes["draw"] // PPC_DRAWS)
             thinned = posterior.isel(draw=slice(None, None, step))
             sampled = pm.sample_posterior_predictive(
-                xr.DataTree.from_dict({"posterior": thinned}), random_seed=seed, progressbar=False
+                xr.DataTree.from_dict({"posterior": thinned}),
+                random_seed=seed,
+                progressbar=False,
+                compile_kwargs=PREDICTIVE_COMPILE,
             )
             replicated = sampled["posterior_predictive"].to_dataset()
     return replicated.astype(np.float32)
