@@ -115,8 +115,14 @@ def provenance() -> dict:
     return {"versions": {p: version(p) for p in PACKAGES}, "git_commit": commit}
 
 
-def run_sampler(model: pm.Model, initvals, settings: SamplerSettings) -> xr.DataTree:
-    """NUTS from ``initvals`` (one dict for all chains, or a list of one per chain: pymc only)."""
+def run_sampler(
+    model: pm.Model, initvals, settings: SamplerSettings, callback=None
+) -> xr.DataTree:
+    """NUTS from ``initvals`` (one dict for all chains, or a list of one per chain: pymc only).
+
+    ``callback(trace, draw)`` is ``pm.sample``'s per-draw callback (pymc sampler only); raising
+    KeyboardInterrupt in it stops sampling and keeps the draws so far.
+    """
     common = {
         "draws": settings.draws,
         "tune": settings.tune,
@@ -138,7 +144,9 @@ def run_sampler(model: pm.Model, initvals, settings: SamplerSettings) -> xr.Data
     else:
         # forkserver: a fork of this process would copy JAX's threads (a deadlock risk)
         cores = min(settings.chains, 2)
-        sampled = pm.sample(**common, nuts_sampler="pymc", cores=cores, mp_ctx="forkserver")
+        sampled = pm.sample(
+            **common, nuts_sampler="pymc", cores=cores, mp_ctx="forkserver", callback=callback
+        )
         stats = sampled["sample_stats"].to_dataset()
     sampled["sample_stats"] = xr.DataTree(stats[list(SAMPLE_STATS)])
     return sampled

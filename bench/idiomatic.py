@@ -1,6 +1,7 @@
 """One fit of the idiomatic PyMC mixture, run in its own process so the sweep can cap its wall time.
 
-``python -m bench.idiomatic --data PATH --k K --chains C --draws D --tune T --seed S --out FIT.nc``
+``python -m bench.idiomatic --data PATH --k K --chains C --draws D --tune T --seed S --cap SECONDS
+--out FIT.nc``
 
 The model is ``models.gmm.build_gmm(..., likelihood="pm_mixture")``: the same priors and
 posterior as the project's model, with the likelihood written as a user would,
@@ -8,12 +9,19 @@ posterior as the project's model, with the likelihood written as a user would,
 with ``pm.sample()`` defaults (PyMC's NUTS, jitter+adapt_diag initialisation, no EM start).
 The draws then go through the project's own relabelling and diagnostics, and the fit is saved
 like any other (``fits/K*.nc`` format), so both sides are judged by the same code.
+
+At ``--cap`` seconds after the start (compilation included) sampling is stopped and the posterior
+draws made so far are kept (``pm.sample`` keeps the longest equal-length set of chains).
+``FIT.progress.json`` records what every chain reached: warm-up and posterior iterations and
+gradient evaluations. No fit is saved when no chain got past its warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 from analysis.datasets import load_marketing
 from analysis.fit import FitSpec, SamplerSettings, postprocess, run_sampler, save_fit
@@ -36,6 +44,32 @@ def marketing_spec(data: str, options: dict, sampler: SamplerSettings, model: st
     return spec, transform.apply(dataset.features), dataset
 
 
+class CappedProgress:
+    """``pm.sample`` callback: counts each chain's warm-up and posterior iterations and gradient
+    evaluations (NUTS ``n_steps``), and stops sampling once ``cap`` seconds have passed since
+    ``started`` (a ``time.perf_counter`` value)."""
+
+    def __init__(self, chains: int, cap: float, started: float):
+        self.tune, self.draws, self.gradients = [0] * chains, [0] * chains, [0] * chains
+        self.cap, self.started, self.capped = cap, started, False
+
+    def __call__(self, trace, draw) -> None:
+        counts = self.tune if draw.tuning else self.draws
+        counts[draw.chain] += 1
+        self.gradients[draw.chain] += int(draw.stats[0]["n_steps"])
+        if time.perf_counter() - self.started > self.cap:
+            self.capped = True
+            raise KeyboardInterrupt  # pm.sample stops and keeps the draws so far
+
+    def summary(self) -> dict:
+        return {
+            "capped": self.capped,
+            "tune": self.tune,
+            "draws": self.draws,
+            "gradient_evaluations": self.gradients,
+        }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
@@ -44,19 +78,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--draws", type=int, required=True)
     parser.add_argument("--tune", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--cap", type=float, required=True, help="seconds, compilation included")
+    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    started = time.perf_counter()
 
     settings = SamplerSettings(args.chains, args.draws, args.tune, args.seed, sampler="pymc")
     options = {"covariance": "full", "likelihood": "pm_mixture"}
     spec, x, dataset = marketing_spec(args.data, options, settings)
     features = list(spec.transform["columns"])
     model = spec.build_model(x, args.k, dataset.features.index, features)
-    started = time.perf_counter()
-    sampled = run_sampler(model, None, settings)  # no initvals: pm.sample's own initialisation
+    progress = CappedProgress(args.chains, args.cap, started)
+    try:  # no initvals: pm.sample's own initialisation
+        sampled = run_sampler(model, None, settings, callback=progress)
+    except ValueError:  # pm.sample: "Not enough samples to build a trace" (all still warming up)
+        sampled = None
     seconds = time.perf_counter() - started
-    tree = postprocess(sampled, model, spec.mixture, x, spec.identity(args.k), seconds)
-    save_fit(tree, args.out)
+    progress_path = args.out.with_suffix(".progress.json")
+    progress_path.write_text(json.dumps(progress.summary() | {"seconds": seconds}))
+    if sampled is not None:
+        tree = postprocess(sampled, model, spec.mixture, x, spec.identity(args.k), seconds)
+        save_fit(tree, args.out)
 
 
 if __name__ == "__main__":

@@ -116,14 +116,12 @@ def test_chains_started_in_permuted_labellings_agree_after_relabelling(truth):
     assert float(az.rhat(tree["posterior"]["means"].to_dataset()).to_array().max()) <= 1.01
 
 
-def test_row_order_does_not_change_the_profiles(truth, fitted):
-    """Same customers in another row order: same weights and means up to relabelling.
+def assert_same_posterior(first_fit, second_fit) -> None:
+    """Weights and means of two fits agree up to relabelling.
 
     Tolerance is Monte Carlo error, not a guess: 5 x the combined MCSE of the two estimates.
     """
-    order = np.random.default_rng(5).permutation(len(truth.x))
-    shuffled = fit_k(spec(), truth.x[order], 3, np.arange(len(truth.x))[order], FEATURES)
-    first, second = fitted["posterior"].to_dataset(), shuffled["posterior"].to_dataset()
+    first, second = first_fit["posterior"].to_dataset(), second_fit["posterior"].to_dataset()
     match = match_to_truth(
         second["means"].mean(("chain", "draw")).values,
         first["means"].mean(("chain", "draw")).values,
@@ -133,6 +131,13 @@ def test_row_order_does_not_change_the_profiles(truth, fitted):
         difference = abs(first[name].mean(("chain", "draw")) - second[name].mean(("chain", "draw")))
         mcse = np.sqrt(az.mcse(first[name]) ** 2 + az.mcse(second[name]) ** 2)
         assert bool((difference <= 5 * mcse).all()), name
+
+
+def test_row_order_does_not_change_the_profiles(truth, fitted):
+    """Same customers in another row order: same weights and means up to relabelling."""
+    order = np.random.default_rng(5).permutation(len(truth.x))
+    shuffled = fit_k(spec(), truth.x[order], 3, np.arange(len(truth.x))[order], FEATURES)
+    assert_same_posterior(fitted, shuffled)
     # Assignments follow the customers, not the rows.
     modal_first = fitted["assignments"]["modal_segment"].to_series()
     modal_second = shuffled["assignments"]["modal_segment"].to_series().loc[modal_first.index]
@@ -156,3 +161,13 @@ def test_full_size_recovery_in_five_dimensions():
     )
     assert inside_94.mean() >= 0.85
     assert adjusted_rand_score(truth5.labels, tree["assignments"]["modal_segment"].values) >= 0.9
+
+
+def test_numba_backend_samples_the_same_posterior(truth, fitted):
+    """``--backend numba`` (nutpie's numba compile) against the default jax fit of the same data:
+    diagnostics pass and the posterior agrees within Monte Carlo error."""
+    numba_fit = fit_k(spec(backend="numba"), truth.x, 3, np.arange(len(truth.x)), FEATURES)
+    diagnostics = json.loads(numba_fit.attrs["segment_diagnostics"])
+    assert diagnostics["status"] == "ok", diagnostics["reason"]
+    assert json.loads(numba_fit.attrs["segment_config"])["sampler"]["backend"] == "numba"
+    assert_same_posterior(fitted, numba_fit)
