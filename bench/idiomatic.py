@@ -46,7 +46,7 @@ def marketing_spec(data: str, options: dict, sampler: SamplerSettings, model: st
 
 class CappedProgress:
     """``pm.sample`` callback: counts each chain's warm-up and posterior iterations and gradient
-    evaluations (NUTS ``n_steps``), and stops sampling once ``cap`` seconds have passed since
+    evaluations (NUTS ``tree_size``), and stops sampling once ``cap`` seconds have passed since
     ``started`` (a ``time.perf_counter`` value)."""
 
     def __init__(self, chains: int, cap: float, started: float):
@@ -56,7 +56,7 @@ class CappedProgress:
     def __call__(self, trace, draw) -> None:
         counts = self.tune if draw.tuning else self.draws
         counts[draw.chain] += 1
-        self.gradients[draw.chain] += int(draw.stats[0]["n_steps"])
+        self.gradients[draw.chain] += int(draw.stats[0]["tree_size"])
         if time.perf_counter() - self.started > self.cap:
             self.capped = True
             raise KeyboardInterrupt  # pm.sample stops and keeps the draws so far
