@@ -42,7 +42,7 @@ SAMPLE_STATS = ("lp", "diverging", "energy", "step_size")  # named alike by both
 # PPC_DRAWS replicated data sets need no optimised code: the Python linker compiles the draws
 # in under 1 s, numba in about 7 s per K.
 PREDICTIVE_COMPILE = {"mode": "FAST_COMPILE"}
-PACKAGES = ("pymc", "pytensor", "arviz", "nutpie", "numpy", "scikit-learn")
+PACKAGES = ("pymc", "pytensor", "arviz", "nutpie", "jax", "numpy", "scikit-learn")
 
 
 @dataclass(frozen=True)
@@ -115,9 +115,7 @@ def provenance() -> dict:
     return {"versions": {p: version(p) for p in PACKAGES}, "git_commit": commit}
 
 
-def run_sampler(
-    model: pm.Model, initvals, settings: SamplerSettings, callback=None
-) -> xr.DataTree:
+def run_sampler(model: pm.Model, initvals, settings: SamplerSettings, callback=None) -> xr.DataTree:
     """NUTS from ``initvals`` (one dict for all chains, or a list of one per chain: pymc only).
 
     ``callback(trace, draw)`` is ``pm.sample``'s per-draw callback (pymc sampler only); raising

@@ -262,6 +262,8 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, ks, threshold: floa
         "draws": config["sampler"]["draws"],
         "seed": config["sampler"]["seed"],
         "sampler": config["sampler"]["sampler"],
+        # fits saved before the backend setting existed were compiled with numba
+        "backend": config["sampler"].get("backend", "numba"),
         "interval": f"{HDI_PROB:.0%} HDI (highest density interval) over posterior draws",
         "spend functional": "n/a" if categorical else FUNCTIONAL.get(transform, "model units"),
         "tier rule": "n/a (no spend)" if categorical else TIER_RULE,
@@ -596,7 +598,7 @@ def section_data(src, setting, item, categorical: bool) -> str:
     rows = [
         "dataset", "source", "data kind", "customers", "unit", "model", "transform", "options",
         "K fitted", "chains",
-        "tune", "draws", "seed", "sampler", "priors", "fit git commit", "fit packages",
+        "tune", "draws", "seed", "sampler", "backend", "priors", "fit git commit", "fit packages",
         "report written",
     ]  # fmt: skip
     settings_rows = [item[name] for name in rows if name in item]
