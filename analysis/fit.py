@@ -33,8 +33,9 @@ from analysis.scale import population, subsample_indices
 from models import MIXTURES, Mixture
 
 SAMPLERS = ("nutpie", "pymc")
-# nutpie's compile backend. jax compiles a model in about 4 s; numba in about 30 s with a warm
-# PyTensor cache and minutes without one, for 1.2-1.6x faster gradients at K <= 4 (bench.compile).
+# nutpie's compile backend. jax compiles a model in 3-4.5 s; numba in about 30 s with a warm
+# PyTensor cache and 1.5-4.5 min without one, for 1.2-1.95x faster gradients at K <= 6 and
+# 2.2-2.4x slower ones at K = 8, 10 on marketing (bench.compile).
 BACKENDS = ("jax", "numba")
 FIT_FORMAT = 1  # bump when the saved contents change, so old fits are not silently reused
 PPC_DRAWS = 100  # replicated data sets kept for prior and posterior predictive checks
@@ -140,7 +141,8 @@ def run_sampler(model: pm.Model, initvals, settings: SamplerSettings, callback=N
         sampled = pm.sample(**common, nuts_sampler="nutpie", compile_kwargs=compile_kwargs)
         stats = sampled["sample_stats"].to_dataset().rename(logp="lp")
     else:
-        # forkserver: a fork of this process would copy JAX's threads (a deadlock risk)
+        # forkserver: forked workers took 5.2x longer per gradient (bench.sweep, idiomatic K = 2),
+        # and a fork would copy JAX's threads (a deadlock risk)
         cores = min(settings.chains, 2)
         sampled = pm.sample(
             **common, nuts_sampler="pymc", cores=cores, mp_ctx="forkserver", callback=callback

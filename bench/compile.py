@@ -33,7 +33,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.sweep import DEFAULT_DATA, RESULTS
+from bench.output import RESULTS, machine, write_table
+from bench.sweep import DEFAULT_DATA
 
 SETTINGS = {
     "full": {"k": "1,2,4,6,8,10", "chains": 4, "tune": 300, "draws": 300},
@@ -141,8 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = SETTINGS["quick" if args.quick else "full"]
     ks = [int(k) for k in (args.k or settings["k"]).split(",")]
     print(
-        f"bench.compile: K = {ks}, options {OPTIONS}, {os.cpu_count()} CPUs, load "
-        f"{os.getloadavg()[0]:.1f}; settings {settings}",
+        f"bench.compile: K = {ks}, options {OPTIONS}, {machine()}; settings {settings}",
         file=sys.stderr,
     )
     rows = []
@@ -158,12 +158,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
     table = pd.DataFrame(rows)
     ratio_table = ratios(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "compile.csv", index=False)
-    ratio_table.to_csv(args.out / "compile_ratios.csv", index=False)
-    with pd.option_context("display.width", 200, "display.max_columns", None):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-        print(ratio_table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    write_table(table, args.out / "compile.csv")
+    write_table(ratio_table, args.out / "compile_ratios.csv")
     print(f"wrote {args.out / 'compile.csv'} and {args.out / 'compile_ratios.csv'}")
 
 

@@ -25,7 +25,6 @@ Writes ``bench/results/scale.csv`` and ``bench/results/scale_accuracy.csv``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -41,9 +40,8 @@ from sklearn.mixture import GaussianMixture
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
 from analysis.scale import heldout_elpd
 from analysis.simulate import GaussianTruth, gaussian_mixture, match_to_truth, true_log_density
-from bench.sweep import peak_rss_mb
+from bench.output import RESULTS, machine, peak_rss_mb, write_table
 
-RESULTS = Path(__file__).parent / "results"
 WEIGHTS = (0.4, 0.3, 0.2, 0.1)  # of the synthetic segments
 N_FEATURES = 6
 SKLEARN_N_INIT = 10
@@ -175,11 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     sampler = SamplerSettings(settings["chains"], settings["draws"], settings["tune"], args.seed)
     ratio = settings["subsample"] / settings["n"]
     print(
-        f"bench.scale: K={args.k}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
-        f"settings {settings}",
+        f"bench.scale: K={args.k}, {machine()}; settings {settings}",
         file=sys.stderr,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         truth = simulated(settings["n"], args.seed)
@@ -202,10 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         row["sklearn_seconds"] = time.perf_counter() - started
         row["sklearn_ari_vs_truth"] = adjusted_rand_score(truth.labels, em.predict(truth.x))
         row["seconds_over_sklearn"] = row["seconds"] / row["sklearn_seconds"]
-        scale_table = pd.DataFrame([row])
-        scale_table.to_csv(args.out / "scale.csv", index=False)
-        with pd.option_context("display.width", 200, "display.max_columns", None):
-            print(scale_table.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+        write_table(pd.DataFrame([row]), args.out / "scale.csv")
         if args.skip_accuracy:
             return
         reference = simulated(settings["reference_n"], args.seed + 1)
@@ -224,9 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         table["seconds_over_full"] = table["seconds"] / table.loc[0, "seconds"]
         table.insert(1, "N", settings["reference_n"])
         table.insert(2, "n_fitted", [settings["reference_n"], n_sub])
-        table.to_csv(args.out / "scale_accuracy.csv", index=False)
-        with pd.option_context("display.width", 250, "display.max_columns", None):
-            print(table.T.to_string(float_format=lambda v: f"{v:,.4f}"))
+        write_table(table, args.out / "scale_accuracy.csv", shown=table.T, index=True)
     print(f"wrote {args.out / 'scale.csv'} and {args.out / 'scale_accuracy.csv'}")
 
 

@@ -43,8 +43,8 @@ from sklearn.mixture import GaussianMixture
 
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
 from bench.idiomatic import marketing_spec
+from bench.output import RESULTS, machine, peak_rss_mb, write_table
 
-RESULTS = Path(__file__).parent / "results"
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/marketing_campaign.csv"
 SETTINGS = {
     # project chains x (tune + draws); idiomatic chains x (tune + draws) and its cap in seconds
@@ -55,11 +55,6 @@ SETTINGS = {
 }  # fmt: skip
 SKLEARN_N_INIT = 10
 ESS_VARIABLES = ["weights", "means"]
-
-
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    """Peak resident set size so far, MB (Linux reports KB)."""
-    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def fit_row(method: str, k: int, path: Path, draws: int) -> dict:
@@ -212,8 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     spec = next(iter(specs.values()))
     customers, features = dataset.features.index, list(spec.transform["columns"])
     print(
-        f"bench.sweep: {dataset.source} {x.shape[0]} x {x.shape[1]}, K = {ks}, {os.cpu_count()} "
-        f"CPUs, load {os.getloadavg()[0]:.1f}; settings {settings}",
+        f"bench.sweep: {dataset.source} {x.shape[0]} x {x.shape[1]}, K = {ks}, {machine()}; "
+        f"settings {settings}",
         file=sys.stderr,
     )
     rows = []
@@ -232,13 +227,8 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(sklearn_fit(x, k, args.seed))
     table = pd.DataFrame(rows)
     ratio_table = ratios(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "sweep.csv", index=False)
-    ratio_table.to_csv(args.out / "ratios.csv", index=False)
-    shown = table.drop(columns="reason")
-    with pd.option_context("display.width", 200, "display.max_columns", None):
-        print(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-        print(ratio_table.to_string(index=False, float_format=lambda v: f"{v:,.2f}", na_rep="-"))
+    write_table(table, args.out / "sweep.csv", shown=table.drop(columns="reason"))
+    write_table(ratio_table, args.out / "ratios.csv")
     for row in rows:
         if row["status"] != "ok":
             print(f"{row['method']} K={row['K']}: {row['status'].upper()}: {row['reason']}")

@@ -166,7 +166,8 @@ def test_full_size_recovery_in_five_dimensions():
 def test_numba_backend_samples_the_same_posterior(truth, fitted):
     """``--backend numba`` (nutpie's numba compile) against the default jax fit of the same data:
     diagnostics pass and the posterior agrees within Monte Carlo error."""
-    numba_fit = fit_k(spec(backend="numba"), truth.x, 3, np.arange(len(truth.x)), FEATURES)
+    numba_spec = spec(draws=RECOVERY_DRAWS, backend="numba")
+    numba_fit = fit_k(numba_spec, truth.x, 3, np.arange(len(truth.x)), FEATURES)
     diagnostics = json.loads(numba_fit.attrs["segment_diagnostics"])
     assert diagnostics["status"] == "ok", diagnostics["reason"]
     assert json.loads(numba_fit.attrs["segment_config"])["sampler"]["backend"] == "numba"
