@@ -116,6 +116,11 @@ def provenance() -> dict:
     return {"versions": {p: version(p) for p in PACKAGES}, "git_commit": commit}
 
 
+def nutpie_backend(backend: str) -> dict:
+    """nutpie's compile options for ``backend`` (BACKENDS): jax compiles jax gradients too."""
+    return {"backend": backend, "gradient_backend": "jax" if backend == "jax" else "pytensor"}
+
+
 def run_sampler(model: pm.Model, initvals, settings: SamplerSettings, callback=None) -> xr.DataTree:
     """NUTS from ``initvals`` (one dict for all chains, or a list of one per chain: pymc only).
 
@@ -133,11 +138,8 @@ def run_sampler(model: pm.Model, initvals, settings: SamplerSettings, callback=N
         "compute_convergence_checks": False,
     }
     if settings.sampler == "nutpie":
-        compile_kwargs = {
-            "jitter_rvs": set(),  # every chain starts in the EM labelling; warm-up separates them
-            "backend": settings.backend,
-            "gradient_backend": "jax" if settings.backend == "jax" else "pytensor",
-        }
+        # no jitter: every chain starts in the EM labelling; warm-up separates them
+        compile_kwargs = {"jitter_rvs": set()} | nutpie_backend(settings.backend)
         sampled = pm.sample(**common, nuts_sampler="nutpie", compile_kwargs=compile_kwargs)
         stats = sampled["sample_stats"].to_dataset().rename(logp="lp")
     else:

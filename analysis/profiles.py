@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analysis.scale import customer_assignments
 from analysis.transforms import FittedTransform
 
 HDI_PROB = 0.94
@@ -423,8 +424,7 @@ def assignment_table(
     subsample (``analysis.scale``) gives every customer of the population a row, and ``fitted``
     says which were in the subsample.
     """
-    subsampled = "population" in tree.children
-    assignments = tree["population" if subsampled else "assignments"]
+    assignments = customer_assignments(tree)
     segment = assignments["modal_segment"].values.astype(int)
     low = assignments["modal_probability_hdi_lower"].values.astype(float)
     table = pd.DataFrame(
@@ -438,7 +438,7 @@ def assignment_table(
             "tier": tiers.reindex(segment).to_numpy(),
         }
     )
-    if subsampled:
+    if "in_fit" in assignments:
         table["fitted"] = assignments["in_fit"].values.astype(bool)
     membership = assignments["membership_mean"].transpose("customer", "segment")
     for position, k in enumerate(membership["segment"].values):

@@ -80,6 +80,12 @@ def population(
     return result
 
 
+def customer_assignments(tree: xr.DataTree) -> xr.Dataset:
+    """Every customer's assignment summaries: the ``population`` group of a fit on a subsample,
+    else the fit's own ``assignments``."""
+    return tree["population" if "population" in tree.children else "assignments"].to_dataset()
+
+
 def lpd_outside_fit(population: xr.Dataset) -> np.ndarray:
     """``lpd`` (nats) of the customers outside the fitted subsample, in population order."""
     return population["lpd"].values[~population["in_fit"].values]

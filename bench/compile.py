@@ -47,7 +47,7 @@ def child(data: Path, k: int, backend: str, chains: int, tune: int, draws: int) 
     """Compile and sample the K model once; the measurements (run in the child process)."""
     import nutpie
 
-    from analysis.fit import SamplerSettings
+    from analysis.fit import SamplerSettings, nutpie_backend
     from bench.idiomatic import marketing_spec
 
     settings = SamplerSettings(chains, draws, tune, seed=0, backend=backend)
@@ -58,10 +58,9 @@ def child(data: Path, k: int, backend: str, chains: int, tune: int, draws: int) 
     model = spec.build_model(x, k, dataset.features.index, list(spec.transform["columns"]))
     compiled = nutpie.compile_pymc_model(
         model,
-        backend=backend,
-        gradient_backend="jax" if backend == "jax" else "pytensor",
         initial_points=initial,
         jitter_rvs=set(),
+        **nutpie_backend(backend),
     )
     # jax compiles its XLA code at the first evaluation: one short chain pays it here
     nutpie.sample(compiled, draws=1, tune=1, chains=1, seed=0, progress_bar=False)

@@ -38,13 +38,13 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
-from analysis.scale import heldout_elpd
+from analysis.scale import customer_assignments, heldout_elpd
 from analysis.simulate import GaussianTruth, gaussian_mixture, match_to_truth, true_log_density
 from bench.output import RESULTS, machine, peak_rss_mb, write_table
+from bench.sweep import SKLEARN_N_INIT
 
 WEIGHTS = (0.4, 0.3, 0.2, 0.1)  # of the synthetic segments
 N_FEATURES = 6
-SKLEARN_N_INIT = 10
 SEPARATION = 3.0  # distance of each segment mean from the origin, in (within-segment) sd
 SETTINGS = {
     "full": {"n": 100_000, "subsample": 10_000, "reference_n": 10_000,
@@ -86,11 +86,6 @@ def timed_fit(spec: FitSpec, truth: GaussianTruth, k: int, path: Path) -> dict:
     }
 
 
-def assignments(tree: xr.DataTree) -> xr.Dataset:
-    """Every customer's assignment summaries: the population's when fitted on a subsample."""
-    return tree["population" if "population" in tree else "assignments"].to_dataset()
-
-
 def truth_order(posterior: xr.Dataset, truth: GaussianTruth) -> np.ndarray:
     """order[j] = fitted segment matched to true segment j (closest posterior-mean means)."""
     return match_to_truth(posterior["means"].mean(("chain", "draw")).values, truth.means)
@@ -116,7 +111,7 @@ def recovery(tree: xr.DataTree, truth: GaussianTruth) -> dict:
 
 def membership_in_truth_order(tree: xr.DataTree, truth: GaussianTruth) -> np.ndarray:
     order = truth_order(tree["posterior"].to_dataset(), truth)
-    return assignments(tree)["membership_mean"].isel(segment=order).values
+    return customer_assignments(tree)["membership_mean"].isel(segment=order).values
 
 
 def accuracy(
@@ -188,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         row |= timed_fit(spec, truth, args.k, workdir / "scale.nc")
         tree = load_fit(workdir / "scale.nc")
         row["ari_vs_truth"] = adjusted_rand_score(
-            truth.labels, assignments(tree)["modal_segment"].values
+            truth.labels, customer_assignments(tree)["modal_segment"].values
         )
         row["peak_rss_mb"] = peak_rss_mb()
         row["file_mb"] = (workdir / "scale.nc").stat().st_size / 1e6
