@@ -243,26 +243,29 @@ def command_fit(args: argparse.Namespace) -> None:
 
 
 def command_compare(args: argparse.Namespace) -> None:
-    from analysis import compare
+    from analysis.compare import compare_run
+    from analysis.comparison_text import printable
+    from analysis.decision import decision_lines
+    from analysis.loo import MAX_MOMENT_MATCH
 
     kfold = getattr(args, "kfold", None)
     max_moment_match = getattr(args, "max_moment_match", None)
     if max_moment_match is None:
-        max_moment_match = compare.MAX_MOMENT_MATCH
+        max_moment_match = MAX_MOMENT_MATCH
     if kfold is not None and kfold < 2:
         raise InputError(f"--kfold: need at least 2 folds, got {kfold}")
     if max_moment_match < 0:
         raise InputError(f"--max-moment-match: must be >= 0, got {max_moment_match}")
     paths = RunPaths(args.run)
-    table = compare.compare_run(
+    table = compare_run(
         paths,
         moment_matching=not getattr(args, "no_moment_match", False),
         max_moment_match=max_moment_match,
         kfold_folds=kfold,
     )
-    print(compare.printable(table))
+    print(printable(table))
     print()
-    print("\n".join(compare.decision_lines(table)))
+    print("\n".join(decision_lines(table)))
     print(f"wrote {paths.comparison_csv}, {paths.comparison_md} and {paths.figures_dir}/")
 
 
@@ -340,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fit_options(fitting)
     fitting.set_defaults(handler=command_fit)
 
-    from analysis.compare import MAX_MOMENT_MATCH
+    from analysis.loo import MAX_MOMENT_MATCH
 
     comparing = steps.add_parser(
         "compare", help="PSIS-LOO, WAIC and BIC per K in one table, and the choice of K"

@@ -30,7 +30,8 @@ import xarray as xr
 
 from analysis import diagnostics as diagnostic_rule
 from analysis import figures
-from analysis.compare import HELDOUT_MEANING, heldout_kind, shown_columns
+from analysis.comparison_text import shown_columns
+from analysis.decision import RULE_SE
 from analysis.errors import InputError
 from analysis.fit import load_fit, saved_attrs
 from analysis.paths import RunPaths, atomic_path
@@ -47,6 +48,7 @@ from analysis.profiles import (
     segment_counts,
     segment_profiles,
 )
+from analysis.yardstick import HELDOUT_MEANING, heldout_kind
 from models import MIXTURES
 
 # Tables the report step writes beside profiles.csv and assignments.csv (names in the run dir).
@@ -113,10 +115,6 @@ def fallback_k(comparison: pd.DataFrame, paths: RunPaths) -> int:
     elpd_loo, the differences taken from ``comparison.csv`` when they are relative to that fit,
     else the SE of elpd_loo itself. The report marks the result as provisional.
     """
-    try:
-        from analysis.compare import RULE_SE
-    except ImportError:  # pragma: no cover - compare is part of the pipeline
-        RULE_SE = 2.0
     table = comparison.dropna(subset=["elpd_loo"])
     if table.empty:
         raise InputError(f"{paths.comparison_csv}: no K chosen and no elpd_loo to fall back on")
@@ -749,10 +747,6 @@ def _is_true(value) -> bool:
 
 def reasoning(comparison: Source) -> str:
     """The decision rule of ``segment compare`` and its outcome; every number traced."""
-    try:
-        from analysis.compare import RULE_SE
-    except ImportError:  # pragma: no cover - compare is part of the pipeline
-        RULE_SE = 2.0
     frame = comparison.frame
     num = comparison.num
     items = [

@@ -11,24 +11,20 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from analysis.compare import (
-    COLUMNS,
-    baseline_matrix,
-    baseline_per_k,
-    bic_choice,
-    choose_k,
-    clusters_as_hurdle_segments,
-    clusters_as_latent_classes,
-    compare_run,
-    decision_lines,
-    estimate_fit,
-    gmm_heldout,
-    kfold_loo,
-)
+from analysis.compare import COLUMNS, compare_run
+from analysis.decision import bic_choice, choose_k, decision_lines
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
+from analysis.loo import estimate_fit, kfold_loo
 from analysis.paths import RunPaths
 from analysis.simulate import gaussian_mixture, hurdle_mixture
 from analysis.transforms import fit_transform
+from analysis.yardstick import (
+    baseline_matrix,
+    baseline_per_k,
+    clusters_as_hurdle_segments,
+    clusters_as_latent_classes,
+    gmm_heldout,
+)
 
 # The end-to-end fixture samples four real fits: about 3 minutes on an idle 2-core machine, 17
 # minutes measured while three other sampling jobs shared it; the suite's 900 s per-test guard
