@@ -12,6 +12,7 @@ from pathlib import Path
 
 from analysis import baseline, fit
 from analysis.datasets import DATASETS, MISSING_LEVEL, Dataset, load_dataset
+from analysis.diagnostics import unmixed_ks
 from analysis.errors import InputError
 from analysis.paths import RunPaths
 from analysis.transforms import (
@@ -239,6 +240,15 @@ def command_fit(args: argparse.Namespace) -> None:
             f"See {paths.diagnostics_csv}",
             file=sys.stderr,
         )
+        unmixed = unmixed_ks(table)
+        if unmixed:
+            print(
+                f"segment fit: K = {', '.join(map(str, unmixed))} failed without divergences: "
+                "chains that have not mixed yet. A longer warm-up often fixes that; refit only "
+                f"those K with e.g. --k {','.join(map(str, unmixed))} --tune "
+                f"{2 * args.tune} (the other fits are kept).",
+                file=sys.stderr,
+            )
     print(f"wrote {paths.fits_dir}/K*.nc and {paths.diagnostics_csv}")
 
 

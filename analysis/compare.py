@@ -185,6 +185,24 @@ def outside_table(outside: dict[int, np.ndarray], ks: list[int], chosen: int | N
     return pd.DataFrame(rows)
 
 
+def sampling_description(configs: list[dict]) -> str:
+    """How the fits were sampled, e.g. "4 chains x 1000 draws (+1000 tune), nutpie", with the K
+    of each setting when they differ (a failed K refitted with a longer warm-up)."""
+    by_setting: dict[str, list[int]] = {}
+    for config in sorted(configs, key=lambda c: c["K"]):
+        sampler = config["sampler"]
+        setting = (
+            f"{sampler['chains']} chains x {sampler['draws']} draws (+{sampler['tune']} tune), "
+            f"{sampler['sampler']}"
+        )
+        by_setting.setdefault(setting, []).append(config["K"])
+    if len(by_setting) == 1:
+        return next(iter(by_setting))
+    return "; ".join(
+        f"K = {', '.join(map(str, ks))}: {setting}" for setting, ks in by_setting.items()
+    )
+
+
 def _consistent(configs: list[dict], customers: list[np.ndarray], paths: RunPaths) -> None:
     keys = ("dataset", "model", "transform")
     first = configs[0]
@@ -281,7 +299,6 @@ def compare_run(
     table = table.merge(outside_table(outside_lpd, ks, chosen), on="K", how="left")
     table = table[list(COLUMNS)]
 
-    sampler = config["sampler"]
     transform = config["transform"].get("name", "model scale")
     title = f"{config['dataset']} ({transform}, {config['model']})"
     baseline_source = (
@@ -309,8 +326,7 @@ def compare_run(
                 if outside_lpd
                 else ""
             )
-            + f", {sampler['chains']} chains x "
-            f"{sampler['draws']} draws (+{sampler['tune']} tune), {sampler['sampler']}. "
+            + f", {sampling_description(configs)}. "
             f"Baseline: scikit-learn GaussianMixture, {per_k.attrs['covariance_type']} "
             f"covariance, {baseline_source}."
         ),

@@ -1,6 +1,6 @@
 """Time the project's K sweep against the idiomatic PyMC mixture and scikit-learn EM, same run.
 
-``python -m bench.sweep [--quick] [--k 2,4,6,9] [--models gmm,hurdle] [--data PATH]``
+``python -m bench.sweep [--quick] [--k 2,4,6,9] [--models gmm,hurdle] [--tune N] [--data PATH]``
 (``make bench`` runs --quick).
 
 On ``marketing`` (log-standardize, 2,240 x 6), for every K:
@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", help="comma-separated K list (default 2,4,6,9; quick 2,4)")
     parser.add_argument("--cap", type=float, help="idiomatic wall-clock cap per K, seconds")
     parser.add_argument(
+        "--tune", type=int, help="project warm-up iterations per chain (default 1000; quick 300)"
+    )
+    parser.add_argument(
         "--models", default="gmm,hurdle", help="project models to time (default gmm,hurdle)"
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -194,7 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     settings = SETTINGS["quick" if args.quick else "full"] | {
-        key: value for key, value in (("k", args.k), ("cap", args.cap)) if value is not None
+        key: value
+        for key, value in (("k", args.k), ("cap", args.cap), ("tune", args.tune))
+        if value is not None
     }
     ks = [int(k) for k in settings["k"].split(",")]
 

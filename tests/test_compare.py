@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from analysis.compare import COLUMNS, compare_run
+from analysis.compare import COLUMNS, compare_run, sampling_description
 from analysis.decision import bic_choice, choose_k, decision_lines
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
 from analysis.loo import estimate_fit, kfold_loo
@@ -105,6 +105,20 @@ def test_decision_states_the_numbers_and_the_disagreement_with_bic():
     assert "BIC picks K=5" in text and "BIC at K=3 is 50 higher than at K=5" in text
     table["bic"] = [2500.0, 2200.0, 2000.0, 2080.0, 2050.0]
     assert "BIC agrees: K=3." in decision_lines(table)
+
+
+def test_sampling_description_names_the_k_of_each_setting():
+    def config(k, tune):
+        sampler = {"chains": 4, "draws": 1000, "tune": tune, "sampler": "nutpie"}
+        return {"K": k, "sampler": sampler}
+
+    same = [config(k, 1000) for k in (1, 2)]
+    assert sampling_description(same) == "4 chains x 1000 draws (+1000 tune), nutpie"
+    mixed = [config(3, 1000), config(4, 2000), config(1, 1000)]
+    assert sampling_description(mixed) == (
+        "K = 1, 3: 4 chains x 1000 draws (+1000 tune), nutpie; "
+        "K = 4: 4 chains x 1000 draws (+2000 tune), nutpie"
+    )
 
 
 def test_baseline_matrix_of_indicators_is_the_baselines_one_hot():
