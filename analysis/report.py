@@ -2,8 +2,9 @@
 
 Two stages, so that every number in the report is traceable to a CSV in the run directory:
 
-1. :func:`write_outputs` reads the chosen fit (and, for the split tables, the modal assignments of
-   every fitted K) and writes the tables (:data:`TABLES`) and the figures (``figures/*.png``).
+1. :func:`analysis.report_outputs.write_outputs` reads the chosen fit (and, for the split
+   tables, the modal assignments of every fitted K) and writes the tables (:data:`TABLES`) and
+   the figures (``figures/*.png``).
 2. :func:`render` builds ``report.html`` from those CSVs and PNGs only (plus ``baseline.csv``,
    ``comparison.csv`` and ``diagnostics.csv`` written by the earlier steps). Every number shown is
    a ``<span class="n">`` that names its CSV, row (0-based data row), column and exact value, so
@@ -17,338 +18,40 @@ from __future__ import annotations
 
 import base64
 import html
-import itertools
-import json
 import math
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from analysis import diagnostics as diagnostic_rule
 from analysis import figures
 from analysis.comparison_text import shown_columns
 from analysis.decision import RULE_SE
 from analysis.errors import InputError
-from analysis.fit import load_fit, saved_attrs
 from analysis.paths import RunPaths, atomic_path
 from analysis.profiles import (
-    FUNCTIONAL,
-    HDI_PROB,
     PRECISE_THRESHOLD,
-    TIER_RULE,
-    assignment_table,
-    fit_config,
-    fit_transform_of,
-    is_categorical,
-    observed_spend,
-    segment_counts,
-    segment_profiles,
+)
+from analysis.report_outputs import (
+    COMPARE_FIGURES,
+    DATA_SUMMARY,
+    FALLBACK,
+    LEVEL_SHARES,
+    SEGMENTS,
+    SETTINGS,
+    SPLITS,
+    TABLES,
+    ZERO_SHARE,
+    choose_k,
+    is_true,
+    write_outputs,
 )
 from analysis.yardstick import HELDOUT_MEANING, heldout_kind
 from models import MIXTURES
 
-# Tables the report step writes beside profiles.csv and assignments.csv (names in the run dir).
-DATA_SUMMARY = "data_summary.csv"
-SEGMENTS = "segments.csv"
-SPLITS = "splits.csv"
-SETTINGS = "settings.csv"
-ZERO_SHARE = "zero_share.csv"
-LEVEL_SHARES = "level_shares.csv"
-TABLES = (
-    "profiles.csv", "assignments.csv", DATA_SUMMARY, SEGMENTS, SPLITS, SETTINGS, ZERO_SHARE,
-    LEVEL_SHARES,
-)  # fmt: skip
-# Figures the report writes; baseline.png comes from `segment baseline`, COMPARE_FIGURES from
-# `segment compare` (shown when present).
-REPORT_FIGURES = (
-    "trace", "rank", "energy", "posterior_predictive", "prior_predictive",
-    "profiles", "revenue", "assignment_uncertainty",
-)  # fmt: skip
-COMPARE_FIGURES = ("compare", "elpd_vs_bic", "khat")
-# Units of the built-in datasets (a fit stores the dataset name, not its unit).
-UNITS = {"marketing": "MNT, 2 years", "dunnhumby-spend": "USD, 1 year"}
-ASSIGNMENT_PREVIEW = 10
-
-
-# --------------------------------------------------------------------------- stage 1: outputs
-
-
-def choose_k(paths: RunPaths, k: int | None) -> tuple[int, str]:
-    """The K to report and how it was chosen; InputError when there is none."""
-    fitted = fitted_ks(paths)
-    if not fitted:
-        raise InputError(f"{paths.fits_dir}: no fits found; run `segment fit --out {paths.root}`")
-    if k is not None:
-        if k not in fitted:
-            raise InputError(
-                f"--k {k}: no fit {paths.fit(k)} (fitted: {', '.join(map(str, fitted))})"
-            )
-        return k, "the --k option"
-    if not paths.comparison_csv.is_file():
-        raise InputError(
-            f"{paths.comparison_csv}: not found; run `segment compare --run {paths.root}` first "
-            "or pass --k"
-        )
-    comparison = pd.read_csv(paths.comparison_csv)
-    chosen = comparison.loc[comparison["chosen"].map(_is_true), "K"]
-    if len(chosen) > 1:
-        raise InputError(f"{paths.comparison_csv}: {len(chosen)} rows with chosen == True")
-    if len(chosen) == 0:
-        return fallback_k(comparison, paths), FALLBACK
-    chosen_k = int(chosen.iloc[0])
-    if chosen_k not in fitted:
-        raise InputError(f"{paths.comparison_csv}: chosen K = {chosen_k} has no fit file")
-    return chosen_k, "comparison.csv"
-
-
-FALLBACK = "fallback: no fit passed its diagnostics, the comparison rule applied to all fits"
-
-
-def fallback_k(comparison: pd.DataFrame, paths: RunPaths) -> int:
-    """When no fit passed its diagnostics, the K the comparison rule picks among all fits.
-
-    The smallest K whose elpd_loo is within RULE_SE x (SE of the difference) of the highest
-    elpd_loo, the differences taken from ``comparison.csv`` when they are relative to that fit,
-    else the SE of elpd_loo itself. The report marks the result as provisional.
-    """
-    table = comparison.dropna(subset=["elpd_loo"])
-    if table.empty:
-        raise InputError(f"{paths.comparison_csv}: no K chosen and no elpd_loo to fall back on")
-    best = table.loc[table["elpd_loo"].idxmax()]
-    difference = table["elpd_loo"] - best["elpd_loo"]
-    relative = np.isclose(best.get("elpd_diff", np.nan), 0.0)
-    spread = table["dse"] if relative and "dse" in table else table["se_loo"]
-    within = table[difference >= -RULE_SE * spread.fillna(0.0)]
-    k = int(within["K"].min())
-    print(
-        f"segment report: no fit passed its diagnostics; reporting K = {k} PROVISIONALLY "
-        f"({FALLBACK}). Sample longer (e.g. --preset full) for a K you can rely on.",
-        file=sys.stderr,
-    )
-    return k
-
-
-def fitted_ks(paths: RunPaths) -> list[int]:
-    """K of every readable fit in the run directory, sorted."""
-    ks = []
-    for path in paths.fits_dir.glob("K*.nc"):
-        try:
-            ks.append(int(saved_attrs(path)["config"]["K"]))
-        except (OSError, ValueError, KeyError):
-            continue
-    return sorted(ks)
-
-
-def data_summary(tree: xr.DataTree) -> pd.DataFrame:
-    """Per feature (and the total): customers, exact-zero share, mean, median, max (units)."""
-    spend = observed_spend(tree).round(6)  # the round trip through the transform is not exact
-    spend["total"] = spend.sum(axis=1)
-    return pd.DataFrame(
-        {
-            "feature": spend.columns,
-            "customers": len(spend),
-            "zero_share": (spend == 0).mean().to_numpy(),
-            "mean": spend.mean().to_numpy(),
-            "median": spend.median().to_numpy(),
-            "max": spend.max().to_numpy(),
-        }
-    )
-
-
-def categorical_summary(tree: xr.DataTree) -> pd.DataFrame:
-    """Per (variable, level) of a latent class fit: customers at that level and their share."""
-    from analysis.profiles import item_levels
-
-    indicators = tree["observed_data"]["x"].transpose("customer", ...).values
-    pairs = item_levels(tree)
-    return pd.DataFrame(
-        {
-            "variable": [v for v, _ in pairs],
-            "level": [level for _, level in pairs],
-            "customers": indicators.sum(axis=0).round().astype(int),
-            "share": indicators.mean(axis=0),
-        }
-    )
-
-
-def level_share_table(tree: xr.DataTree) -> pd.DataFrame:
-    """Posterior predictive check of a latent class fit: per level, observed share of customers
-    and the replicated share (mean and 94% HDI over posterior predictive data sets)."""
-    import arviz as az
-
-    from analysis.profiles import item_levels
-
-    observed = tree["observed_data"]["x"].mean("customer")
-    replicated = tree["posterior_predictive"]["x"].mean("customer")
-    hdi = az.hdi(replicated, prob=HDI_PROB)
-    pairs = item_levels(tree)
-    table = pd.DataFrame(
-        {
-            "variable": [v for v, _ in pairs],
-            "level": [level for _, level in pairs],
-            "observed": observed.values,
-            "replicated_mean": replicated.mean(("chain", "draw")).values,
-            "replicated_hdi_low": hdi.sel(ci_bound="lower").values,
-            "replicated_hdi_high": hdi.sel(ci_bound="upper").values,
-        }
-    )
-    table["inside_hdi"] = table["observed"].between(
-        table["replicated_hdi_low"], table["replicated_hdi_high"]
-    )
-    return table
-
-
-def modal_segments_and_names(path: Path) -> tuple[pd.Series, dict[int, str]]:
-    """Modal segment per customer and segment names of a saved fit, without loading all draws."""
-    with xr.open_datatree(path, engine="h5netcdf") as tree:
-        modal = tree["assignments"]["modal_segment"].load()
-        segments, _ = segment_profiles(tree)
-    names = dict(zip(segments["segment"].astype(int), segments["name"], strict=True))
-    return pd.Series(modal.values.astype(int), index=modal["customer"].values), names
-
-
-def split_table(paths: RunPaths, ks: list[int]) -> pd.DataFrame:
-    """Customers per (segment at K, segment at the next fitted K) for consecutive fitted K.
-
-    Every combination is a row (zeros included). Columns K_from, segment_from, name_from, K_to,
-    segment_to, name_to, customers; names as :func:`~analysis.profiles.segment_names` gives them
-    for that K's fit.
-    """
-    fitted = {k: modal_segments_and_names(paths.fit(k)) for k in ks}
-    rows = []
-    for k_from, k_to in itertools.pairwise(ks):
-        (modal_from, names_from), (modal_to, names_to) = fitted[k_from], fitted[k_to]
-        joined = pd.concat({"a": modal_from, "b": modal_to}, axis=1, join="inner")
-        counts = joined.value_counts()
-        for a in range(k_from):
-            for b in range(k_to):
-                rows.append(
-                    {"K_from": k_from, "segment_from": a, "name_from": names_from.get(a, ""),
-                     "K_to": k_to, "segment_to": b, "name_to": names_to.get(b, ""),
-                     "customers": int(counts.get((a, b), 0))}
-                )  # fmt: skip
-    columns = ["K_from", "segment_from", "name_from", "K_to", "segment_to", "name_to", "customers"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def settings_table(tree: xr.DataTree, chosen: int, how: str, ks, threshold: float):
-    """(item, value) rows: what was fitted and how the report was made."""
-    config = fit_config(tree)
-    provenance = json.loads(tree.attrs.get("segment_provenance", "{}"))
-    transform = config["transform"]["name"]
-    categorical = is_categorical(tree)
-    rows = {
-        "dataset": config["dataset"],
-        "source": config["source"],
-        "data kind": "categorical" if categorical else "continuous",
-        "customers": tree["observed_data"].sizes["customer"],
-        "unit": "categories" if categorical else UNITS.get(config["dataset"], "input units"),
-        "model": config["model"],
-        "transform": transform,
-        "options": json.dumps(config.get("options", {})),
-        "priors": json.dumps(config.get("priors", {})),
-        "K fitted": ", ".join(map(str, ks)),
-        "diagnosed": ", ".join(MIXTURES[config["model"]].diagnosed),
-        "K reported": chosen,
-        "K chosen by": how,
-        "chains": config["sampler"]["chains"],
-        "tune": config["sampler"]["tune"],
-        "draws": config["sampler"]["draws"],
-        "seed": config["sampler"]["seed"],
-        "sampler": config["sampler"]["sampler"],
-        # fits saved before the backend setting existed were compiled with numba
-        "backend": config["sampler"].get("backend", "numba"),
-        "interval": f"{HDI_PROB:.0%} HDI (highest density interval) over posterior draws",
-        "spend functional": "n/a" if categorical else FUNCTIONAL.get(transform, "model units"),
-        "tier rule": "n/a (no spend)" if categorical else TIER_RULE,
-        "precise threshold": threshold,
-        "fit git commit": provenance.get("git_commit", "unknown"),
-        "fit packages": json.dumps(provenance.get("versions", {})),
-        "report written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-    return pd.DataFrame({"item": list(rows), "value": list(rows.values())})
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as temporary:
-        frame.to_csv(temporary, index=False)
-
-
-def write_outputs(
-    paths: RunPaths, chosen: int, how: str, threshold: float = PRECISE_THRESHOLD, progress=None
-) -> None:
-    """Write every table in :data:`TABLES` and the report figures for the chosen K."""
-
-    def say(message: str) -> None:
-        if progress is not None:
-            print(f"report: {message}", file=progress, flush=True)
-
-    say(f"loading {paths.fit(chosen)}")
-    tree = load_fit(paths.fit(chosen))
-    ks = fitted_ks(paths)
-    segments, profiles = segment_profiles(tree)
-    assignments = assignment_table(tree, segments.set_index("segment")["tier"], threshold)
-    segments = segments.merge(segment_counts(assignments, segments["segment"]), on="segment")
-    categorical = is_categorical(tree)
-    tables = {
-        "profiles.csv": profiles,
-        "assignments.csv": assignments,
-        SEGMENTS: segments,
-        DATA_SUMMARY: categorical_summary(tree) if categorical else data_summary(tree),
-        SPLITS: split_table(paths, ks),
-        SETTINGS: settings_table(tree, chosen, how, ks, threshold),
-    }
-    if categorical:
-        tables[LEVEL_SHARES] = level_share_table(tree)
-    else:
-        from analysis.checks import zero_share_table
-
-        tables[ZERO_SHARE] = zero_share_table(tree, fit_transform_of(tree)).reset_index()
-    for name in TABLES:  # a table this kind of fit does not have must not linger from before
-        if name not in tables:
-            (paths.root / name).unlink(missing_ok=True)
-    for name, frame in tables.items():
-        write_csv(frame, paths.root / name)
-    say("tables written: " + ", ".join(tables))
-
-    config = fit_config(tree)
-    paths.figures_dir.mkdir(parents=True, exist_ok=True)
-    for name in REPORT_FIGURES:
-        paths.figure(name).unlink(missing_ok=True)
-    if categorical:
-        figures.save(figures.class_profiles_figure(profiles), paths.figure("profiles"))
-    else:
-        unit = UNITS.get(config["dataset"], "input units")
-        log = config["transform"]["name"] == "log-standardize"
-        functional = "implied mean spend" if log else "mean spend"
-        figures.save(figures.profiles_figure(profiles, unit, functional), paths.figure("profiles"))
-        figures.save(figures.revenue_figure(segments), paths.figure("revenue"))
-    names = segments.set_index("segment")["name"]
-    figures.save(
-        figures.uncertainty_figure(assignments, names, threshold),
-        paths.figure("assignment_uncertainty"),
-    )
-    say("profile and assignment figures written")
-    diagnosed = [v for v in MIXTURES[config["model"]].diagnosed if v in tree["posterior"]]
-    with atomic_path(paths.figure("trace")) as trace, atomic_path(paths.figure("rank")) as rank:
-        figures.trace_rank_figures(tree["posterior"], diagnosed, trace, rank)
-    with atomic_path(paths.figure("energy")) as energy:
-        figures.energy_figure(tree["sample_stats"], energy)
-    say("trace, rank and energy figures written")
-    if not categorical:
-        from analysis.checks import predictive_figure
-
-        for group in ("posterior_predictive", "prior_predictive"):
-            if group in tree.children:
-                figures.save(predictive_figure(tree, group), paths.figure(group))
-        say("predictive check figures written")
-
-
-# --------------------------------------------------------------------------- stage 2: HTML
+ASSIGNMENT_PREVIEW = 10  # assignment rows shown in the report
 
 
 def esc(value) -> str:
@@ -741,10 +444,6 @@ def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: 
     return "".join(out)
 
 
-def _is_true(value) -> bool:
-    return str(value).strip().lower() in ("true", "1", "yes")
-
-
 def reasoning(comparison: Source) -> str:
     """The decision rule of ``segment compare`` and its outcome; every number traced."""
     frame = comparison.frame
@@ -754,7 +453,7 @@ def reasoning(comparison: Source) -> str:
         f"{RULE_SE:g} &times; dse of the best (elpd_diff &ge; &minus;{RULE_SE:g} dse): "
         "parsimony under the uncertainty of the comparison."
     ]
-    chosen_rows = frame.index[frame["chosen"].map(_is_true)]
+    chosen_rows = frame.index[frame["chosen"].map(is_true)]
     chosen_row = chosen_rows[0] if len(chosen_rows) else None
     ok = frame[frame["status"].astype(str) == "ok"]
     if chosen_row is None or not len(ok):
@@ -783,7 +482,7 @@ def reasoning(comparison: Source) -> str:
                 )
                 + "."
             )
-        if "loo_reliable" in frame and not _is_true(frame.at[chosen_row, "loo_reliable"]):
+        if "loo_reliable" in frame and not is_true(frame.at[chosen_row, "loo_reliable"]):
             items.append(
                 f"Caution: {num(chosen_row, 'pareto_k_remaining')} customer(s) keep a Pareto k "
                 f"above {num(chosen_row, 'k_threshold')} at the chosen K: its elpd_loo is not "
@@ -794,7 +493,7 @@ def reasoning(comparison: Source) -> str:
         listed = ", ".join(num(r, "K") for r in failed.index)
         items.append(f"Never chosen because their diagnostics failed: K = {listed}.")
     if "bic_chosen" in frame:
-        bic_rows = frame.index[frame["bic_chosen"].map(_is_true)]
+        bic_rows = frame.index[frame["bic_chosen"].map(is_true)]
         if len(bic_rows):
             b = bic_rows[0]
             if chosen_row is None:
@@ -865,7 +564,7 @@ def check_table(source: Source, labels: list[str]) -> str:
         )
 
     def inside(row):
-        return "yes" if _is_true(source.frame.at[row, "inside_hdi"]) else "<b>no</b>"
+        return "yes" if is_true(source.frame.at[row, "inside_hdi"]) else "<b>no</b>"
 
     columns = [*labels, "observed", "replicated_mean", ("replicated 94% HDI", interval),
                ("observed inside HDI", inside)]  # fmt: skip

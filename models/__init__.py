@@ -30,7 +30,7 @@ class Mixture:
     log_joint_options: tuple[str, ...] = ()  # model options segment_log_joint also reads
     # segment_log_joint's largest intermediate per draw is (N, K, D ** feature_power) doubles
     feature_power: int = 1
-    # the baseline yardstick its comparison uses (analysis.yardstick.HELDOUT_MEANING); None: data_kind
+    # the baseline yardstick its comparison uses (yardstick.HELDOUT_MEANING); None: data_kind
     yardstick: str | None = None
     # segment_log_joint reads structure off the data (the hurdle's zero patterns): the data must
     # be a constant of the graph, not an input

@@ -20,7 +20,8 @@ import pytest
 from analysis.cli import main
 from analysis.paths import RunPaths
 from analysis.profiles import PROFILE_COLUMNS, SEGMENT_COLUMNS
-from analysis.report import FALLBACK, choose_k, render
+from analysis.report import render
+from analysis.report_outputs import FALLBACK, choose_k
 from tests.small_run import ROWS, small_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
