@@ -70,7 +70,9 @@ def _options(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
 
 
 DATA_OPTIONS = ("dataset", "data", "features", "id_column", "transform")
-FIT_OPTIONS = ("model", "covariance", "chains", "draws", "tune", "seed", "sampler", "subsample")
+FIT_OPTIONS = (
+    "model", "covariance", "chains", "draws", "tune", "seed", "sampler", "backend", "subsample",
+)  # fmt: skip
 
 
 def step_argv(args: argparse.Namespace) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ import argparse
 
 import pytest
 
-from analysis.cli import build_parser, main
+from analysis.cli import add_fit_options, build_parser, main
 from analysis.pipeline import PRESETS, apply_preset, step_argv
 from tests.small_run import small_run
 
@@ -53,6 +53,19 @@ def test_each_step_command_is_a_valid_segment_command():
     assert full["compare"] == ["compare", "--run", "runs/x"]
     forced = step_argv(apply_preset(parse_run("--moment-match")))
     assert forced["compare"] == ["compare", "--run", "runs/x"]
+
+
+def test_every_fit_option_reaches_the_fit_step():
+    given = {
+        "model": "hurdle", "covariance": "diag", "chains": "3", "draws": "7", "tune": "9",
+        "seed": "5", "sampler": "pymc", "backend": "numba", "subsample": "100",
+    }  # fmt: skip
+    options = argparse.ArgumentParser(add_help=False)
+    add_fit_options(options)
+    assert {action.dest for action in options._actions} == set(given)  # every fit option
+    argv = [arg for name, value in given.items() for arg in (f"--{name}", value)]
+    fit = build_parser().parse_args(step_argv(apply_preset(parse_run(*argv)))["fit"])
+    assert {name: str(getattr(fit, name)) for name in given} == given
 
 
 def test_run_writes_every_step_output(run):
