@@ -244,7 +244,7 @@ def command_fit(args: argparse.Namespace) -> None:
         if unmixed:
             print(
                 f"segment fit: K = {', '.join(map(str, unmixed))} failed without divergences: "
-                "chains that have not mixed yet. A longer warm-up often fixes that; refit only "
+                "chains that have not mixed yet. Try a longer warm-up first: refit only "
                 f"those K with e.g. --k {','.join(map(str, unmixed))} --tune "
                 f"{2 * args.tune} (the other fits are kept).",
                 file=sys.stderr,

@@ -61,7 +61,7 @@ from analysis.decision import RULE_SE, bic_choice, choose_k
 from analysis.elpd import summed
 from analysis.errors import InputError
 from analysis.figures import save as save_figure
-from analysis.fit import SamplerSettings, load_fit, saved_attrs
+from analysis.fit import SamplerSettings, load_fit, sampling_description, saved_attrs
 from analysis.loo import (
     MAX_MOMENT_MATCH,
     FitEstimate,
@@ -183,24 +183,6 @@ def outside_table(outside: dict[int, np.ndarray], ks: list[int], chosen: int | N
                 row["outside_diff"], row["outside_dse"] = summed(lpd - outside[chosen])
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def sampling_description(configs: list[dict]) -> str:
-    """How the fits were sampled, e.g. "4 chains x 1000 draws (+1000 tune), nutpie", with the K
-    of each setting when they differ (a failed K refitted with a longer warm-up)."""
-    by_setting: dict[str, list[int]] = {}
-    for config in sorted(configs, key=lambda c: c["K"]):
-        sampler = config["sampler"]
-        setting = (
-            f"{sampler['chains']} chains x {sampler['draws']} draws (+{sampler['tune']} tune), "
-            f"{sampler['sampler']}"
-        )
-        by_setting.setdefault(setting, []).append(config["K"])
-    if len(by_setting) == 1:
-        return next(iter(by_setting))
-    return "; ".join(
-        f"K = {', '.join(map(str, ks))}: {setting}" for setting, ks in by_setting.items()
-    )
 
 
 def _consistent(configs: list[dict], customers: list[np.ndarray], paths: RunPaths) -> None:

@@ -101,6 +101,31 @@ class FitSpec:
         return json.loads(json.dumps(identity))  # as read back from a file: tuples -> lists
 
 
+def sampling_settings(configs: list[dict]) -> dict[str, list[int]]:
+    """Fit configurations grouped by how they were sampled: setting text, e.g. "4 chains x 1000
+    draws (+1000 tune), nutpie", -> the K sampled that way (sorted)."""
+    by_setting: dict[str, list[int]] = {}
+    for config in sorted(configs, key=lambda c: c["K"]):
+        sampler = config["sampler"]
+        setting = (
+            f"{sampler['chains']} chains x {sampler['draws']} draws (+{sampler['tune']} tune), "
+            f"{sampler['sampler']}"
+        )
+        by_setting.setdefault(setting, []).append(config["K"])
+    return by_setting
+
+
+def sampling_description(configs: list[dict]) -> str:
+    """The one setting of :func:`sampling_settings`, or each setting with its K when they
+    differ (e.g. failed K refitted with a longer warm-up)."""
+    by_setting = sampling_settings(configs)
+    if len(by_setting) == 1:
+        return next(iter(by_setting))
+    return "; ".join(
+        f"K = {', '.join(map(str, ks))}: {setting}" for setting, ks in by_setting.items()
+    )
+
+
 def provenance() -> dict:
     """Package versions and the git commit the fit was made with."""
     try:

@@ -299,8 +299,8 @@ def section_data(src, setting, item, categorical: bool) -> str:
     rows = [
         "dataset", "source", "data kind", "customers", "unit", "model", "transform", "options",
         "K fitted", "chains",
-        "tune", "draws", "seed", "sampler", "backend", "priors", "fit git commit", "fit packages",
-        "report written",
+        "tune", "draws", "seed", "sampler", "backend", "sampling by K", "priors", "fit git commit",
+        "fit packages", "report written",
     ]  # fmt: skip
     settings_rows = [item[name] for name in rows if name in item]
     if categorical:

@@ -20,7 +20,7 @@ import xarray as xr
 from analysis import figures
 from analysis.decision import RULE_SE
 from analysis.errors import InputError
-from analysis.fit import load_fit, saved_attrs
+from analysis.fit import load_fit, sampling_description, sampling_settings, saved_attrs
 from analysis.paths import RunPaths, atomic_path
 from analysis.profiles import (
     FUNCTIONAL,
@@ -119,15 +119,20 @@ def fallback_k(comparison: pd.DataFrame, paths: RunPaths) -> int:
     return k
 
 
-def fitted_ks(paths: RunPaths) -> list[int]:
-    """K of every readable fit in the run directory, sorted."""
-    ks = []
+def fitted_configs(paths: RunPaths) -> list[dict]:
+    """The configuration of every readable fit in the run directory, sorted by K."""
+    configs = []
     for path in paths.fits_dir.glob("K*.nc"):
         try:
-            ks.append(int(saved_attrs(path)["config"]["K"]))
+            configs.append(saved_attrs(path)["config"])
         except (OSError, ValueError, KeyError):
             continue
-    return sorted(ks)
+    return sorted(configs, key=lambda config: int(config["K"]))
+
+
+def fitted_ks(paths: RunPaths) -> list[int]:
+    """K of every readable fit in the run directory, sorted."""
+    return [int(config["K"]) for config in fitted_configs(paths)]
 
 
 def data_summary(tree: xr.DataTree) -> pd.DataFrame:
@@ -222,8 +227,10 @@ def split_table(paths: RunPaths, ks: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def settings_table(tree: xr.DataTree, chosen: int, how: str, ks, threshold: float):
-    """(item, value) rows: what was fitted and how the report was made."""
+def settings_table(tree: xr.DataTree, chosen: int, how: str, configs, threshold: float):
+    """(item, value) rows: what was fitted and how the report was made. The sampler rows are the
+    chosen fit's; ``configs`` (every fit's configuration, :func:`fitted_configs`) add a "sampling
+    by K" row when the fits were not all sampled alike."""
     config = fit_config(tree)
     provenance = json.loads(tree.attrs.get("segment_provenance", "{}"))
     transform = config["transform"]["name"]
@@ -238,7 +245,7 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, ks, threshold: floa
         "transform": transform,
         "options": json.dumps(config.get("options", {})),
         "priors": json.dumps(config.get("priors", {})),
-        "K fitted": ", ".join(map(str, ks)),
+        "K fitted": ", ".join(str(c["K"]) for c in configs),
         "diagnosed": ", ".join(MIXTURES[config["model"]].diagnosed),
         "K reported": chosen,
         "K chosen by": how,
@@ -249,6 +256,7 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, ks, threshold: floa
         "sampler": config["sampler"]["sampler"],
         # fits saved before the backend setting existed were compiled with numba
         "backend": config["sampler"].get("backend", "numba"),
+        "sampling by K": sampling_description(configs),
         "interval": f"{HDI_PROB:.0%} HDI (highest density interval) over posterior draws",
         "spend functional": "n/a" if categorical else FUNCTIONAL.get(transform, "model units"),
         "tier rule": "n/a (no spend)" if categorical else TIER_RULE,
@@ -257,6 +265,8 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, ks, threshold: floa
         "fit packages": json.dumps(provenance.get("versions", {})),
         "report written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+    if len(sampling_settings(configs)) == 1:  # one setting for all K: the rows above say it
+        del rows["sampling by K"]
     return pd.DataFrame({"item": list(rows), "value": list(rows.values())})
 
 
@@ -276,7 +286,8 @@ def write_outputs(
 
     say(f"loading {paths.fit(chosen)}")
     tree = load_fit(paths.fit(chosen))
-    ks = fitted_ks(paths)
+    configs = fitted_configs(paths)
+    ks = [int(config["K"]) for config in configs]
     segments, profiles = segment_profiles(tree)
     assignments = assignment_table(tree, segments.set_index("segment")["tier"], threshold)
     segments = segments.merge(segment_counts(assignments, segments["segment"]), on="segment")
@@ -287,7 +298,7 @@ def write_outputs(
         SEGMENTS: segments,
         DATA_SUMMARY: categorical_summary(tree) if categorical else data_summary(tree),
         SPLITS: split_table(paths, ks),
-        SETTINGS: settings_table(tree, chosen, how, ks, threshold),
+        SETTINGS: settings_table(tree, chosen, how, configs, threshold),
     }
     if categorical:
         tables[LEVEL_SHARES] = level_share_table(tree)

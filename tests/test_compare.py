@@ -11,9 +11,17 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from analysis.compare import COLUMNS, compare_run, sampling_description
+from analysis.compare import COLUMNS, compare_run
 from analysis.decision import bic_choice, choose_k, decision_lines
-from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
+from analysis.fit import (
+    FitSpec,
+    SamplerSettings,
+    fit_k,
+    load_fit,
+    sampling_description,
+    save_fit,
+    saved_attrs,
+)
 from analysis.loo import estimate_fit, kfold_loo
 from analysis.paths import RunPaths
 from analysis.simulate import gaussian_mixture, hurdle_mixture

@@ -8,6 +8,7 @@ has it, report. The HTML is parsed with the standard library; every number in it
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 import shutil
@@ -18,6 +19,7 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
+from analysis.fit import load_fit, save_fit
 from analysis.paths import RunPaths
 from analysis.profiles import PROFILE_COLUMNS, SEGMENT_COLUMNS
 from analysis.report import render
@@ -252,3 +254,23 @@ def test_no_fit_passed_falls_back_provisionally(run, tmp_path):
     settings.loc[settings["item"] == "K chosen by", "value"] = FALLBACK
     settings.to_csv(copy / "settings.csv", index=False)
     assert "<b>Provisional.</b>" in render(RunPaths(copy))
+
+
+def test_settings_name_each_k_sampling_when_fits_differ(run, tmp_path, csvs):
+    """A K refitted with another warm-up: the settings table says which K was sampled how."""
+    assert "sampling by K" not in set(csvs["settings.csv"]["item"])  # one setting: no row
+    copy = tmp_path / "refit"
+    shutil.copytree(run.root, copy)
+    tree = load_fit(run.root / "fits" / "K1.nc")
+    config = json.loads(tree.attrs["segment_config"])
+    config["sampler"]["tune"] *= 2
+    tree.attrs["segment_config"] = json.dumps(config)
+    save_fit(tree, copy / "fits" / "K1.nc")
+    assert main(["report", "--run", str(copy), "--k", "2"]) == 0
+    settings = pd.read_csv(copy / "settings.csv").set_index("item")["value"]
+    draws, tune = config["sampler"]["draws"], config["sampler"]["tune"]
+    assert settings["sampling by K"] == (
+        f"K = 1: 2 chains x {draws} draws (+{tune} tune), nutpie; "
+        f"K = 2: 2 chains x {draws} draws (+{tune // 2} tune), nutpie"
+    )
+    assert "sampling by K" in (copy / "report.html").read_text()
