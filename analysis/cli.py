@@ -244,9 +244,10 @@ def command_fit(args: argparse.Namespace) -> None:
         if unmixed:
             print(
                 f"segment fit: K = {', '.join(map(str, unmixed))} failed without divergences: "
-                "chains that have not mixed yet. Try a longer warm-up first: refit only "
-                f"those K with e.g. --k {','.join(map(str, unmixed))} --tune "
-                f"{2 * args.tune} (the other fits are kept).",
+                "chains that have not mixed yet. A longer warm-up moves chains out of a state "
+                "they started near; more draws lift a short ESS. Refit only those K, e.g. "
+                f"--k {','.join(map(str, unmixed))} --tune {2 * args.tune} "
+                f"--draws {2 * args.draws} (the other fits are kept).",
                 file=sys.stderr,
             )
     print(f"wrote {paths.fits_dir}/K*.nc and {paths.diagnostics_csv}")

@@ -65,7 +65,8 @@ def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset, variables: tuple[s
 def unmixed_ks(table) -> list[int]:
     """K of the failed fits in a diagnostics table (:data:`COLUMNS`) whose only failures are
     R-hat and ESS: no divergences and E-BFMI fine, so the chains have not mixed yet (a longer
-    warm-up is the first thing to try) rather than met a geometry NUTS cannot handle."""
+    warm-up or more draws are the things to try) rather than met a geometry NUTS cannot
+    handle."""
     unmixed = (
         (table["status"] != "ok") & (table["divergences"] == 0) & (table["min_bfmi"] >= MIN_BFMI)
     )
