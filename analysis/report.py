@@ -118,6 +118,7 @@ class Source:
             text = f"{int(value):,}"
         else:
             text = f"{float(value):,.{decimals if decimals is not None else 3}f}"
+            text = text.removeprefix("-") if not text.strip("-0.,") else text  # no "-0.0"
         exact = value if isinstance(value, str) else repr(_plain(value))
         return (
             f'<span class="n" data-src="{esc(self.name)}" data-row="{row}" '

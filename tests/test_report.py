@@ -22,7 +22,7 @@ from analysis.cli import main
 from analysis.fit import load_fit, save_fit
 from analysis.paths import RunPaths
 from analysis.profiles import PROFILE_COLUMNS, SEGMENT_COLUMNS
-from analysis.report import render
+from analysis.report import Source, render
 from analysis.report_outputs import FALLBACK, choose_k
 from tests.small_run import ROWS, small_run
 
@@ -274,3 +274,10 @@ def test_settings_name_each_k_sampling_when_fits_differ(run, tmp_path, csvs):
         f"K = 2: 2 chains x {draws} draws (+{tune // 2} tune), nutpie"
     )
     assert "sampling by K" in (copy / "report.html").read_text()
+
+
+def test_numbers_that_round_to_zero_show_no_minus_sign(tmp_path):
+    pd.DataFrame({"total_spend": [-0.004, -0.06, 0.0]}).to_csv(tmp_path / "x.csv", index=False)
+    source = Source(RunPaths(tmp_path), "x.csv")
+    shown = [re.sub(r"<[^>]+>", "", source.num(row, "total_spend")) for row in range(3)]
+    assert shown == ["0.0", "-0.1", "0.0"]
