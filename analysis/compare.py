@@ -213,7 +213,7 @@ def compare_run(
     Returns the table (one row per K, sorted by K, columns :data:`COLUMNS`, boolean ``chosen``).
     Raises InputError when the directory has no fits or the fits are not comparable.
     """
-    files = sorted(paths.fits_dir.glob("K*.nc")) if paths.fits_dir.is_dir() else []
+    files = paths.fit_files()
     if not files:
         raise InputError(f"{paths.fits_dir}: no fits (K*.nc); run segment fit --out {paths.root}")
     estimates, configs, customers, outside_lpd = [], [], [], {}

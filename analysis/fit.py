@@ -365,7 +365,7 @@ def write_diagnostics(paths: RunPaths) -> pd.DataFrame:
     """Rebuild ``diagnostics.csv`` from every saved fit in the run directory (sorted by K)."""
     rows = [
         {"K": saved_attrs(path)["config"]["K"]} | saved_attrs(path)["diagnostics"]
-        for path in paths.fits_dir.glob("K*.nc")
+        for path in paths.fit_files()
     ]
     table = pd.DataFrame(rows, columns=list(DIAGNOSTIC_COLUMNS)).sort_values("K")
     with atomic_path(paths.diagnostics_csv) as temporary:

@@ -36,6 +36,10 @@ class RunPaths:
     def fit(self, k: int) -> Path:
         return self.fits_dir / f"K{k}.nc"
 
+    def fit_files(self) -> list[Path]:
+        """Every saved fit ``fits/K*.nc``, sorted by name (none when there is no fits dir)."""
+        return sorted(self.fits_dir.glob("K*.nc"))
+
     @property
     def diagnostics_csv(self) -> Path:
         return self.root / "diagnostics.csv"

@@ -122,7 +122,7 @@ def fallback_k(comparison: pd.DataFrame, paths: RunPaths) -> int:
 def fitted_configs(paths: RunPaths) -> list[dict]:
     """The configuration of every readable fit in the run directory, sorted by K."""
     configs = []
-    for path in paths.fits_dir.glob("K*.nc"):
+    for path in paths.fit_files():
         try:
             configs.append(saved_attrs(path)["config"])
         except (OSError, ValueError, KeyError):

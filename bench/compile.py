@@ -33,8 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.output import RESULTS, machine, write_table
-from bench.sweep import DEFAULT_DATA
+from bench.output import DEFAULT_DATA, RESULTS, machine, write_table
 
 SETTINGS = {
     "full": {"k": "1,2,4,6,8,10", "chains": 4, "tune": 300, "draws": 300},

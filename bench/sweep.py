@@ -43,9 +43,8 @@ from sklearn.mixture import GaussianMixture
 
 from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
 from bench.idiomatic import marketing_spec
-from bench.output import RESULTS, machine, peak_rss_mb, write_table
+from bench.output import DEFAULT_DATA, RESULTS, machine, peak_rss_mb, write_table
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/marketing_campaign.csv"
 SETTINGS = {
     # project chains x (tune + draws); idiomatic chains x (tune + draws) and its cap in seconds
     "full": {"k": "2,4,6,9", "chains": 4, "tune": 1000, "draws": 1000,
