@@ -101,15 +101,22 @@ class FitSpec:
         return json.loads(json.dumps(identity))  # as read back from a file: tuples -> lists
 
 
+def backend_of(sampler: dict) -> str:
+    """The compile backend of a saved fit's sampler settings: fits saved before the setting
+    existed were compiled with numba."""
+    return sampler.get("backend", "numba")
+
+
 def sampling_settings(configs: list[dict]) -> dict[str, list[int]]:
     """Fit configurations grouped by how they were sampled: setting text, e.g. "4 chains x 1000
-    draws (+1000 tune), nutpie", -> the K sampled that way (sorted)."""
+    draws (+1000 tune), nutpie (jax)", -> the K sampled that way (sorted)."""
     by_setting: dict[str, list[int]] = {}
     for config in sorted(configs, key=lambda c: c["K"]):
         sampler = config["sampler"]
+        backend = f" ({backend_of(sampler)})" if sampler["sampler"] == "nutpie" else ""
         setting = (
             f"{sampler['chains']} chains x {sampler['draws']} draws (+{sampler['tune']} tune), "
-            f"{sampler['sampler']}"
+            f"{sampler['sampler']}{backend}"
         )
         by_setting.setdefault(setting, []).append(config["K"])
     return by_setting

@@ -20,7 +20,13 @@ import xarray as xr
 from analysis import figures
 from analysis.decision import RULE_SE
 from analysis.errors import InputError
-from analysis.fit import load_fit, sampling_description, sampling_settings, saved_attrs
+from analysis.fit import (
+    backend_of,
+    load_fit,
+    sampling_description,
+    sampling_settings,
+    saved_attrs,
+)
 from analysis.paths import RunPaths, atomic_path
 from analysis.profiles import (
     FUNCTIONAL,
@@ -254,8 +260,7 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, configs, threshold:
         "draws": config["sampler"]["draws"],
         "seed": config["sampler"]["seed"],
         "sampler": config["sampler"]["sampler"],
-        # fits saved before the backend setting existed were compiled with numba
-        "backend": config["sampler"].get("backend", "numba"),
+        "backend": backend_of(config["sampler"]),
         "sampling by K": sampling_description(configs),
         "interval": f"{HDI_PROB:.0%} HDI (highest density interval) over posterior draws",
         "spend functional": "n/a" if categorical else FUNCTIONAL.get(transform, "model units"),

@@ -116,17 +116,20 @@ def test_decision_states_the_numbers_and_the_disagreement_with_bic():
 
 
 def test_sampling_description_names_the_k_of_each_setting():
-    def config(k, tune):
+    def config(k, tune, backend="jax"):
         sampler = {"chains": 4, "draws": 1000, "tune": tune, "sampler": "nutpie"}
-        return {"K": k, "sampler": sampler}
+        return {"K": k, "sampler": sampler | {"backend": backend}}
 
     same = [config(k, 1000) for k in (1, 2)]
-    assert sampling_description(same) == "4 chains x 1000 draws (+1000 tune), nutpie"
-    mixed = [config(3, 1000), config(4, 2000), config(1, 1000)]
+    assert sampling_description(same) == "4 chains x 1000 draws (+1000 tune), nutpie (jax)"
+    mixed = [config(3, 1000), config(4, 2000), config(1, 1000), config(2, 1000, "numba")]
     assert sampling_description(mixed) == (
-        "K = 1, 3: 4 chains x 1000 draws (+1000 tune), nutpie; "
-        "K = 4: 4 chains x 1000 draws (+2000 tune), nutpie"
+        "K = 1, 3: 4 chains x 1000 draws (+1000 tune), nutpie (jax); "
+        "K = 2: 4 chains x 1000 draws (+1000 tune), nutpie (numba); "
+        "K = 4: 4 chains x 1000 draws (+2000 tune), nutpie (jax)"
     )
+    legacy = {"K": 5, "sampler": {"chains": 4, "draws": 1000, "tune": 1000, "sampler": "nutpie"}}
+    assert sampling_description([legacy]).endswith("nutpie (numba)")  # saved before backends
 
 
 def test_baseline_matrix_of_indicators_is_the_baselines_one_hot():

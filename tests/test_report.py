@@ -270,8 +270,8 @@ def test_settings_name_each_k_sampling_when_fits_differ(run, tmp_path, csvs):
     settings = pd.read_csv(copy / "settings.csv").set_index("item")["value"]
     draws, tune = config["sampler"]["draws"], config["sampler"]["tune"]
     assert settings["sampling by K"] == (
-        f"K = 1: 2 chains x {draws} draws (+{tune} tune), nutpie; "
-        f"K = 2: 2 chains x {draws} draws (+{tune // 2} tune), nutpie"
+        f"K = 1: 2 chains x {draws} draws (+{tune} tune), nutpie (jax); "
+        f"K = 2: 2 chains x {draws} draws (+{tune // 2} tune), nutpie (jax)"
     )
     assert "sampling by K" in (copy / "report.html").read_text()
 
