@@ -10,9 +10,8 @@ import re
 import sys
 from pathlib import Path
 
-from analysis import baseline, fit
+from analysis import baseline, fit, sweep
 from analysis.datasets import DATASETS, MISSING_LEVEL, Dataset, load_dataset
-from analysis.diagnostics import unmixed_ks
 from analysis.errors import InputError
 from analysis.paths import RunPaths
 from analysis.transforms import (
@@ -169,6 +168,25 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
         "faster gradients for small K; see bench.compile)",
     )
     group.add_argument(
+        "--budget",
+        type=float,
+        metavar="MINUTES",
+        help="wall time the sweep may use before it stops sampling slow fits longer (a slow "
+        f"fit is refitted with {sweep.GROWTH}x the warm-up and draws while the next attempt "
+        "is expected to end inside it; default: no extension; segment run: the preset's)",
+    )
+    group.add_argument(
+        "--patience",
+        type=int,
+        help=f"stop the sweep after this many K in a row that do not beat the best K by "
+        f"{sweep.RULE_SE:g} dse (0: fit every K; default: {sweep.PATIENCE})",
+    )
+    group.add_argument(
+        "--stop-at-empty",
+        action=argparse.BooleanOptionalAction,
+        help="stop the sweep after a fit with a nearly empty segment (default: on)",
+    )
+    group.add_argument(
         "--subsample",
         type=int,
         metavar="N",
@@ -194,6 +212,16 @@ def command_fit(args: argparse.Namespace) -> None:
     for option in ("chains", "draws", "tune"):
         if getattr(args, option) < 1:
             raise InputError(f"--{option} must be >= 1, got {getattr(args, option)}")
+    if args.budget is not None and not args.budget > 0:
+        raise InputError(f"--budget must be > 0 minutes, got {args.budget}")
+    patience = sweep.PATIENCE if args.patience is None else args.patience
+    if patience < 0:
+        raise InputError(f"--patience must be >= 0, got {patience}")
+    rules = sweep.SweepRules(
+        budget_seconds=None if args.budget is None else 60 * args.budget,
+        patience=patience,
+        stop_at_empty=args.stop_at_empty is not False,
+    )
     if args.model and MIXTURES[args.model].data_kind == "categorical" and args.dataset == "csv":
         raise InputError(
             f"--model {args.model}: --dataset csv reads numeric columns only; "
@@ -229,28 +257,35 @@ def command_fit(args: argparse.Namespace) -> None:
         subsample=args.subsample,
     )
     paths = RunPaths(args.out)
-    fit.fit_sweep(spec, x, ks, dataset.features.index.to_numpy(), transform.columns, paths)
-    table = fit.write_diagnostics(paths)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    failed = table[table["status"] != "ok"]
-    if len(failed):
+    customers = dataset.features.index.to_numpy()
+    sweep.fit_sweep(spec, x, ks, customers, transform.columns, paths, rules)
+    table = sweep.write_diagnostics(paths)
+    shown = [c for c in table.columns if c != "reason"]
+    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    report_statuses(table, args)
+    print(f"wrote {paths.fits_dir}/K*.nc and {paths.diagnostics_csv}")
+
+
+def report_statuses(table, args: argparse.Namespace) -> None:
+    """Every fit that did not pass, loudly, with its diagnosis, and what to do about it."""
+    for _, row in table[~table["status"].isin(("ok", "skipped"))].iterrows():
         print(
-            f"segment fit: {len(failed)} fit(s) FAILED diagnostics (K = "
-            f"{', '.join(map(str, failed['K']))}); they will not be used to choose K. "
-            f"See {paths.diagnostics_csv}",
+            f"segment fit: K = {row['K']} {row['status'].upper()}: {row['reason']}", file=sys.stderr
+        )
+    slow = [int(k) for k in table.loc[table["status"] == "slow", "K"]]
+    if slow:
+        print(
+            f"segment fit: K = {', '.join(map(str, slow))} still slow after the budget; refit "
+            f"only those K longer, e.g. --k {','.join(map(str, slow))} --tune {2 * args.tune} "
+            f"--draws {2 * args.draws} (the other fits are kept), or give a larger --budget.",
             file=sys.stderr,
         )
-        unmixed = unmixed_ks(table)
-        if unmixed:
-            print(
-                f"segment fit: K = {', '.join(map(str, unmixed))} failed without divergences: "
-                "chains that have not mixed yet. A longer warm-up moves chains out of a state "
-                "they started near; more draws lift a short ESS. Refit only those K, e.g. "
-                f"--k {','.join(map(str, unmixed))} --tune {2 * args.tune} "
-                f"--draws {2 * args.draws} (the other fits are kept).",
-                file=sys.stderr,
-            )
-    print(f"wrote {paths.fits_dir}/K*.nc and {paths.diagnostics_csv}")
+    if (table["status"] == "divergent").any():
+        print(
+            "segment fit: divergent fits are never used to choose K; multimodal ones enter "
+            "the comparison by their chain-stacked elpd.",
+            file=sys.stderr,
+        )
 
 
 def command_compare(args: argparse.Namespace) -> None:

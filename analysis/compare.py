@@ -58,6 +58,7 @@ from analysis.comparison_figures import (
 )
 from analysis.comparison_text import write_markdown
 from analysis.decision import RULE_SE, bic_choice, choose_k
+from analysis.diagnostics import CHOOSABLE
 from analysis.elpd import summed
 from analysis.errors import InputError
 from analysis.figures import save as save_figure
@@ -72,6 +73,7 @@ from analysis.loo import (
 )
 from analysis.paths import RunPaths, atomic_path
 from analysis.scale import lpd_outside_fit
+from analysis.sweep import skipped_ks
 from analysis.yardstick import (
     HELDOUT_LABEL,
     baseline_matrix,
@@ -90,12 +92,33 @@ COLUMNS = (
     "pareto_k_remaining", "pareto_k_good", "pareto_k_very_bad", "k_threshold", "elpd_psis",
     "p_waic", "waic_p_over_0_4", "gmm_heldout_elpd", "gmm_heldout_se", "heldout_diff",
     "heldout_dse", "bic_seeds", "elpd_outside", "se_outside", "n_outside", "outside_diff",
-    "outside_dse", "diagnostics_reason", "loo_note",
+    "outside_dse", "diagnostics_reason", "loo_note", "settle",
 )  # fmt: skip
+DATA_FILE_DATASETS = ("marketing", "csv")  # datasets read from --data
+
+
+def settle_command(config: dict, status: str, root) -> str:
+    """The ``segment fit`` command that refits one unusable K with twice the warm-up and draws
+    (what settles a ``slow`` fit; a ``divergent`` one may need another model), or "" for a fit
+    the rule can use."""
+    if status in CHOOSABLE:
+        return ""
+    sampler, transform = config["sampler"], config["transform"]
+    data = f" --data {config['source']}" if config["dataset"] in DATA_FILE_DATASETS else ""
+    if config["dataset"] == "csv":
+        data += f" --features {','.join(transform['columns'])}"
+    command = (
+        f"segment fit --dataset {config['dataset']}{data} --transform {transform['name']} "
+        f"--model {config['model']} --k {config['K']} --chains {sampler['chains']} "
+        f"--tune {2 * sampler['tune']} --draws {2 * sampler['draws']} --out {root}"
+    )
+    if status == "divergent":
+        command += " (divergences that a longer warm-up does not remove are the model's geometry)"
+    return command
 
 
 def model_name(estimate: FitEstimate) -> str:
-    return f"K={estimate.k}" + ("" if estimate.status == "ok" else " (failed)")
+    return f"K={estimate.k}" + ("" if estimate.status == "ok" else f" ({estimate.status})")
 
 
 def _compare(elpds: dict, **kwargs) -> tuple[pd.DataFrame, list[str]]:
@@ -115,7 +138,7 @@ def loo_table(estimates: list[FitEstimate]) -> tuple[pd.DataFrame, pd.DataFrame,
     """
     by_name = {model_name(e): e for e in estimates}
     elpds = {name: e.used for name, e in by_name.items()}
-    ok_names = [name for name, e in by_name.items() if e.status == "ok"]
+    ok_names = [name for name, e in by_name.items() if e.status in CHOOSABLE]
     pool = ok_names or list(by_name)
     reference = max(pool, key=lambda name: by_name[name].used.elpd)
     notes: list[str] = []
@@ -273,13 +296,19 @@ def compare_run(
 
     chosen = choose_k(table)
     bic_k = bic_choice(table)
-    table["within_rule"] = (table["status"] == "ok") & (
+    table["within_rule"] = table["status"].isin(CHOOSABLE) & (
         table["elpd_diff"] >= -RULE_SE * table["dse"]
     )
     table["chosen"] = table["K"] == chosen
     table["bic_chosen"] = table["K"] == bic_k
     table = table.merge(outside_table(outside_lpd, ks, chosen), on="K", how="left")
+    by_k = {c["K"]: c for c in configs}
+    table["settle"] = [
+        settle_command(by_k[k], status, paths.root)
+        for k, status in zip(table["K"], table["status"], strict=True)
+    ]
     table = table[list(COLUMNS)]
+    table.attrs["skipped"] = {k: r for k, r in skipped_ks(paths).items() if k not in ks}
 
     transform = config["transform"].get("name", "model scale")
     title = f"{config['dataset']} ({transform}, {config['model']})"

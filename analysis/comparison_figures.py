@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis.diagnostics import CHOOSABLE
 from analysis.yardstick import HELDOUT_LABEL
 
 COMPARE_DPI = 110
@@ -59,7 +60,7 @@ def _draw_elpd(
 ) -> None:
     """elpd_loo ± SE (ok fits joined, failed ones as grey crosses), WAIC, GMM held-out."""
     ks = table["K"].to_numpy()
-    ok = (table["status"] == "ok").to_numpy()
+    ok = table["status"].isin(CHOOSABLE).to_numpy()
     unreliable = ~table["loo_reliable"].astype(bool).to_numpy()
 
     def label(text):

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.decision import decision_lines
+from analysis.diagnostics import CHOOSABLE
 from analysis.paths import atomic_path
 from analysis.waic import P_WAIC_I_WARN
 from analysis.yardstick import HELDOUT_MEANING
@@ -92,7 +93,7 @@ def markdown_table(table: pd.DataFrame, columns=MARKDOWN_COLUMNS) -> str:
 def write_markdown(path, table, context: dict, notes: list[str], figures: dict) -> None:
     rule_lines = decision_lines(table)
     thresholds = ", ".join(f"{t:.2f}" for t in sorted(table["k_threshold"].unique()))
-    failed = table[table["status"] != "ok"]
+    failed = table[table["status"] != "ok"]  # stacked fits too: their modes are listed
     handled = table[table["loo_method"] != "psis"]
     flagged = table[table["loo_note"].astype(str) != ""]
     lines = [
@@ -145,11 +146,16 @@ def write_markdown(path, table, context: dict, notes: list[str], figures: dict) 
             + (f"; {row['loo_note']}" if row["loo_note"] else "")
             + "."
         )
-    lines += ["", "## Fits that failed diagnostics", ""]
+    lines += ["", "## Fits that did not pass diagnostics", ""]
     if failed.empty:
         lines.append("None: every fit passed (R-hat, ESS, divergences, E-BFMI).")
     for _, row in failed.iterrows():
-        lines.append(f"- K={int(row['K'])}: {row['diagnostics_reason']} (listed, never chosen).")
+        use = (
+            "compared by its chain-stacked elpd"
+            if row["status"] in CHOOSABLE
+            else "listed, never chosen"
+        )
+        lines.append(f"- K={int(row['K'])} ({row['status']}): {row['diagnostics_reason']} ({use}).")
     waic_warned = table[table["waic_p_over_0_4"] > 0]
     lines += ["", "## WAIC", ""]
     lines.append(

@@ -1,7 +1,10 @@
 """The rule that chooses K from the comparison table, and the sentences that explain the choice.
 
-Among fits whose diagnostics are ``ok``, the smallest K whose ``elpd_diff`` is within
-:data:`RULE_SE` x ``dse`` of the best; the BIC choice is shown beside it.
+Among the entries the rule may use (status ``ok``, or ``stacked``: a multimodal fit by its
+chain-stacked elpd), the smallest K whose ``elpd_diff`` is within :data:`RULE_SE` x ``dse`` of
+the best; the BIC choice is shown beside it. A fit the rule may not use (``slow``, ``divergent``)
+that is more than RULE_SE x dse better than the chosen K is reported loudly, with the command
+that would settle it (the table's ``settle`` column).
 """
 
 from __future__ import annotations
@@ -9,17 +12,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.diagnostics import CHOOSABLE
 from analysis.yardstick import HELDOUT_FOLDS
 
 RULE_SE = 2.0  # elpd_diff within RULE_SE x dse of the best fit
 
 
 def choose_k(table: pd.DataFrame, rule_se: float = RULE_SE) -> int | None:
-    """The smallest ``ok`` K whose ``elpd_diff >= -rule_se * dse``; None when no fit is ok.
+    """The smallest CHOOSABLE K whose ``elpd_diff >= -rule_se * dse``; None when there is none.
 
-    ``elpd_diff`` and ``dse`` must be relative to the best ``ok`` fit (elpd_diff 0 there).
+    ``elpd_diff`` and ``dse`` must be relative to the best CHOOSABLE fit (elpd_diff 0 there).
     """
-    ok = table[table["status"] == "ok"]
+    ok = table[table["status"].isin(CHOOSABLE)]
     if ok.empty:
         return None
     best = ok.loc[ok["elpd_loo"].idxmax()]
@@ -44,13 +48,14 @@ def decision_lines(table: pd.DataFrame, rule_se: float = RULE_SE) -> list[str]:
     chosen = choose_k(table, rule_se)
     by_k = table.set_index("K")
     lines = [
-        f"Rule: among fits that passed diagnostics, the smallest K whose elpd_loo is within "
+        f"Rule: among fits that passed diagnostics (ok, or multimodal with their chains stacked), "
+        f"the smallest K whose elpd_loo is within "
         f"{rule_se:g} x dse of the best (elpd_diff >= -{rule_se:g} dse)."
     ]
     if chosen is None:
-        lines.append("No K chosen: no fit passed its diagnostics.")
+        lines.append("No K chosen: no fit passed its diagnostics or could be stacked.")
     else:
-        ok = table[table["status"] == "ok"]
+        ok = table[table["status"].isin(CHOOSABLE)]
         best = ok.loc[ok["elpd_loo"].idxmax()]
         c = by_k.loc[chosen]
         lines.append(
@@ -79,10 +84,20 @@ def decision_lines(table: pd.DataFrame, rule_se: float = RULE_SE) -> list[str]:
                 f"Caution: K={chosen} keeps {int(c['pareto_k_remaining'])} customer(s) with "
                 f"Pareto k above {c['k_threshold']:.2f}; its elpd_loo is not reliable."
             )
-    failed = table[table["status"] != "ok"]
+    failed = table[~table["status"].isin(CHOOSABLE)]
     if not failed.empty:
         lines.append(
-            "Never chosen (diagnostics failed): " + ", ".join(f"K={k}" for k in failed["K"]) + "."
+            "Never chosen (diagnostics failed): "
+            + ", ".join(f"K={r['K']} ({r['status']})" for _, r in failed.iterrows())
+            + "."
+        )
+    lines += better_unusable(table, chosen, rule_se)
+    skipped = table.attrs.get("skipped", {})
+    if skipped:
+        lines.append(
+            "Not fitted (the sweep's stopping rule): "
+            + "; ".join(f"K={k}: {reason}" for k, reason in sorted(skipped.items()))
+            + "."
         )
     unreliable = table[~table["loo_reliable"].astype(bool)]
     if not unreliable.empty:
@@ -141,6 +156,29 @@ def decision_lines(table: pd.DataFrame, rule_se: float = RULE_SE) -> list[str]:
     return lines
 
 
+def better_unusable(table: pd.DataFrame, chosen: int | None, rule_se: float) -> list[str]:
+    """A loud line for every fit the rule may not use whose elpd_loo is more than ``rule_se``
+    x its dse (against the best usable fit) above the chosen K's, with the command that would
+    settle it (``settle`` column)."""
+    if chosen is None:
+        return []
+    by_k = table.set_index("K")
+    c = by_k.loc[chosen]
+    lines = []
+    for _, row in table[~table["status"].isin(CHOOSABLE)].iterrows():
+        gain = row["elpd_diff"] - c["elpd_diff"]
+        if gain > rule_se * row["dse"]:
+            settle = row.get("settle", "")
+            lines.append(
+                f"WARNING: K={int(row['K'])} ({row['status']}) is {gain:,.1f} elpd better than "
+                f"the chosen K={chosen} (dse {row['dse']:,.1f} against the best usable fit), but "
+                "its diagnostics failed, so the rule could not use it: the choice may be "
+                "made by the failure, not by the data."
+                + (f" To settle it: {settle}" if settle else "")
+            )
+    return lines
+
+
 def disagreement(by_k: pd.DataFrame, chosen: int, bic_k: int, rule_se: float) -> str:
     """One sentence on why the LOO rule and BIC pick different K, with the numbers."""
     c, b = by_k.loc[chosen], by_k.loc[bic_k]
@@ -150,7 +188,7 @@ def disagreement(by_k: pd.DataFrame, chosen: int, bic_k: int, rule_se: float) ->
         f"{b['bic_spread']:,.0f}). "
     )
     predictive = f"elpd_diff {b['elpd_diff']:,.1f}, {_ratio(b)} dse"
-    if b["status"] != "ok":
+    if b["status"] not in CHOOSABLE:
         return text + (
             f"The Bayesian fit at K={bic_k} failed its diagnostics ({b['diagnostics_reason']}), so "
             f"the rule cannot use it; its elpd_loo ({predictive}) is not trustworthy as it stands."

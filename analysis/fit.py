@@ -1,35 +1,39 @@
 """Sample one posterior per K, post-process it, save it, and resume a sweep.
 
-Per K: build the mixture, start every chain at the EM solution (one labelling), run NUTS
-(nutpie by default), then on the saved draws: per-draw memberships and pointwise log-likelihood,
-Stephens relabelling, assignment summaries, ArviZ diagnostics and prior and posterior predictive
-samples (for the checks in analysis/checks.py).
+Per K: build the mixture, start each chain at its own EM solution (aligned to one labelling,
+analysis/starts.py), run NUTS (nutpie by default), then on the saved draws: per-draw memberships
+and pointwise log-likelihood, Stephens relabelling, assignment summaries, ArviZ diagnostics with
+one status per fit (analysis/diagnostics.py) and prior and posterior predictive samples (for the
+checks in analysis/checks.py). The sweep (analysis/sweep.py) refits ``slow`` K for longer within a
+time budget and stops early when larger K stop improving.
 Everything goes into one DataTree written atomically to ``fits/K{k}.nc`` with its configuration
 (JSON) in the root attrs; a later run with the same configuration skips that K.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pymc as pm
 import xarray as xr
 
 from analysis.assignments import summarize_memberships
-from analysis.diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
+from analysis.chain_stacking import stack_chains
 from analysis.diagnostics import diagnose
 from analysis.membership import memberships_and_loglik
-from analysis.paths import RunPaths, atomic_path
+from analysis.paths import atomic_path
 from analysis.relabel import permutation_dataarray, permute, relabel_posterior, stephens
 from analysis.scale import population, subsample_indices
+from analysis.starts import chain_starts, starts_dataset
 from models import MIXTURES, Mixture
 
 SAMPLERS = ("nutpie", "pymc")
@@ -37,7 +41,8 @@ SAMPLERS = ("nutpie", "pymc")
 # PyTensor cache and 1.5-4.5 min without one, for 1.2-1.95x faster gradients at K <= 6 and
 # 2.2-2.4x slower ones at K = 8, 10 on marketing (bench.compile).
 BACKENDS = ("jax", "numba")
-FIT_FORMAT = 1  # bump when the saved contents change, so old fits are not silently reused
+SAMPLING_CORES = 2  # chains sampled at once (the machines this runs on have 2 cores)
+FIT_FORMAT = 2  # bump when the saved contents change, so old fits are not silently reused
 PPC_DRAWS = 100  # replicated data sets kept for prior and posterior predictive checks
 SAMPLE_STATS = ("lp", "diverging", "energy", "step_size")  # named alike by both samplers
 # PPC_DRAWS replicated data sets need no optimised code: the Python linker compiles the draws
@@ -153,37 +158,110 @@ def nutpie_backend(backend: str) -> dict:
     return {"backend": backend, "gradient_backend": "jax" if backend == "jax" else "pytensor"}
 
 
-def run_sampler(model: pm.Model, initvals, settings: SamplerSettings, callback=None) -> xr.DataTree:
-    """NUTS from ``initvals`` (one dict for all chains, or a list of one per chain: pymc only).
+def run_sampler(model: pm.Model, starts, settings: SamplerSettings, callback=None) -> xr.DataTree:
+    """NUTS with chain c started at ``starts[c]`` (a list of one dict per chain; None: the
+    sampler's own initialisation, pymc sampler only).
 
     ``callback(trace, draw)`` is ``pm.sample``'s per-draw callback (pymc sampler only); raising
     KeyboardInterrupt in it stops sampling and keeps the draws so far.
     """
-    common = {
-        "draws": settings.draws,
-        "tune": settings.tune,
-        "chains": settings.chains,
-        "random_seed": settings.seed,
-        "initvals": initvals,
-        "model": model,
-        "progressbar": True,
-        "compute_convergence_checks": False,
-    }
     if settings.sampler == "nutpie":
-        # no jitter: every chain starts in the EM labelling; warm-up separates them
-        compile_kwargs = {"jitter_rvs": set()} | nutpie_backend(settings.backend)
-        sampled = pm.sample(**common, nuts_sampler="nutpie", compile_kwargs=compile_kwargs)
+        sampled = nutpie_chains(model, starts, settings)
         stats = sampled["sample_stats"].to_dataset().rename(logp="lp")
     else:
         # forkserver: forked workers took 5.2x longer per gradient (bench.sweep, idiomatic K = 2),
         # and a fork would copy JAX's threads (a deadlock risk)
-        cores = min(settings.chains, 2)
         sampled = pm.sample(
-            **common, nuts_sampler="pymc", cores=cores, mp_ctx="forkserver", callback=callback
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            random_seed=settings.seed,
+            initvals=starts,
+            model=model,
+            progressbar=True,
+            compute_convergence_checks=False,
+            cores=min(settings.chains, SAMPLING_CORES),
+            mp_ctx="forkserver",
+            callback=callback,
         )
         stats = sampled["sample_stats"].to_dataset()
     sampled["sample_stats"] = xr.DataTree(stats[list(SAMPLE_STATS)])
     return sampled
+
+
+def nutpie_chains(model: pm.Model, starts: list[dict], settings: SamplerSettings) -> xr.DataTree:
+    """nutpie NUTS, one chain per start, :data:`SAMPLING_CORES` chains at a time.
+
+    pm.sample's nutpie path takes one start for all chains, so the model is compiled once and
+    each chain runs as its own ``nutpie.sample`` call from its start (no jitter), in a thread
+    (nutpie samples outside the GIL). The chains are joined into one DataTree as pm.sample
+    returns it.
+    """
+    import nutpie
+    from pymc.backends.arviz import patch_nutpie_idata
+    from pymc.initial_point import make_initial_point_fn
+
+    compiled = nutpie.compile_pymc_model(
+        model, jitter_rvs=set(), **nutpie_backend(settings.backend)
+    )
+    value_names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
+    chain_seeds = np.random.SeedSequence(settings.seed).generate_state(settings.chains)
+
+    def unconstrained(start: dict) -> np.ndarray:
+        point = make_initial_point_fn(
+            model=model, overrides=start, jitter_rvs=set(), return_transformed=True
+        )(0)
+        return np.concatenate([np.asarray(point[name], float).ravel() for name in value_names])
+
+    def sample_chain(chain: int) -> xr.DataTree:
+        flat = unconstrained(starts[chain])
+        # nutpie asks its model for a start per chain; this one always answers ``flat``
+        started_at = dataclasses.replace(
+            compiled, **{initial_point_field(compiled): lambda seed: flat.copy()}
+        )
+        began = time.perf_counter()
+        trace = nutpie.sample(
+            started_at,
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=1,
+            cores=1,
+            seed=int(chain_seeds[chain]),
+            save_warmup=False,
+            progress_bar=False,
+        )
+        print(
+            f"    chain {chain + 1}/{settings.chains} done in {time.perf_counter() - began:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        return trace
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=min(settings.chains, SAMPLING_CORES)) as pool:
+        traces = list(pool.map(sample_chain, range(settings.chains)))
+    joined = xr.DataTree.from_dict(
+        {
+            group: xr.concat(
+                [t[group].to_dataset().assign_coords(chain=[c]) for c, t in enumerate(traces)],
+                dim="chain",
+                combine_attrs="override",
+            )
+            for group in ("posterior", "sample_stats")
+        }
+    )
+    patch_nutpie_idata(joined, model, sampling_time=time.perf_counter() - began)
+    return joined
+
+
+def initial_point_field(compiled) -> str:
+    """The field of a compiled nutpie model that gives each chain its start (nutpie 0.16: jax
+    models are PyFuncModel with ``_make_initial_points``, numba ones ``initial_point_func``)."""
+    return (
+        "_make_initial_points"
+        if hasattr(compiled, "_make_initial_points")
+        else ("initial_point_func")
+    )
 
 
 def fit_k(
@@ -192,9 +270,12 @@ def fit_k(
     k: int,
     customers,
     features,
-    initvals=None,
+    starts: list[dict] | None = None,
 ) -> xr.DataTree:
     """Sample and post-process the K-segment fit of model-scale ``x`` (N, D).
+
+    Chain c starts at ``starts[c]`` (default: :func:`analysis.starts.chain_starts`, each chain's
+    own EM solution in one labelling); the starts are saved in the ``chain_starts`` group.
 
     With ``spec.subsample`` the posterior is fitted on that many random customers, and a
     ``population`` group holds every customer's assignments and log predictive density.
@@ -207,14 +288,21 @@ def fit_k(
         fitted[:] = False
         fitted[subsample_indices(len(x), spec.subsample, spec.sampler.seed)] = True
     model = spec.build_model(x[fitted], k, customers[fitted], features)
-    if initvals is None:
-        initvals = mixture.initial_point(
-            x[fitted], k, priors=priors, seed=spec.sampler.seed, **spec.options
-        )
     started = time.perf_counter()
-    sampled = run_sampler(model, initvals, spec.sampler)
+    if starts is None:
+        starts = chain_starts(
+            mixture,
+            x[fitted],
+            k,
+            chains=spec.sampler.chains,
+            seed=spec.sampler.seed,
+            priors=priors,
+            options=spec.options,
+        )
+    sampled = run_sampler(model, starts, spec.sampler)
     seconds = time.perf_counter() - started
     tree = postprocess(sampled, model, mixture, x[fitted], spec.identity(k), seconds)
+    tree["chain_starts"] = starts_dataset(starts, tree["posterior"].to_dataset())
     if spec.subsample is not None:
         posterior = tree["posterior"].to_dataset()
         started = time.perf_counter()
@@ -234,7 +322,12 @@ def postprocess(
     identity: dict,
     seconds: float,
 ) -> xr.DataTree:
-    """Relabel, summarise assignments, diagnose and assemble the DataTree that is saved."""
+    """Relabel, diagnose, summarise assignments and assemble the DataTree that is saved.
+
+    A ``multimodal`` fit's chains are stacked (:mod:`analysis.chain_stacking`): each mode gets
+    its chains' stacking weight, and the assignments summarise the draws of the mode with the
+    largest weight (the one the report describes).
+    """
     posterior = sampled["posterior"].to_dataset()
     sample_stats = sampled["sample_stats"].to_dataset()
     membership, loglik = memberships_and_loglik(mixture, identity["options"], x, posterior)
@@ -244,9 +337,6 @@ def postprocess(
     membership = permute(membership, relabelling.permutation)
     n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
     customer = sampled["observed_data"]["customer"]
-    assignments = summarize_memberships(
-        membership, n_chains, customer.values, posterior["segment"].values
-    )
     sampling_seconds = sampled["posterior"].attrs.get("sampling_time")
     timings = {"seconds": seconds, "sampling_seconds": sampling_seconds}
     diagnostics = diagnose(posterior, sample_stats, mixture.diagnosed) | timings
@@ -254,6 +344,25 @@ def postprocess(
         {"x": (("chain", "draw", "customer"), loglik.reshape(n_chains, n_draws, -1))},
         coords={"chain": posterior["chain"], "draw": posterior["draw"], "customer": customer},
     )
+    described = list(posterior["chain"].values)  # the chains the assignments summarise
+    if diagnostics["status"] == "multimodal":
+        stack = stack_chains(
+            xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": log_likelihood}), "x"
+        )
+        for mode in diagnostics["modes"]:
+            positions = [described.index(chain) for chain in mode["chains"]]
+            mode["stacking_weight"] = float(stack.mode_weights([positions])[0])
+        diagnostics["modes"].sort(key=lambda mode: -mode["stacking_weight"])
+        described = diagnostics["modes"][0]["chains"]
+    per_chain = membership.reshape(n_chains, n_draws, *membership.shape[1:])
+    chosen = per_chain[[list(posterior["chain"].values).index(c) for c in described]]
+    assignments = summarize_memberships(
+        chosen.reshape(-1, *membership.shape[1:]),
+        len(described),
+        customer.values,
+        posterior["segment"].values,
+    )
+    assignments.attrs["chains"] = [int(chain) for chain in described]
     seed = identity["sampler"]["seed"]
     tree = xr.DataTree.from_dict(
         {
@@ -278,6 +387,20 @@ def postprocess(
         "segment_diagnostics": json.dumps(diagnostics),
     }
     return tree
+
+
+def described_mode(tree: xr.DataTree) -> xr.DataTree:
+    """The fit restricted to the chains its assignments describe: every chain, or for a
+    multimodal fit the mode with the largest stacking weight (profiles and plots use these)."""
+    chains = tree["assignments"].attrs.get("chains")
+    if chains is None or len(chains) == tree["posterior"].sizes["chain"]:
+        return tree
+    chains = [int(chain) for chain in np.atleast_1d(chains)]
+    described = tree.copy()
+    for node in tree.children.values():
+        if "chain" in node.dims:
+            described[node.name] = node.to_dataset().sel(chain=chains)
+    return described
 
 
 def predictive(model: pm.Model, seed: int, posterior: xr.Dataset | None = None) -> xr.Dataset:
@@ -331,50 +454,12 @@ def load_fit(path: Path) -> xr.DataTree:
 
 
 def saved_fit_matches(path: Path, identity: dict) -> bool:
-    """True when ``path`` holds a readable fit made with exactly this configuration."""
+    """True when ``path`` holds a readable fit asked for with exactly this configuration (a fit
+    the sweep sampled longer keeps the configuration it was asked for as ``request``)."""
     if not path.exists():
         return False
     try:
-        return saved_attrs(path).get("config") == identity
+        attrs = saved_attrs(path)
+        return attrs.get("request", attrs.get("config")) == identity
     except (OSError, ValueError, KeyError):
         return False
-
-
-def fit_sweep(
-    spec: FitSpec, x: np.ndarray, ks: list[int], customers, features, paths: RunPaths
-) -> list[dict]:
-    """Fit every K not already saved with the same configuration; returns diagnostics rows."""
-    rows = []
-    for position, k in enumerate(ks, start=1):
-        path = paths.fit(k)
-        if saved_fit_matches(path, spec.identity(k)):
-            print(f"[K={k}] ({position}/{len(ks)}) already fitted: {path}", file=sys.stderr)
-        else:
-            print(
-                f"[K={k}] ({position}/{len(ks)}) sampling {spec.sampler.chains} chains "
-                f"x ({spec.sampler.tune} tune + {spec.sampler.draws} draws)",
-                file=sys.stderr,
-            )
-            save_fit(fit_k(spec, x, k, customers, features), path)
-        row = {"K": k} | saved_attrs(path)["diagnostics"]
-        rows.append(row)
-        loud = "" if row["status"] == "ok" else f"  <<< FAILED: {row['reason']}"
-        print(
-            f"[K={k}] status {row['status']}, max R-hat {row['max_rhat']:.3f}, "
-            f"min ESS {min(row['min_ess_bulk'], row['min_ess_tail']):.0f}, "
-            f"{row['divergences']} divergences, {row['seconds']:.0f} s{loud}",
-            file=sys.stderr,
-        )
-    return rows
-
-
-def write_diagnostics(paths: RunPaths) -> pd.DataFrame:
-    """Rebuild ``diagnostics.csv`` from every saved fit in the run directory (sorted by K)."""
-    rows = [
-        {"K": saved_attrs(path)["config"]["K"]} | saved_attrs(path)["diagnostics"]
-        for path in paths.fit_files()
-    ]
-    table = pd.DataFrame(rows, columns=list(DIAGNOSTIC_COLUMNS)).sort_values("K")
-    with atomic_path(paths.diagnostics_csv) as temporary:
-        table.to_csv(temporary, index=False)
-    return table

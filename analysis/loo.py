@@ -17,6 +17,8 @@ import numpy as np
 import xarray as xr
 from arviz_stats.loo import SamplingWrapper
 
+from analysis.chain_stacking import stack_chains, stacked_elpd_data
+from analysis.elpd import psis_loo
 from analysis.fit import FitSpec, SamplerSettings, fit_k
 from analysis.membership import chunk_draws, memberships_and_loglik
 from analysis.waic import waic
@@ -60,11 +62,13 @@ def khat_bands(pareto_k: np.ndarray, good_k: float) -> dict[str, int]:
     }
 
 
-def psis_loo(tree: xr.DataTree, var_name: str):
-    """Pointwise PSIS-LOO; ArviZ's high-k warning is dropped because the caller handles k."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
-        return az.loo(tree, pointwise=True, var_name=var_name)
+def entry_elpd(tree: xr.DataTree, status: str, var_name: str = "x") -> tuple[object, str]:
+    """(pointwise ELPD data, method) that stands for a fit in the comparison: PSIS-LOO, or for
+    a ``multimodal`` fit the chain-stacked elpd (Yao, Vehtari & Gelman 2022)."""
+    psis = psis_loo(tree, var_name)
+    if status != "multimodal":
+        return psis, "psis"
+    return stacked_elpd_data(stack_chains(tree, var_name), psis), "chain-stacking"
 
 
 def observed_data(tree: xr.DataTree, var_name: str) -> xr.DataArray:
@@ -208,6 +212,33 @@ def kfold_loo(tree, config, var_name, folds=10, settings=None, seed=0, progress=
     return az.loo_kfold(tree, wrapper, pointwise=True, var_name=var_name, k=folds, seed=seed)
 
 
+def stacked_estimate(tree: xr.DataTree, attrs: dict, var_name: str) -> FitEstimate:
+    """A multimodal fit's comparison entry: its chain-stacked elpd, status ``stacked``."""
+    config, diagnostics = attrs["config"], attrs["diagnostics"]
+    stacked, method = entry_elpd(tree, "multimodal", var_name)
+    threshold = stacked.good_k
+    remaining = int((stacked.pareto_k.values > threshold).sum())
+    modes = "; ".join(
+        f"chains {', '.join(map(str, mode['chains']))}: weight {mode['stacking_weight']:.2f}"
+        for mode in diagnostics["modes"]
+    )
+    note = f"chains stacked over {len(diagnostics['modes'])} modes ({modes})"
+    if remaining:
+        note += f"; {remaining} customer(s) keep k > {threshold:.2f} in a weighted chain"
+    return FitEstimate(
+        k=config["K"],
+        status="stacked",
+        reason=diagnostics["reason"],
+        psis=psis_loo(tree, var_name),
+        used=stacked,
+        method=method,
+        remaining=remaining,
+        waic=waic(tree, var_name),
+        note=note,
+        config=config,
+    )
+
+
 def estimate_fit(
     tree: xr.DataTree,
     attrs: dict,
@@ -228,6 +259,8 @@ def estimate_fit(
     config, diagnostics = attrs["config"], attrs["diagnostics"]
     k = config["K"]
     var_name = log_likelihood_name(tree)
+    if diagnostics["status"] == "multimodal":
+        return stacked_estimate(tree, attrs, var_name)
     psis = psis_loo(tree, var_name)
     threshold = psis.good_k if k_threshold is None else k_threshold
     high = int((psis.pareto_k.values > threshold).sum())

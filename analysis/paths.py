@@ -4,7 +4,8 @@ A run directory is shared by the pipeline steps::
 
     DIR/baseline.csv            scikit-learn GMM sweep (segment baseline)
     DIR/fits/K{k}.nc            one ArviZ DataTree per K (segment fit)
-    DIR/diagnostics.csv         convergence per K
+    DIR/diagnostics.csv         convergence per K (status ok/slow/multimodal/divergent/skipped)
+    DIR/skipped.json            K the sweep's stopping rule did not fit, and why
     DIR/comparison.csv, .md     LOO / WAIC / BIC table (segment compare)
     DIR/profiles.csv, assignments.csv, report.html (segment report)
     DIR/figures/*.png
@@ -43,6 +44,11 @@ class RunPaths:
     @property
     def diagnostics_csv(self) -> Path:
         return self.root / "diagnostics.csv"
+
+    @property
+    def skipped_json(self) -> Path:
+        """The K the sweep's stopping rule left unfitted, and why."""
+        return self.root / "skipped.json"
 
     @property
     def comparison_csv(self) -> Path:

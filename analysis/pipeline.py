@@ -72,6 +72,7 @@ def _options(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
 DATA_OPTIONS = ("dataset", "data", "features", "id_column", "transform")
 FIT_OPTIONS = (
     "model", "covariance", "chains", "draws", "tune", "seed", "sampler", "backend", "subsample",
+    "budget", "patience",
 )  # fmt: skip
 
 
@@ -86,9 +87,12 @@ def step_argv(args: argparse.Namespace) -> dict[str, list[str]]:
     report = _options(args, ("precise_threshold",))
     if args.report_k is not None:
         report += ["--k", str(args.report_k)]
+    fit = _options(args, FIT_OPTIONS)
+    if args.stop_at_empty is not None:
+        fit.append("--stop-at-empty" if args.stop_at_empty else "--no-stop-at-empty")
     return {
         "baseline": ["baseline", *data, "--k", args.baseline_k, *baseline, *out],
-        "fit": ["fit", *data, "--k", args.k, *_options(args, FIT_OPTIONS), *out],
+        "fit": ["fit", *data, "--k", args.k, *fit, *out],
         "compare": ["compare", "--run", str(args.out), *compare],
         "report": ["report", "--run", str(args.out), *report],
     }

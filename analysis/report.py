@@ -28,7 +28,8 @@ import pandas as pd
 from analysis import diagnostics as diagnostic_rule
 from analysis import figures
 from analysis.comparison_text import shown_columns
-from analysis.decision import RULE_SE
+from analysis.decision import RULE_SE, better_unusable
+from analysis.diagnostics import CHOOSABLE
 from analysis.errors import InputError
 from analysis.paths import RunPaths, atomic_path
 from analysis.profiles import (
@@ -48,6 +49,7 @@ from analysis.report_outputs import (
     is_true,
     write_outputs,
 )
+from analysis.sweep import skipped_ks
 from analysis.yardstick import HELDOUT_MEANING, heldout_kind
 from models import MIXTURES
 
@@ -218,7 +220,7 @@ table{border-collapse:collapse;margin:.6em 0 1em;font-size:.85em}
 th,td{border:1px solid #ccc;padding:.2em .45em;vertical-align:top}
 th{background:#f2f2f2;text-align:left}td.num{text-align:right;white-space:nowrap}
 tr.chosen td{background:#e6f4ea;font-weight:600}tr.failed td{background:#fde8e8}
-.hdi{color:#666}.missing{color:#a00}.note{color:#555;font-size:.92em}
+.hdi{color:#666}.missing{color:#a00}.note{color:#555;font-size:.92em}.warning{color:#a00000}
 figure{margin:.8em 0 1.4em}img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.88em;color:#555}.banner{background:#fff4d6;border:1px solid #e0c060;
 padding:.6em 1em}nav ol{columns:2;font-size:.95em}code{background:#f4f4f4;padding:0 .2em}
@@ -412,7 +414,7 @@ def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: 
     def row_class(row):
         if frame.at[row, "K"] == chosen:
             return "chosen"
-        return "failed" if str(frame.at[row, "status"]) != "ok" else ""
+        return "" if str(frame.at[row, "status"]) in CHOOSABLE else "failed"
 
     overridden = ""
     if src[SETTINGS].frame.at[item["K chosen by"], "value"] != "comparison.csv":
@@ -426,7 +428,8 @@ def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: 
         "against the best, weight = stacking weight) and WAIC, beside the baseline's BIC, AIC "
         "and ICL at the same K (bic_spread: range over seeds; gmm_heldout_elpd: "
         f"{html.escape(heldout_meaning)}, the same yardstick as elpd_loo). Fits that failed "
-        "convergence diagnostics (red) are not eligible. "
+        "convergence diagnostics (red: slow or divergent) are not eligible; a multimodal fit "
+        "enters by its chain-stacked elpd (status stacked). "
         + (
             "elpd_outside: the fits saw a random subsample (segment fit --subsample); this is "
             "the summed log predictive density of the customers outside it, never seen by the "
@@ -437,7 +440,7 @@ def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: 
         + "Highlighted: the reported K.</p>",
         table(comparison, columns, row_class=row_class, css="wide"),
         "<h3>Why this K</h3>",
-        reasoning(comparison),
+        reasoning(comparison, skipped_ks(paths)),
     ]
     for name in COMPARE_FIGURES:
         if paths.figure(name).is_file():
@@ -445,18 +448,19 @@ def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: 
     return "".join(out)
 
 
-def reasoning(comparison: Source) -> str:
+def reasoning(comparison: Source, skipped: dict[int, str]) -> str:
     """The decision rule of ``segment compare`` and its outcome; every number traced."""
     frame = comparison.frame
     num = comparison.num
     items = [
-        f"Rule: among fits that passed diagnostics, the smallest K whose elpd_loo is within "
+        "Rule: among fits that passed diagnostics (ok, or multimodal by their chain-stacked "
+        f"elpd), the smallest K whose elpd_loo is within "
         f"{RULE_SE:g} &times; dse of the best (elpd_diff &ge; &minus;{RULE_SE:g} dse): "
         "parsimony under the uncertainty of the comparison."
     ]
     chosen_rows = frame.index[frame["chosen"].map(is_true)]
     chosen_row = chosen_rows[0] if len(chosen_rows) else None
-    ok = frame[frame["status"].astype(str) == "ok"]
+    ok = frame[frame["status"].astype(str).isin(CHOOSABLE)]
     if chosen_row is None or not len(ok):
         items.append("No K chosen: no fit passed its diagnostics.")
     else:
@@ -489,10 +493,27 @@ def reasoning(comparison: Source) -> str:
                 f"above {num(chosen_row, 'k_threshold')} at the chosen K: its elpd_loo is not "
                 "reliable."
             )
-    failed = frame[frame["status"].astype(str) != "ok"]
+    failed = frame[~frame["status"].astype(str).isin(CHOOSABLE)]
     if len(failed):
-        listed = ", ".join(num(r, "K") for r in failed.index)
+        listed = ", ".join(f"{num(r, 'K')} ({frame.at[r, 'status']})" for r in failed.index)
         items.append(f"Never chosen because their diagnostics failed: K = {listed}.")
+    if chosen_row is not None:
+        chosen_k = int(frame.at[chosen_row, "K"])
+        items += [
+            f'<strong class="warning">{html.escape(line)}</strong>'
+            for line in better_unusable(frame, chosen_k, RULE_SE)
+        ]
+        if chosen_k == int(frame["K"].max()) and not skipped:
+            items.append(
+                f"The chosen K = {num(chosen_row, 'K')} is the largest K fitted: a larger K may "
+                "fit better still; fit it before relying on this choice."
+            )
+    if skipped:
+        items.append(
+            "Not fitted (the sweep's stopping rule): "
+            + "; ".join(f"K = {k}: {html.escape(r)}" for k, r in sorted(skipped.items()))
+            + "."
+        )
     if "bic_chosen" in frame:
         bic_rows = frame.index[frame["bic_chosen"].map(is_true)]
         if len(bic_rows):
@@ -519,12 +540,12 @@ def section_diagnostics(paths, src, chosen, setting) -> str:
 
     def row_class(row):
         if frame.at[row, "K"] == chosen:
-            return "chosen" if frame.at[row, "status"] == "ok" else "failed"
+            return "chosen" if frame.at[row, "status"] in ("ok", "multimodal") else "failed"
         return "failed" if frame.at[row, "status"] != "ok" else ""
 
     def verdict(row):
         status = str(frame.at[row, "status"])
-        return "pass" if status == "ok" else f"FAIL: {diagnostics.text(row, 'reason')}"
+        return "pass" if status == "ok" else f"{status.upper()}: {diagnostics.text(row, 'reason')}"
 
     out = [
         f"<p>Pass = max R-hat &le; {diagnostic_rule.MAX_RHAT}, bulk and tail ESS &ge; "
@@ -540,7 +561,16 @@ def section_diagnostics(paths, src, chosen, setting) -> str:
         ),
     ]
     chosen_rows = frame.index[frame["K"] == chosen]
-    if len(chosen_rows) and frame.at[chosen_rows[0], "status"] != "ok":
+    chosen_status = str(frame.at[chosen_rows[0], "status"]) if len(chosen_rows) else "ok"
+    if chosen_status == "multimodal":
+        out.append(
+            f'<p class="banner">The reported K = {diagnostics.num(chosen_rows[0], "K")} is '
+            "multimodal: its chains settle in distinct modes. It was compared by its "
+            "chain-stacked elpd; the profiles and assignments describe the mode with the "
+            "largest stacking weight (the fit's <code>assignments</code> attrs list its "
+            "chains); the trace and rank plots show every chain.</p>"
+        )
+    elif chosen_status != "ok":
         out.append(
             f'<p class="banner">The reported K = {diagnostics.num(chosen_rows[0], "K")} FAILED '
             "its diagnostics: treat every number below as provisional.</p>"

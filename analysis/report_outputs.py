@@ -22,6 +22,7 @@ from analysis.decision import RULE_SE
 from analysis.errors import InputError
 from analysis.fit import (
     backend_of,
+    described_mode,
     load_fit,
     sampling_description,
     sampling_settings,
@@ -290,7 +291,8 @@ def write_outputs(
             print(f"report: {message}", file=progress, flush=True)
 
     say(f"loading {paths.fit(chosen)}")
-    tree = load_fit(paths.fit(chosen))
+    every_chain = load_fit(paths.fit(chosen))
+    tree = described_mode(every_chain)  # a multimodal fit: its mode of largest stacking weight
     configs = fitted_configs(paths)
     ks = [int(config["K"]) for config in configs]
     segments, profiles = segment_profiles(tree)
@@ -338,9 +340,9 @@ def write_outputs(
     say("profile and assignment figures written")
     diagnosed = [v for v in MIXTURES[config["model"]].diagnosed if v in tree["posterior"]]
     with atomic_path(paths.figure("trace")) as trace, atomic_path(paths.figure("rank")) as rank:
-        figures.trace_rank_figures(tree["posterior"], diagnosed, trace, rank)
+        figures.trace_rank_figures(every_chain["posterior"], diagnosed, trace, rank)
     with atomic_path(paths.figure("energy")) as energy:
-        figures.energy_figure(tree["sample_stats"], energy)
+        figures.energy_figure(every_chain["sample_stats"], energy)
     say("trace, rank and energy figures written")
     if not categorical:
         from analysis.checks import predictive_figure

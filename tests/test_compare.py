@@ -13,6 +13,7 @@ import pytest
 from analysis.cli import main
 from analysis.compare import COLUMNS, compare_run
 from analysis.decision import bic_choice, choose_k, decision_lines
+from analysis.diagnostics import CHOOSABLE
 from analysis.fit import (
     FitSpec,
     SamplerSettings,
@@ -46,9 +47,11 @@ REQUIRED = (
 
 
 def constructed(elpd, dse, status, bic=None) -> pd.DataFrame:
-    """A comparison table from elpd_loo per K (K = 1..n); elpd_diff against the best ok row."""
+    """A comparison table from elpd_loo per K (K = 1..n); elpd_diff against the best row the rule
+    may use (ok or stacked)."""
     elpd, status = np.asarray(elpd, float), np.asarray(status)
-    best = elpd[status == "ok"].max() if (status == "ok").any() else elpd.max()
+    usable = np.isin(status, CHOOSABLE)
+    best = elpd[usable].max() if usable.any() else elpd.max()
     n = len(elpd)
     return pd.DataFrame(
         {
@@ -84,11 +87,25 @@ def test_rule_takes_the_smallest_k_within_two_dse_of_the_best():
 
 def test_failed_fits_are_never_chosen_even_when_best():
     table = constructed(
-        [-1200, -1040, -1000, -900, -1002], [20, 5, 0, 10, 3], ["ok", "ok", "ok", "failed", "ok"]
+        [-1200, -1040, -1000, -900, -1002], [20, 5, 0, 10, 3], ["ok", "ok", "ok", "slow", "ok"]
     )
     assert choose_k(table) == 3  # K=4 has the highest elpd but failed diagnostics
-    table["status"] = "failed"
+    table["status"] = "divergent"
     assert choose_k(table) is None
+
+
+def test_stacked_entries_are_chosen_and_a_better_failed_k_is_reported_loudly():
+    table = constructed(
+        [-1200, -1040, -1000, -900, -1030], [20, 5, 0, 10, 3],
+        ["ok", "ok", "stacked", "divergent", "ok"],
+    )  # fmt: skip
+    table["settle"] = ["", "", "", "segment fit --k 4 --tune 2000 --out runs/x", ""]
+    assert choose_k(table) == 3  # a multimodal fit by its chain-stacked elpd
+    warnings = [line for line in decision_lines(table) if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "K=4 (divergent) is 100.0 elpd better" in warnings[0]
+    assert warnings[0].endswith("To settle it: segment fit --k 4 --tune 2000 --out runs/x")
+    table.loc[table["K"] == 4, "dse"] = 60.0  # within 2 dse: not clearly better, no warning
+    assert not [line for line in decision_lines(table) if line.startswith("WARNING")]
 
 
 def test_rule_refuses_differences_not_relative_to_the_best_ok_fit():

@@ -105,7 +105,7 @@ def test_chains_started_in_permuted_labellings_agree_after_relabelling(truth):
         3,
         np.arange(len(truth.x)),
         FEATURES,
-        initvals=[start, rotated],
+        starts=[start, rotated],
     )
     permutation = tree["relabel"]["permutation"].values
     assert not np.array_equal(permutation[0, 0], permutation[1, 0]), "chains were not switched"

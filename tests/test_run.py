@@ -58,14 +58,18 @@ def test_each_step_command_is_a_valid_segment_command():
 def test_every_fit_option_reaches_the_fit_step():
     given = {
         "model": "hurdle", "covariance": "diag", "chains": "3", "draws": "7", "tune": "9",
-        "seed": "5", "sampler": "pymc", "backend": "numba", "subsample": "100",
+        "seed": "5", "sampler": "pymc", "backend": "numba", "subsample": "100", "budget": "1.5",
+        "patience": "3",
     }  # fmt: skip
+    flags = {"stop_at_empty": ("--no-stop-at-empty", "False")}  # on/off options
     options = argparse.ArgumentParser(add_help=False)
     add_fit_options(options)
-    assert {action.dest for action in options._actions} == set(given)  # every fit option
+    assert {action.dest for action in options._actions} == set(given) | set(flags)
     argv = [arg for name, value in given.items() for arg in (f"--{name}", value)]
+    argv += [flag for flag, _ in flags.values()]
     fit = build_parser().parse_args(step_argv(apply_preset(parse_run(*argv)))["fit"])
-    assert {name: str(getattr(fit, name)) for name in given} == given
+    expected = given | {name: value for name, (_, value) in flags.items()}
+    assert {name: str(getattr(fit, name)) for name in expected} == expected
 
 
 def test_run_writes_every_step_output(run):
