@@ -173,7 +173,8 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
         metavar="MINUTES",
         help="wall time the sweep may use before it stops sampling slow fits longer (a slow "
         f"fit is refitted with {sweep.GROWTH}x the warm-up and draws while the next attempt "
-        "is expected to end inside it; default: no extension; segment run: the preset's)",
+        "is expected to end inside it; 0 or not given: no extension; segment run: the "
+        "preset's)",
     )
     group.add_argument(
         "--patience",
@@ -212,13 +213,13 @@ def command_fit(args: argparse.Namespace) -> None:
     for option in ("chains", "draws", "tune"):
         if getattr(args, option) < 1:
             raise InputError(f"--{option} must be >= 1, got {getattr(args, option)}")
-    if args.budget is not None and not args.budget > 0:
-        raise InputError(f"--budget must be > 0 minutes, got {args.budget}")
+    if args.budget is not None and not args.budget >= 0:
+        raise InputError(f"--budget must be >= 0 minutes, got {args.budget}")
     patience = sweep.PATIENCE if args.patience is None else args.patience
     if patience < 0:
         raise InputError(f"--patience must be >= 0, got {patience}")
     rules = sweep.SweepRules(
-        budget_seconds=None if args.budget is None else 60 * args.budget,
+        budget_seconds=60 * args.budget if args.budget else None,
         patience=patience,
         stop_at_empty=args.stop_at_empty is not False,
     )

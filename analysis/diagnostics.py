@@ -68,6 +68,19 @@ def divergent_parameters(diagnosed: xr.Dataset, diverging: xr.DataArray) -> list
     return [text for _, text in sorted(shifts, key=lambda item: -item[0])[:DIVERGENT_SHOWN]]
 
 
+def mode_convergence(posterior: xr.Dataset, variables: tuple[str, ...], chains: list) -> dict:
+    """Max R-hat and min bulk/tail ESS over ``variables`` within one mode's ``chains`` (split
+    R-hat for a single chain): how well the draws a multimodal fit's report rests on mixed."""
+    diagnosed = posterior[list(variables)].sel(chain=list(chains))
+    return {
+        "max_rhat": _extreme(az.rhat(diagnosed), np.max),
+        "min_ess": min(
+            _extreme(az.ess(diagnosed, method="bulk"), np.min),
+            _extreme(az.ess(diagnosed, method="tail"), np.min),
+        ),
+    }
+
+
 def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset, variables: tuple[str, ...]) -> dict:
     """Diagnostics dict (the :data:`COLUMNS` minus K, attempts and timings, plus ``modes``: the
     chains' modes, JSON-able, highest mean log density first) of a relabelled posterior."""

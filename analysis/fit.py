@@ -28,7 +28,7 @@ import xarray as xr
 
 from analysis.assignments import summarize_memberships
 from analysis.chain_stacking import stack_chains
-from analysis.diagnostics import diagnose
+from analysis.diagnostics import diagnose, mode_convergence
 from analysis.membership import memberships_and_loglik
 from analysis.paths import atomic_path
 from analysis.relabel import permutation_dataarray, permute, relabel_posterior, stephens
@@ -354,6 +354,7 @@ def postprocess(
             mode["stacking_weight"] = float(stack.mode_weights([positions])[0])
         diagnostics["modes"].sort(key=lambda mode: -mode["stacking_weight"])
         described = diagnostics["modes"][0]["chains"]
+        diagnostics["modes"][0] |= mode_convergence(posterior, mixture.diagnosed, described)
     per_chain = membership.reshape(n_chains, n_draws, *membership.shape[1:])
     chosen = per_chain[[list(posterior["chain"].values).index(c) for c in described]]
     assignments = summarize_memberships(
@@ -392,10 +393,10 @@ def postprocess(
 def described_mode(tree: xr.DataTree) -> xr.DataTree:
     """The fit restricted to the chains its assignments describe: every chain, or for a
     multimodal fit the mode with the largest stacking weight (profiles and plots use these)."""
-    chains = tree["assignments"].attrs.get("chains")
+    chains = tree["assignments"].attrs.get("chains")  # a 1-chain list is read back as a scalar
+    chains = None if chains is None else [int(chain) for chain in np.atleast_1d(chains)]
     if chains is None or len(chains) == tree["posterior"].sizes["chain"]:
         return tree
-    chains = [int(chain) for chain in np.atleast_1d(chains)]
     described = tree.copy()
     for node in tree.children.values():
         if "chain" in node.dims:

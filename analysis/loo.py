@@ -222,9 +222,15 @@ def stacked_estimate(tree: xr.DataTree, attrs: dict, var_name: str) -> FitEstima
         f"chains {', '.join(map(str, mode['chains']))}: weight {mode['stacking_weight']:.2f}"
         for mode in diagnostics["modes"]
     )
-    note = f"chains stacked over {len(diagnostics['modes'])} modes ({modes})"
+    top = diagnostics["modes"][0]
+    note = (
+        f"chains stacked over {len(diagnostics['modes'])} modes ({modes}); the heaviest mode's "
+        f"draws: max R-hat {top['max_rhat']:.3f}, min ESS {top['min_ess']:.0f}"
+    )
     if remaining:
-        note += f"; {remaining} customer(s) keep k > {threshold:.2f} in a weighted chain"
+        note += (
+            f"; {remaining} customer(s) keep k > {threshold:.2f} in a weighted chain: unreliable"
+        )
     return FitEstimate(
         k=config["K"],
         status="stacked",

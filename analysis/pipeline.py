@@ -26,9 +26,10 @@ PRESETS = {
         "baseline_k": "1-10",
         "n_init": 2,
         "seeds": "0,1,2",
-        "chains": 2,
+        "chains": 4,
         "draws": 500,
         "tune": 500,
+        "budget": 4,  # minutes; slow fits are refitted with 2x the warm-up and draws inside it
         "moment_match": False,  # each moment-matched fit rebuilds and compiles its model
     },
     "full": {
@@ -39,6 +40,7 @@ PRESETS = {
         "chains": 4,
         "draws": 1000,
         "tune": 1000,
+        "budget": 10,
         "moment_match": True,
     },
 }

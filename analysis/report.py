@@ -40,6 +40,7 @@ from analysis.report_outputs import (
     DATA_SUMMARY,
     FALLBACK,
     LEVEL_SHARES,
+    MODES,
     SEGMENTS,
     SETTINGS,
     SPLITS,
@@ -63,7 +64,7 @@ def esc(value) -> str:
 INTEGER_COLUMNS = {
     "K", "K_from", "K_to", "segment", "segment_from", "segment_to", "seed", "customers",
     "precise", "broad", "divergences", "pareto_k_bad", "n_params", "pareto_k_remaining",
-    "pareto_k_good", "pareto_k_very_bad",
+    "pareto_k_good", "pareto_k_very_bad", "n_modes", "attempts",
 }  # fmt: skip
 ID_COLUMNS = {"customer_id", "customer"}
 DECIMALS = {
@@ -71,7 +72,7 @@ DECIMALS = {
     "min_bfmi": 3,
     "customer_share": 3, "zero_share": 4, "observed": 4, "replicated_mean": 4,
     "replicated_hdi_low": 4, "replicated_hdi_high": 4, "index": 2, "k_threshold": 2,
-    "lift": 2, "share": 3, "population_share": 3,
+    "lift": 2, "share": 3, "population_share": 3, "stacking_weight": 3,
 }  # fmt: skip
 THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability", "zero_prob")
 
@@ -570,6 +571,13 @@ def section_diagnostics(paths, src, chosen, setting) -> str:
             "largest stacking weight (the fit's <code>assignments</code> attrs list its "
             "chains); the trace and rank plots show every chain.</p>"
         )
+        modes = src[MODES]
+        if modes.exists:
+            out.append(
+                "<p>Its modes (segment weights: posterior means within the mode; the first is "
+                "the one described):</p>"
+                + table(modes, list(modes.frame.columns), text_columns=("chains",))
+            )
     elif chosen_status != "ok":
         out.append(
             f'<p class="banner">The reported K = {diagnostics.num(chosen_rows[0], "K")} FAILED '

@@ -51,9 +51,10 @@ SPLITS = "splits.csv"
 SETTINGS = "settings.csv"
 ZERO_SHARE = "zero_share.csv"
 LEVEL_SHARES = "level_shares.csv"
+MODES = "modes.csv"
 TABLES = (
     "profiles.csv", "assignments.csv", DATA_SUMMARY, SEGMENTS, SPLITS, SETTINGS, ZERO_SHARE,
-    LEVEL_SHARES,
+    LEVEL_SHARES, MODES,
 )  # fmt: skip
 # Figures the report writes; baseline.png comes from `segment baseline`, COMPARE_FIGURES from
 # `segment compare` (shown when present).
@@ -281,6 +282,22 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(temporary, index=False)
 
 
+def mode_table(modes: list[dict]) -> pd.DataFrame:
+    """One row per mode of a multimodal fit (largest stacking weight first): its chains, stacking
+    weight, mean log posterior density and mean weight of each segment."""
+    return pd.DataFrame(
+        [
+            {
+                "chains": ", ".join(map(str, mode["chains"])),
+                "stacking_weight": mode["stacking_weight"],
+                "mean_lp": mode["mean_lp"],
+            }
+            | {f"weight[{k}]": weight for k, weight in enumerate(mode["weights"])}
+            for mode in modes
+        ]
+    )
+
+
 def write_outputs(
     paths: RunPaths, chosen: int, how: str, threshold: float = PRECISE_THRESHOLD, progress=None
 ) -> None:
@@ -307,6 +324,9 @@ def write_outputs(
         SPLITS: split_table(paths, ks),
         SETTINGS: settings_table(tree, chosen, how, configs, threshold),
     }
+    modes = saved_attrs(paths.fit(chosen))["diagnostics"]["modes"]
+    if "stacking_weight" in modes[0]:  # a multimodal fit
+        tables[MODES] = mode_table(modes)
     if categorical:
         tables[LEVEL_SHARES] = level_share_table(tree)
     else:

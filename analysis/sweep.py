@@ -4,7 +4,8 @@ stop when larger K stop improving, and write ``diagnostics.csv``.
 - **Adaptive length.** A fit whose status is ``slow`` (one mode, R-hat or ESS short) is refitted
   with twice the warm-up and twice the draws, as long as the next attempt is expected to end
   inside the budget (``SweepRules.budget_seconds``, the whole sweep's wall time; an attempt is
-  expected to take twice the last one). Every attempt is recorded in the fit (``attempts``).
+  expected to take twice the last one). Every attempt is recorded in the fit (``attempts``); the
+  fit's ``seconds`` add up all of them, ``sampling_seconds`` is the last attempt's sampler.
 - **Stopping rule.** K are fitted in increasing order. After each fit its elpd (PSIS-LOO, or the
   chain-stacked elpd of a multimodal fit) is compared with the best so far: when
   ``SweepRules.patience`` K in a row do not beat the best by more than ``RULE_SE`` x dse (paired
@@ -85,6 +86,7 @@ def fit_with_attempts(
             flush=True,
         )
     diagnostics["attempts"] = len(attempts)
+    diagnostics["seconds"] = sum(attempt["seconds"] for attempt in attempts)  # every attempt
     tree.attrs |= {
         "segment_diagnostics": json.dumps(diagnostics),
         "segment_attempts": json.dumps(attempts),
@@ -216,6 +218,8 @@ def write_diagnostics(paths: RunPaths) -> pd.DataFrame:
         if k not in fitted
     ]
     table = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("K")
+    counts = ["divergences", "n_modes", "attempts"]  # whole numbers, blank for skipped K
+    table[counts] = table[counts].astype("Int64")
     with atomic_path(paths.diagnostics_csv) as temporary:
         table.to_csv(temporary, index=False)
     return table

@@ -36,7 +36,7 @@ def run_argv(data: Path, out: Path, figures_to: Path) -> list[str]:
         "run", "--dataset", "csv", "--data", str(data), "--features", ",".join(FEATURES),
         "--id-column", "ID", "--k", "1-2", "--chains", "2", "--draws", "150", "--tune", "150",
         "--baseline-k", "1-3", "--n-init", "1", "--seeds", "0", "--no-moment-match",
-        "--report-k", "2",
+        "--budget", "0", "--report-k", "2",
         "--out", str(out), "--figures-to", str(figures_to),
     ]  # fmt: skip
 

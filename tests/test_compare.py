@@ -302,11 +302,13 @@ def test_simulated_three_segments_are_chosen(run_dir, compared):
 
 
 def test_every_row_says_which_loo_estimate_it_uses(compared):
-    assert set(compared["loo_method"]) <= {"psis", "psis+moment-match"}
+    assert set(compared["loo_method"]) <= {"psis", "psis+moment-match", "chain-stacking"}
+    stacked = compared["loo_method"] == "chain-stacking"
+    assert (compared.loc[stacked, "status"] == "stacked").all()
     flagged = compared[~compared["loo_reliable"]]
     assert (flagged["pareto_k_remaining"] > 0).all()
     assert (flagged["loo_note"].str.contains("unreliable")).all()
-    plain = compared[compared["pareto_k_bad"] == 0]
+    plain = compared[(compared["pareto_k_bad"] == 0) & ~stacked]
     assert (plain["loo_method"] == "psis").all()
 
 

@@ -43,7 +43,7 @@ def test_each_step_command_is_a_valid_segment_command():
     parser = build_parser()
     fit = parser.parse_args(commands["fit"])
     assert (fit.dataset, str(fit.data), fit.seed, fit.k) == ("marketing", "file.csv", 5, "1-4")
-    assert (fit.chains, fit.draws, fit.tune) == (2, 500, 500)
+    assert (fit.chains, fit.draws, fit.tune, fit.budget) == (4, 500, 500, 4)
     baseline = parser.parse_args(commands["baseline"])
     assert (baseline.n_init, baseline.k, baseline.seeds) == (1, "1-10", "0,1,2")
     report = parser.parse_args(commands["report"])
