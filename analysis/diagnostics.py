@@ -7,7 +7,9 @@ Over the mixture's diagnosed variables (e.g. weights, means, scales) a fit is
 - ``divergent``: divergent transitions or an E-BFMI below 0.3, a geometry NUTS cannot handle
   (more draws do not fix it); the reason names the parameters the divergent draws sit apart on;
 - ``multimodal``: R-hat or ESS short because the chains settle in distinct modes
-  (:mod:`analysis.modes`); the reason lists each mode's chains and how its segments differ;
+  (:mod:`analysis.modes`), each of them a settled state: within every mode, split R-hat (each
+  chain cut in halves) <= MODE_MAX_RHAT; the reason lists each mode's chains and how its
+  segments differ. Chains apart but not settled (very short runs) are ``slow``;
 - ``slow``: one mode, but R-hat or ESS short: more warm-up and draws are what to try.
 
 Only ``ok`` fits (and multimodal ones, through chain stacking in the comparison) choose K.
@@ -29,6 +31,9 @@ STATUSES = ("ok", "slow", "multimodal", "divergent")
 # elpd (their status in the comparison table)
 CHOOSABLE = ("ok", "stacked")
 DIVERGENT_SHOWN = 3  # parameters named in a divergent fit's reason
+# A mode is a settled state when its own draws, each chain cut in two halves, have split R-hat at
+# most this: loose next to MAX_RHAT, because a mode of one chain has only that chain's draws.
+MODE_MAX_RHAT = 1.05
 COLUMNS = (
     "K",
     "status",
@@ -69,9 +74,18 @@ def divergent_parameters(diagnosed: xr.Dataset, diverging: xr.DataArray) -> list
 
 
 def mode_convergence(posterior: xr.Dataset, variables: tuple[str, ...], chains: list) -> dict:
-    """Max R-hat and min bulk/tail ESS over ``variables`` within one mode's ``chains`` (split
-    R-hat for a single chain): how well the draws a multimodal fit's report rests on mixed."""
+    """Max R-hat and min bulk/tail ESS over ``variables`` within one mode's ``chains``, each
+    chain cut into two halves (so a mode of one chain has an R-hat too): whether the mode is a
+    settled state, and how many effective draws its description rests on."""
     diagnosed = posterior[list(variables)].sel(chain=list(chains))
+    half = diagnosed.sizes["draw"] // 2
+    halves = [
+        diagnosed.isel(draw=slice(start, start + half)).assign_coords(draw=np.arange(half))
+        for start in (0, half)
+    ]
+    diagnosed = xr.concat(halves, dim="half").stack(pseudo_chain=("half", "chain"))
+    diagnosed = diagnosed.drop_vars(["pseudo_chain", "half", "chain"]).rename(pseudo_chain="chain")
+    diagnosed = diagnosed.transpose("chain", "draw", ...)
     return {
         "max_rhat": _extreme(az.rhat(diagnosed), np.max),
         "min_ess": min(
@@ -112,13 +126,18 @@ def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset, variables: tuple[s
         status, reasons = "divergent", geometry + mixing
     elif not mixing:
         status, reasons = "ok", []
-    elif len(modes) > 1:
+    elif len(modes) > 1 and all(
+        mode_convergence(posterior, variables, list(mode.chains))["max_rhat"] <= MODE_MAX_RHAT
+        for mode in modes
+    ):
         best = ", ".join(str(chain) for chain in modes[0].chains)
         differences = "; ".join(describe_modes(modes, posterior, variables))
         status = "multimodal"
         reasons = [*mixing, f"chains in {len(modes)} modes: best chains {best}; {differences}"]
     else:
-        status, reasons = "slow", [*mixing, "one mode: more warm-up and draws should fix it"]
+        unsettled = "chains apart but not settled" if len(modes) > 1 else "one mode"
+        status = "slow"
+        reasons = [*mixing, f"{unsettled}: more warm-up and draws should fix it"]
     return {
         "status": status,
         "reason": "; ".join(reasons),
