@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -41,7 +42,7 @@ SAMPLERS = ("nutpie", "pymc")
 # PyTensor cache and 1.5-4.5 min without one, for 1.2-1.95x faster gradients at K <= 6 and
 # 2.2-2.4x slower ones at K = 8, 10 on marketing (bench.compile).
 BACKENDS = ("jax", "numba")
-SAMPLING_CORES = 2  # chains sampled at once (the machines this runs on have 2 cores)
+SAMPLING_CORES = os.cpu_count() or 1  # chains sampled at once: one per core
 FIT_FORMAT = 2  # bump when the saved contents change, so old fits are not silently reused
 PPC_DRAWS = 100  # replicated data sets kept for prior and posterior predictive checks
 SAMPLE_STATS = ("lp", "diverging", "energy", "step_size")  # named alike by both samplers
