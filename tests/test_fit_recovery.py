@@ -96,11 +96,12 @@ def test_diagnostics_pass_and_outputs_are_complete(truth, fitted):
 
 
 def test_chains_started_in_permuted_labellings_agree_after_relabelling(truth):
-    """Chain 0 starts in the EM labelling, chain 1 in a rotated one; relabelling must unite them."""
+    """Chain 0 starts in the EM labelling, chain 1 in a rotated one (nutpie, one start per
+    chain); relabelling must unite them."""
     start = initial_point(truth.x, 3, seed=0)
     rotated = {name: np.roll(value, 1, axis=0) for name, value in start.items()}
     tree = fit_k(
-        spec(sampler="pymc", chains=2, draws=1000, tune=500),
+        spec(chains=2, draws=1000, tune=500),
         truth.x,
         3,
         np.arange(len(truth.x)),
