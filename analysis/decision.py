@@ -64,15 +64,15 @@ def decision_lines(table: pd.DataFrame, rule_se: float = RULE_SE) -> list[str]:
         )
         if chosen == int(best["K"]):
             lines.append(f"Chosen K={chosen}: the best fit itself; every smaller ok K is below.")
-        if chosen == int(table["K"].max()) and not table.attrs.get("skipped"):
-            lines.append(
-                f"Caution: K={chosen} is the largest K fitted; a larger K may fit better still: "
-                "fit it before relying on this choice."
-            )
         else:
             lines.append(
                 f"Chosen K={chosen}: elpd_diff {c['elpd_diff']:,.1f}, dse {c['dse']:,.1f} "
                 f"({_ratio(c)} dse), inside the {rule_se:g} dse band."
+            )
+        if chosen == int(table["K"].max()) and not table.attrs.get("skipped"):
+            lines.append(
+                f"Caution: K={chosen} is the largest K fitted; a larger K may fit better still: "
+                "fit it before relying on this choice."
             )
         smaller = ok[ok["K"] < chosen]
         if not smaller.empty:

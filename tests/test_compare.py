@@ -101,7 +101,11 @@ def test_stacked_entries_are_chosen_and_a_better_failed_k_is_reported_loudly():
     )  # fmt: skip
     table["settle"] = ["", "", "", "segment fit --k 4 --tune 2000 --out runs/x", ""]
     assert choose_k(table) == 3  # a multimodal fit by its chain-stacked elpd
-    warnings = [line for line in decision_lines(table) if line.startswith("WARNING")]
+    lines = decision_lines(table)
+    assert [line for line in lines if line.startswith("Chosen")] == [
+        "Chosen K=3: the best fit itself; every smaller ok K is below."
+    ]
+    warnings = [line for line in lines if line.startswith("WARNING")]
     assert len(warnings) == 1 and "K=4 (divergent) is 100.0 elpd better" in warnings[0]
     assert warnings[0].endswith("To settle it: segment fit --k 4 --tune 2000 --out runs/x")
     table.loc[table["K"] == 4, "dse"] = 60.0  # within 2 dse: not clearly better, no warning
