@@ -133,7 +133,8 @@ def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset, variables: tuple[s
         best = ", ".join(str(chain) for chain in modes[0].chains)
         differences = "; ".join(describe_modes(modes, posterior, variables))
         status = "multimodal"
-        reasons = [*mixing, f"chains in {len(modes)} modes: best chains {best}; {differences}"]
+        modes_text = f"chains in {len(modes)} modes: highest density in chains {best}"
+        reasons = [*mixing, f"{modes_text}; {differences}"]
     else:
         unsettled = "chains apart but not settled" if len(modes) > 1 else "one mode"
         status = "slow"
