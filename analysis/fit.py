@@ -45,6 +45,8 @@ BACKENDS = ("jax", "numba")
 SAMPLING_CORES = os.cpu_count() or 1  # chains sampled at once: one per core
 FIT_FORMAT = 2  # bump when the saved contents change, so old fits are not silently reused
 PPC_DRAWS = 100  # replicated data sets kept for prior and posterior predictive checks
+# the groups made of posterior draws, which a multimodal fit's described mode restricts
+DRAWN_GROUPS = ("posterior", "sample_stats", "log_likelihood", "posterior_predictive")
 SAMPLE_STATS = ("lp", "diverging", "energy", "step_size")  # named alike by both samplers
 # PPC_DRAWS replicated data sets need no optimised code: the Python linker compiles the draws
 # in under 1 s, numba in about 7 s per K.
@@ -399,9 +401,8 @@ def described_mode(tree: xr.DataTree) -> xr.DataTree:
     if chains is None or len(chains) == tree["posterior"].sizes["chain"]:
         return tree
     described = tree.copy()
-    for node in tree.children.values():
-        if "chain" in node.dims:
-            described[node.name] = node.to_dataset().sel(chain=chains)
+    for name in DRAWN_GROUPS:  # chain_starts and prior_predictive have other chains
+        described[name] = tree[name].to_dataset().sel(chain=chains)
     return described
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analysis.fit import FitSpec, SamplerSettings, fit_k, saved_attrs
+from analysis.fit import FitSpec, SamplerSettings, described_mode, fit_k, saved_attrs
 from analysis.loo import estimate_fit
 from analysis.paths import RunPaths
 from analysis.simulate import gaussian_mixture
@@ -65,6 +65,9 @@ def test_chains_started_in_two_optima_are_multimodal_and_stacked(triangle):
     assert sorted(sorted(mode["chains"]) for mode in diagnostics["modes"]) == [[0, 1], [2, 3]]
     assert sum(mode["stacking_weight"] for mode in diagnostics["modes"]) == pytest.approx(1.0)
     assert tree["assignments"].attrs["chains"] in ([0, 1], [2, 3])
+    described = described_mode(tree)  # what the report reads: the heaviest mode's draws
+    assert list(described["posterior"]["chain"].values) == tree["assignments"].attrs["chains"]
+    assert "prior_predictive" in described.children
     assert tree["chain_starts"]["means"].sizes["chain"] == 4
     attrs = {key.removeprefix("segment_"): json.loads(v) for key, v in tree.attrs.items()}
     estimate = estimate_fit(tree, attrs, progress=None)
