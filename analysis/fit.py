@@ -42,8 +42,12 @@ SAMPLERS = ("nutpie", "pymc")
 # PyTensor cache and 1.5-4.5 min without one, for 1.2-1.95x faster gradients at K <= 6 and
 # 2.2-2.4x slower ones at K = 8, 10 on marketing (bench.compile).
 BACKENDS = ("jax", "numba")
+# nutpie's mass matrix adaptation: "low_rank" adds the leading eigenvectors of the draws'
+# covariance to the diagonal; on the main job's mixtures it gave 3x the bulk ESS per draw of
+# "diag" (dunnhumby-spend K = 3, README "Sampler settings")
+ADAPTATIONS = ("low_rank", "diag")
 SAMPLING_CORES = os.cpu_count() or 1  # chains sampled at once: one per core
-FIT_FORMAT = 2  # bump when the saved contents change, so old fits are not silently reused
+FIT_FORMAT = 3  # bump when the saved contents change, so old fits are not silently reused
 PPC_DRAWS = 100  # replicated data sets kept for prior and posterior predictive checks
 # the groups made of posterior draws, which a multimodal fit's described mode restricts
 DRAWN_GROUPS = ("posterior", "sample_stats", "log_likelihood", "posterior_predictive")
@@ -62,6 +66,7 @@ class SamplerSettings:
     seed: int = 0
     sampler: str = "nutpie"
     backend: str = "jax"  # nutpie's compile backend (BACKENDS); pm.sample's NUTS ignores it
+    adaptation: str = "low_rank"  # nutpie's mass matrix (ADAPTATIONS); pm.sample's: diagonal
 
 
 @dataclass(frozen=True)
@@ -115,13 +120,23 @@ def backend_of(sampler: dict) -> str:
     return sampler.get("backend", "numba")
 
 
+def adaptation_of(sampler: dict) -> str:
+    """The mass matrix adaptation of a saved fit's sampler settings: fits saved before the
+    setting existed used nutpie's diagonal one."""
+    return sampler.get("adaptation", "diag")
+
+
 def sampling_settings(configs: list[dict]) -> dict[str, list[int]]:
     """Fit configurations grouped by how they were sampled: setting text, e.g. "4 chains x 1000
     draws (+1000 tune), nutpie (jax)", -> the K sampled that way (sorted)."""
     by_setting: dict[str, list[int]] = {}
     for config in sorted(configs, key=lambda c: c["K"]):
         sampler = config["sampler"]
-        backend = f" ({backend_of(sampler)})" if sampler["sampler"] == "nutpie" else ""
+        backend = (
+            f" ({backend_of(sampler)}, {adaptation_of(sampler).replace('_', '-')} mass matrix)"
+            if sampler["sampler"] == "nutpie"
+            else ""
+        )
         setting = (
             f"{sampler['chains']} chains x {sampler['draws']} draws (+{sampler['tune']} tune), "
             f"{sampler['sampler']}{backend}"
@@ -232,6 +247,7 @@ def nutpie_chains(model: pm.Model, starts: list[dict], settings: SamplerSettings
             seed=int(chain_seeds[chain]),
             save_warmup=False,
             progress_bar=False,
+            adaptation=settings.adaptation,
         )
         print(
             f"    chain {chain + 1}/{settings.chains} done in {time.perf_counter() - began:.0f} s",

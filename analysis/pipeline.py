@@ -73,8 +73,8 @@ def _options(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
 
 DATA_OPTIONS = ("dataset", "data", "features", "id_column", "transform")
 FIT_OPTIONS = (
-    "model", "covariance", "chains", "draws", "tune", "seed", "sampler", "backend", "subsample",
-    "budget", "patience",
+    "model", "covariance", "chains", "draws", "tune", "seed", "sampler", "backend", "adaptation",
+    "subsample", "budget", "patience",
 )  # fmt: skip
 
 

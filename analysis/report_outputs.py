@@ -21,6 +21,7 @@ from analysis import figures
 from analysis.decision import RULE_SE
 from analysis.errors import InputError
 from analysis.fit import (
+    adaptation_of,
     backend_of,
     described_mode,
     load_fit,
@@ -263,6 +264,7 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, configs, threshold:
         "seed": config["sampler"]["seed"],
         "sampler": config["sampler"]["sampler"],
         "backend": backend_of(config["sampler"]),
+        "mass matrix": adaptation_of(config["sampler"]),
         "sampling by K": sampling_description(configs),
         "interval": f"{HDI_PROB:.0%} HDI (highest density interval) over posterior draws",
         "spend functional": "n/a" if categorical else FUNCTIONAL.get(transform, "model units"),

@@ -1,7 +1,9 @@
 """Feature transforms between the data's units and the scale the models work on.
 
-- ``standardize``: z = (x - mean) / sd, the original analysis' protocol.
-- ``log-standardize``: z = (log1p(x) - mean) / sd, the default for spend (right-skewed, many zeros).
+- ``standardize``: z = (x - mean) / sd, the original analysis' protocol; any finite values.
+- ``log-standardize``: z = (log1p(x) - mean) / sd, the default for spend (right-skewed, many zeros);
+  needs x >= 0.
+- ``none``: the values as given (already on a common scale, e.g. z-scores); any finite values.
 - ``one-hot``: categorical columns as drop-first 0/1 dummies (the Dunnhumby GMM baseline).
 - ``indicators``: categorical columns as 0/1 indicators of every level, nothing dropped (exactly
   one 1 per column and row): the latent class model's data.
@@ -18,7 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-TRANSFORMS = ("standardize", "log-standardize", "one-hot", "indicators")
+TRANSFORMS = ("standardize", "log-standardize", "none", "one-hot", "indicators")
+LOG_TRANSFORMS = ("log-standardize",)  # transforms that need values >= 0
 CATEGORICAL_TRANSFORMS = ("one-hot", "indicators")
 
 
@@ -110,6 +113,9 @@ def fit_transform(name: str, frame: pd.DataFrame) -> FittedTransform:
         width = len(columns)
         return FittedTransform(name, columns, (0.0,) * width, (1.0,) * width, levels)
     values = frame.to_numpy(dtype=float)
+    if name == "none":
+        width = values.shape[1]
+        return FittedTransform(name, tuple(map(str, frame.columns)), (0.0,) * width, (1.0,) * width)
     if name == "log-standardize":
         values = np.log1p(values)
     return FittedTransform(

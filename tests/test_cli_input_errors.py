@@ -111,7 +111,10 @@ def _drop(column: str) -> Callable:
             _set("MntWines", 3, np.nan),
             ["column MntWines", "1 missing (NaN) values (first: data row 4,"],
         ),
-        (_set("MntGoldProds", 12, -4), ["column MntGoldProds", "negative spend -4 (data row 13,"]),
+        (
+            _set("MntGoldProds", 12, -4),
+            ["column MntGoldProds", "negative value -4 (data row 13,", "--transform standardize"],
+        ),
         (_constant("MntSweetProducts"), ["column MntSweetProducts", "constant column"]),
         (lambda table: table.head(20), ["K=2 with full covariance has 55 parameters", "20 rows"]),
     ],
@@ -180,6 +183,22 @@ def test_csv_missing_and_non_numeric_feature(head, tmp_path, capsys):
     assert_one_line_error(code, err, str(path), "missing column(s) Spend")
     code, _, err = run_main([*argv, "--features", "MntWines,Education"], capsys)
     assert_one_line_error(code, err, str(path), "column Education", "non-numeric")
+
+
+def test_csv_signed_values_are_standardized_unless_a_log_is_asked_for(head, tmp_path, capsys):
+    """Centred (signed) measurements: the default transform becomes standardize, with a note
+    naming the negative value; log-standardize is refused on one line that suggests the fix."""
+    centred = head.assign(MntWines=head["MntWines"] - head["MntWines"].mean())
+    path = write_copy(centred, tmp_path, sep=",")
+    argv = ["data", "--dataset", "csv", "--data", str(path), "--features", "MntWines,MntFruits"]
+    code, out, err = run_main(argv, capsys)
+    assert code == 0
+    assert "transform: standardize" in out
+    assert "note: column MntWines: negative value" in err
+    code, _, err = run_main([*argv, "--transform", "log-standardize"], capsys)
+    assert_one_line_error(
+        code, err, str(path), "column MntWines: negative value", "--transform standardize"
+    )
 
 
 def test_csv_duplicated_id(head, tmp_path, capsys):

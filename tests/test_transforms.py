@@ -31,6 +31,13 @@ def test_apply_standardizes_and_to_original_recovers_x(spend, name):
     np.testing.assert_allclose(transform.to_original(z), spend.to_numpy(), rtol=1e-10, atol=1e-9)
 
 
+def test_none_keeps_values_as_given_signed_or_not(spend):
+    signed = spend - spend.mean()  # negative values: the domain of standardize and none
+    transform = fit_transform("none", signed)
+    np.testing.assert_array_equal(transform.apply(signed), signed.to_numpy())
+    np.testing.assert_array_equal(transform.to_original(signed.to_numpy()), signed.to_numpy())
+
+
 @pytest.mark.parametrize("name", ["standardize", "log-standardize"])
 def test_model_zero_is_where_zero_spend_lands_and_nothing_else(spend, name):
     """The hurdle model finds zero spends by this value (models.hurdle.ZERO_TOLERANCE)."""
