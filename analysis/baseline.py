@@ -21,13 +21,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
-from analysis.errors import InputError
 from analysis.paths import RunPaths, atomic_path
 
 COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
 BASELINE_COLUMNS = (
     "K", "seed", "covariance_type", "bic", "aic", "icl", "loglik", "n_params", "converged",
+    "skipped",
 )  # fmt: skip
+SCORES = ("bic", "aic", "icl", "loglik")  # NaN in a skipped row
 
 
 def n_parameters(k: int, d: int, covariance_type: str) -> int:
@@ -41,14 +42,29 @@ def n_parameters(k: int, d: int, covariance_type: str) -> int:
     return covariance + k * d + k - 1
 
 
-def check_enough_rows(n: int, d: int, k_max: int, covariance_type: str, source: str) -> None:
-    """Raise InputError when the data have fewer rows than the largest K's parameters."""
-    needed = n_parameters(k_max, d, covariance_type)
+def em_problem(n: int, d: int, k: int, covariance_type: str) -> str | None:
+    """Why EM cannot fit K components to ``n`` rows (not more rows than parameters), or None.
+
+    The Bayesian fits have no such limit: their priors keep every K's posterior proper.
+    """
+    needed = n_parameters(k, d, covariance_type)
     if n <= needed:
-        raise InputError(
-            f"{source}: K={k_max} with {covariance_type} covariance has {needed} parameters "
-            f"but the data have only {n} rows; lower --k"
-        )
+        return f"{needed} parameters for {n} rows"
+    return None
+
+
+def try_fit_gmm(
+    x: np.ndarray, k: int, covariance_type: str, n_init: int, seed: int
+) -> tuple[GaussianMixture | None, str | None]:
+    """(model, None) from :func:`fit_gmm`, or (None, reason) when EM cannot fit K: too few rows
+    (:func:`em_problem`) or a singular covariance (scikit-learn's ValueError)."""
+    problem = em_problem(len(x), x.shape[1], k, covariance_type)
+    if problem is not None:
+        return None, problem
+    try:
+        return fit_gmm(x, k, covariance_type, n_init, seed), None
+    except ValueError as error:  # "Fitting the mixture model failed because some components..."
+        return None, f"EM failed: {str(error).splitlines()[0][:120]}"
 
 
 def fit_gmm(x: np.ndarray, k: int, covariance_type: str, n_init: int, seed: int) -> GaussianMixture:
@@ -94,16 +110,26 @@ def sweep(
     seeds: list[int],
     progress=sys.stderr,
 ) -> pd.DataFrame:
-    """Fit every (covariance type, seed, K); one row each with the :data:`BASELINE_COLUMNS`."""
+    """Fit every (covariance type, seed, K); one row each with the :data:`BASELINE_COLUMNS`.
+
+    A K that EM cannot fit (:func:`try_fit_gmm`) gets NaN scores and its reason in ``skipped``.
+    """
     rows = []
     total = len(ks) * len(covariance_types) * len(seeds)
     for covariance_type in covariance_types:
         for seed in seeds:
             for k in ks:
-                model = fit_gmm(x, k, covariance_type, n_init, seed)
-                rows.append(
-                    {"K": k, "seed": seed, "covariance_type": covariance_type} | score_gmm(model, x)
-                )
+                model, problem = try_fit_gmm(x, k, covariance_type, n_init, seed)
+                row = {"K": k, "seed": seed, "covariance_type": covariance_type}
+                if model is None:
+                    row |= dict.fromkeys(SCORES, np.nan) | {
+                        "n_params": n_parameters(k, x.shape[1], covariance_type),
+                        "converged": False,
+                        "skipped": problem,
+                    }
+                else:
+                    row |= score_gmm(model, x) | {"skipped": ""}
+                rows.append(row)
                 if progress is not None:
                     print(
                         f"\rbaseline: {len(rows)}/{total} fits "
@@ -118,8 +144,9 @@ def sweep(
 
 
 def best_k_by_seed(table: pd.DataFrame, criterion: str = "bic") -> pd.DataFrame:
-    """Minimum-``criterion`` K per (covariance type, seed)."""
-    best = table.loc[table.groupby(["covariance_type", "seed"])[criterion].idxmin()]
+    """Minimum-``criterion`` K per (covariance type, seed), over the K that were fitted."""
+    fitted = table.dropna(subset=[criterion])
+    best = fitted.loc[fitted.groupby(["covariance_type", "seed"])[criterion].idxmin()]
     return best[["covariance_type", "seed", "K", criterion]].reset_index(drop=True)
 
 
@@ -133,6 +160,8 @@ def plot_criteria(table: pd.DataFrame, title: str):
     """
     criteria = ("bic", "aic", "icl")
     ks = sorted(table["K"].unique())
+    skipped = sorted(table.loc[table[criteria[0]].isna(), "K"].unique())
+    table = table.dropna(subset=list(criteria))
     groups = [
         (f"{covariance_type}, seed {seed}", group.sort_values("K"))
         for (covariance_type, seed), group in table.groupby(["covariance_type", "seed"])
@@ -173,6 +202,8 @@ def plot_criteria(table: pd.DataFrame, title: str):
                       markeredgecolor="black", label="minimum of that line")  # fmt: skip
     figure.legend([*handles, star], [*labels, star.get_label()], loc="lower center",
                   ncol=min(len(labels) + 1, 6), fontsize=8, frameon=False)  # fmt: skip
+    if skipped:
+        title += f"\nEM cannot fit K = {', '.join(map(str, skipped))} (baseline.csv: skipped)"
     figure.suptitle(title)
     figure.tight_layout(rect=(0, 0.08, 1, 1))
     return figure

@@ -155,9 +155,15 @@ def command_baseline(args: argparse.Namespace) -> None:
     if covariance_types is None:
         covariance_types = [default_covariance_type(transform)]
     x = transform.apply(dataset.features)
-    for covariance_type in covariance_types:
-        baseline.check_enough_rows(len(x), x.shape[1], max(ks), covariance_type, dataset.source)
+    problems = [baseline.em_problem(len(x), x.shape[1], k, c) for c in covariance_types for k in ks]
+    if all(problems):
+        raise InputError(
+            f"{dataset.source}: EM cannot fit any K in --k {args.k} (K={ks[0]}: {problems[0]})"
+        )
     table = baseline.sweep(x, ks, covariance_types, args.n_init, seeds)
+    skipped = table[table["skipped"] != ""].drop_duplicates(["covariance_type", "K"])
+    for row in skipped.itertuples():
+        print(f"baseline: K={row.K} ({row.covariance_type}) skipped: {row.skipped}")
     paths = RunPaths(args.out)
     title = f"scikit-learn GMM on {dataset.name} ({transform.name}, n_init={args.n_init})"
     baseline.write_run_files(table, title, paths)
@@ -221,6 +227,19 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def warn_parameters_exceed_rows(n: int, d: int, ks: list[int], covariance: str) -> None:
+    """One stderr line for the K whose segment parameters outnumber the ``n`` fitted rows: the
+    priors keep their posteriors proper, but the data say little about each parameter."""
+    over = [k for k in ks if baseline.em_problem(n, d, k, covariance) is not None]
+    if over:
+        print(
+            f"warning: K = {', '.join(map(str, over))} have more parameters than the {n} rows "
+            f"(K={over[0]}: {baseline.n_parameters(over[0], d, covariance)}); the priors keep "
+            "their posteriors proper, expect wide intervals",
+            file=sys.stderr,
+        )
+
+
 def check_subsample(subsample: int | None, n_customers: int, source: str) -> int:
     """The number of customers the posterior is fitted on; InputError unless 1 <= N < rows."""
     if subsample is None:
@@ -267,8 +286,7 @@ def command_fit(args: argparse.Namespace) -> None:
     n_fit = check_subsample(args.subsample, len(x), dataset.source)
     options = mixture.data_options(transform, list(dataset.features.columns))
     if mixture.data_kind == "continuous":
-        fitted = dataset.source + (f" (--subsample {n_fit})" if args.subsample else "")
-        baseline.check_enough_rows(n_fit, x.shape[1], max(ks), args.covariance, fitted)
+        warn_parameters_exceed_rows(n_fit, x.shape[1], ks, args.covariance)
         options = {"covariance": args.covariance} | options
     settings = fit.SamplerSettings(
         args.chains, args.draws, args.tune, args.seed, args.sampler, args.backend, args.adaptation

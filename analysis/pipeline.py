@@ -53,8 +53,11 @@ CANONICAL_FIGURES = (
 
 
 def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill every option left at None from the preset; explicit options are kept."""
+    """Fill every option left at None from the preset; explicit options are kept. An explicit
+    ``--k`` is also the baseline's K range unless ``--baseline-k`` is given."""
     filled = argparse.Namespace(**vars(args))
+    if filled.k is not None and filled.baseline_k is None:
+        filled.baseline_k = filled.k
     for option, value in PRESETS[args.preset].items():
         if getattr(filled, option, None) is None:
             setattr(filled, option, value)

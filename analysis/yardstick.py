@@ -171,7 +171,10 @@ def gmm_heldout(
     for k in ks:
         pointwise = np.empty(len(x))
         for fold, (train, test) in enumerate(splits):
-            model = baseline.fit_gmm(x[train], k, covariance_type, n_init, seed)
+            model, _ = baseline.try_fit_gmm(x[train], k, covariance_type, n_init, seed)
+            if model is None:  # EM cannot fit this K on the fold: no held-out score
+                pointwise[:] = np.nan
+                break
             if zero_values is not None:
                 pointwise[test] = clusters_as_hurdle_segments(
                     model.predict_proba(x[train]),

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.cli import main
+from analysis.cli import main, warn_parameters_exceed_rows
 from tests.conftest import REPO_ROOT
 
 ROWS = 200  # enough rows for K <= 2 with full covariance on six columns (55 parameters)
@@ -116,7 +116,10 @@ def _drop(column: str) -> Callable:
             ["column MntGoldProds", "negative value -4 (data row 13,", "--transform standardize"],
         ),
         (_constant("MntSweetProducts"), ["column MntSweetProducts", "constant column"]),
-        (lambda table: table.head(20), ["K=2 with full covariance has 55 parameters", "20 rows"]),
+        (
+            lambda table: table.head(20),
+            ["EM cannot fit any K in --k 1-2", "27 parameters for 20 rows"],
+        ),
     ],
     ids=["missing-column", "non-numeric", "nan", "negative", "constant", "too-few-rows"],
 )
@@ -290,12 +293,22 @@ def test_entry_point_in_subprocess(head, marketing_csv, tmp_path, case):
 
 @pytest.mark.parametrize(
     ("subsample", "needle"),
-    [("2240", "--subsample 2240: "), ("0", "--subsample 0: "), ("40", "K=4")],
+    [("2240", "--subsample 2240: "), ("0", "--subsample 0: ")],
 )
 def test_bad_subsample(marketing_csv, tmp_path, capsys, subsample, needle):
-    """Subsample of every customer or none, and one too small for K: one line, nothing written."""
+    """Subsample of every customer or none: one line, nothing written."""
     out = tmp_path / "run"
     argv = ["fit", "--dataset", "marketing", "--data", str(marketing_csv), "--k", "4"]
     code, _, err = run_main([*argv, "--subsample", subsample, "--out", str(out)], capsys)
     assert_one_line_error(code, err, needle)
     assert not out.exists()
+
+
+def test_bayesian_fit_warns_but_does_not_refuse_more_parameters_than_rows(capsys):
+    """178 rows x 13 features (the wine table's shape): K = 2..6 have 209..629 parameters."""
+    warn_parameters_exceed_rows(178, 13, [1, 2, 3, 4, 5, 6], "full")
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("warning: K = 2, 3, 4, 5, 6 have more parameters than the 178 rows")
+    assert "(K=2: 209)" in err
+    warn_parameters_exceed_rows(178, 13, [1], "full")
+    assert capsys.readouterr().err == ""
