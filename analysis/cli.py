@@ -24,6 +24,7 @@ from analysis.transforms import (
 from models import MIXTURES
 
 DEFAULT_DATASET = "dunnhumby-spend"
+HURDLE_ZERO_SHARE = 0.01  # exact zeros in this share of customers make the hurdle the default
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -91,8 +92,11 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
 
 def prepare_data(
     args: argparse.Namespace, categorical_transform: str = "one-hot"
-) -> tuple[Dataset, FittedTransform]:
+) -> tuple[Dataset, FittedTransform, list[str]]:
     """Load and validate the dataset, then fit the chosen transform on it.
+
+    Also returns the notes to print (:func:`announce`) once every option has been checked, e.g.
+    which transform a signed table got by default.
 
     Categorical data default to ``categorical_transform``: drop-first ``one-hot`` dummies for the
     baseline, ``indicators`` of every level for the latent class model (``segment fit``).
@@ -108,9 +112,12 @@ def prepare_data(
             f"{dataset.source}: {negative}; --transform {name} takes log1p and needs values "
             ">= 0 (signed data: --transform standardize or none)"
         )
-    if args.transform is None and negative:
-        print(f"note: {negative}; using --transform {name}", file=sys.stderr)
-    return dataset, fit_transform(name, dataset.features)
+    notes = (
+        [f"note: {negative}; using --transform {name}"]
+        if args.transform is None and negative
+        else []
+    )
+    return dataset, fit_transform(name, dataset.features), notes
 
 
 def default_transform(dataset: Dataset, negative: str | None, categorical_transform: str) -> str:
@@ -123,7 +130,8 @@ def default_transform(dataset: Dataset, negative: str | None, categorical_transf
 
 
 def command_data(args: argparse.Namespace) -> None:
-    dataset, transform = prepare_data(args)
+    dataset, transform, notes = prepare_data(args)
+    announce(notes)
     print(f"dataset: {dataset.name}  source: {dataset.source}")
     print(f"rows: {dataset.n_customers}  features: {', '.join(dataset.features.columns)}")
     units = f"units: {dataset.unit}  " if dataset.unit else ""
@@ -151,7 +159,7 @@ def command_baseline(args: argparse.Namespace) -> None:
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"--out {args.out}: exists and is not a directory")
     covariance_types = parse_covariance_types(args.covariance_types)
-    dataset, transform = prepare_data(args)
+    dataset, transform, notes = prepare_data(args)
     if covariance_types is None:
         covariance_types = [default_covariance_type(transform)]
     x = transform.apply(dataset.features)
@@ -160,6 +168,7 @@ def command_baseline(args: argparse.Namespace) -> None:
         raise InputError(
             f"{dataset.source}: EM cannot fit any K in --k {args.k} (K={ks[0]}: {problems[0]})"
         )
+    announce(notes)
     table = baseline.sweep(x, ks, covariance_types, args.n_init, seeds)
     skipped = table[table["skipped"] != ""].drop_duplicates(["covariance_type", "K"])
     for row in skipped.itertuples():
@@ -176,7 +185,9 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--model",
         choices=sorted(MIXTURES),
-        help="mixture (default: gmm for continuous features, lca for categorical ones)",
+        help="mixture (default: hurdle for non-negative features with exact zeros in at least "
+        f"{HURDLE_ZERO_SHARE:.0%} of customers, such as spend; gmm for other continuous "
+        "features; lca for categorical ones)",
     )
     group.add_argument("--covariance", choices=("full", "diag"), default="full")
     group.add_argument("--chains", type=int, default=4)
@@ -227,6 +238,33 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def announce(notes: list[str]) -> None:
+    """Print the notes on stderr: after validation, so that an error stays one line."""
+    for note in notes:
+        print(note, file=sys.stderr)
+
+
+def default_model(dataset: Dataset, transform: FittedTransform, notes: list[str]) -> str:
+    """The mixture fitted when --model is not given; a hurdle default adds its reason to
+    ``notes``.
+
+    Categorical data: the latent class model. Non-negative data with exact zeros in at least
+    :data:`HURDLE_ZERO_SHARE` of the customers of some feature (spend): the hurdle mixture, which
+    gives a zero spend its own probability; a Gaussian mixture gives exact values none, and its
+    components spike on the tied zeros (README, "Models"). Otherwise the GMM.
+    """
+    if dataset.kind == "categorical":
+        return "lca"
+    zero_share = (dataset.features == 0).mean()
+    if first_negative(dataset) is None and zero_share.max() >= HURDLE_ZERO_SHARE:
+        notes.append(
+            f"model: hurdle (default: {zero_share.idxmax()} is exactly 0 for "
+            f"{zero_share.max():.1%} of customers; --model gmm for the Gaussian mixture)"
+        )
+        return "hurdle"
+    return "gmm"
+
+
 def warn_parameters_exceed_rows(n: int, d: int, ks: list[int], covariance: str) -> None:
     """One stderr line for the K whose segment parameters outnumber the ``n`` fitted rows: the
     priors keep their posteriors proper, but the data say little about each parameter."""
@@ -272,8 +310,8 @@ def command_fit(args: argparse.Namespace) -> None:
             f"--model {args.model}: --dataset csv reads numeric columns only; "
             "categorical csv columns are not supported yet"
         )
-    dataset, transform = prepare_data(args, categorical_transform="indicators")
-    model = args.model or {"continuous": "gmm", "categorical": "lca"}[dataset.kind]
+    dataset, transform, notes = prepare_data(args, categorical_transform="indicators")
+    model = args.model or default_model(dataset, transform, notes)
     mixture = MIXTURES[model]
     if mixture.data_kind != dataset.kind:
         raise InputError(
@@ -302,6 +340,7 @@ def command_fit(args: argparse.Namespace) -> None:
     )
     paths = RunPaths(args.out)
     customers = dataset.features.index.to_numpy()
+    announce(notes)
     sweep.fit_sweep(spec, x, ks, customers, transform.columns, paths, rules)
     table = sweep.write_diagnostics(paths)
     shown = [c for c in table.columns if c != "reason"]

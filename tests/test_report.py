@@ -270,8 +270,8 @@ def test_settings_name_each_k_sampling_when_fits_differ(run, tmp_path, csvs):
     settings = pd.read_csv(copy / "settings.csv").set_index("item")["value"]
     draws, tune = config["sampler"]["draws"], config["sampler"]["tune"]
     assert settings["sampling by K"] == (
-        f"K = 1: 2 chains x {draws} draws (+{tune} tune), nutpie (jax); "
-        f"K = 2: 2 chains x {draws} draws (+{tune // 2} tune), nutpie (jax)"
+        f"K = 1: 2 chains x {draws} draws (+{tune} tune), nutpie (jax, low-rank mass matrix); "
+        f"K = 2: 2 chains x {draws} draws (+{tune // 2} tune), nutpie (jax, low-rank mass matrix)"
     )
     assert "sampling by K" in (copy / "report.html").read_text()
 
@@ -281,3 +281,11 @@ def test_numbers_that_round_to_zero_show_no_minus_sign(tmp_path):
     source = Source(RunPaths(tmp_path), "x.csv")
     shown = [re.sub(r"<[^>]+>", "", source.num(row, "total_spend")) for row in range(3)]
     assert shown == ["0.0", "-0.1", "0.0"]
+
+
+def test_spend_with_zeros_gets_the_hurdle_and_the_report_says_why(html, run):
+    """The small run's MntFruits is exactly 0 for many customers: no --model was given, so the
+    fit says it chose the hurdle and the data section explains it with that feature's share."""
+    assert "model: hurdle (default: " in run.stderr
+    assert "Model: hurdle mixture.</b>" in html
+    assert 'data-col="zero_share"' in html.split("Model: hurdle mixture.")[1].split("</p>")[0]

@@ -58,8 +58,8 @@ def test_each_step_command_is_a_valid_segment_command():
 def test_every_fit_option_reaches_the_fit_step():
     given = {
         "model": "hurdle", "covariance": "diag", "chains": "3", "draws": "7", "tune": "9",
-        "seed": "5", "sampler": "pymc", "backend": "numba", "subsample": "100", "budget": "1.5",
-        "patience": "3",
+        "seed": "5", "sampler": "pymc", "backend": "numba", "adaptation": "diag",
+        "subsample": "100", "budget": "1.5", "patience": "3",
     }  # fmt: skip
     flags = {"stop_at_empty": ("--no-stop-at-empty", "False")}  # on/off options
     options = argparse.ArgumentParser(add_help=False)
