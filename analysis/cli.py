@@ -295,6 +295,8 @@ def command_fit(args: argparse.Namespace) -> None:
     for option in ("chains", "draws", "tune"):
         if getattr(args, option) < 1:
             raise InputError(f"--{option} must be >= 1, got {getattr(args, option)}")
+    if args.seed < 0:
+        raise InputError(f"--seed must be >= 0, got {args.seed}")
     if args.budget is not None and not args.budget >= 0:
         raise InputError(f"--budget must be >= 0 minutes, got {args.budget}")
     patience = sweep.PATIENCE if args.patience is None else args.patience

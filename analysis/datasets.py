@@ -165,6 +165,11 @@ def load_marketing(path: str | Path) -> Dataset:
 
 def load_csv(path: str | Path, features: list[str], id_column: str | None = None) -> Dataset:
     """Any delimited file; the separator is detected from the first lines."""
+    repeated = sorted({f for f in features if features.count(f) > 1})
+    if repeated:
+        raise InputError(f"--features: {', '.join(repeated)} listed more than once")
+    if id_column and id_column in features:
+        raise InputError(f"--features: {id_column} is the --id-column, not a feature")
     table = _read_table(path, sep=_sniff_separator(path))
     _require_columns(table, (*features, *([id_column] if id_column else [])), path)
     if id_column:
@@ -251,7 +256,7 @@ def _read_table(path: str | Path, sep: str) -> pd.DataFrame:
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a delimited text file")
     try:
-        return pd.read_csv(path, sep=sep)
+        table = pd.read_csv(path, sep=sep)
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: cannot read file ({error.__class__.__name__})") from None
     except pd.errors.EmptyDataError:
@@ -259,6 +264,11 @@ def _read_table(path: str | Path, sep: str) -> pd.DataFrame:
     except pd.errors.ParserError as error:
         first_line = str(error).strip().splitlines()[0]
         raise InputError(f"{path}: cannot parse as delimited text ({first_line})") from None
+    if len(table) < 2:
+        raise InputError(
+            f"{path}: {len(table)} data row(s) below the header; segments need at least 2 customers"
+        )
+    return table
 
 
 def _sniff_separator(path: str | Path) -> str:

@@ -312,3 +312,31 @@ def test_bayesian_fit_warns_but_does_not_refuse_more_parameters_than_rows(capsys
     assert "(K=2: 209)" in err
     warn_parameters_exceed_rows(178, 13, [1], "full")
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("rows", "features", "needle"),
+    [
+        (0, "MntWines", "0 data row(s) below the header"),
+        (1, "MntWines", "1 data row(s) below the header"),
+        (ROWS, "MntWines,MntFruits,MntWines", "--features: MntWines listed more than once"),
+        (ROWS, "ID,MntWines", "--features: ID is the --id-column, not a feature"),
+    ],
+    ids=["header-only", "one-row", "feature-twice", "id-as-feature"],
+)
+def test_csv_shapes_and_feature_lists_that_cannot_work(
+    head, tmp_path, capsys, rows, features, needle
+):
+    path = write_copy(head.head(rows), tmp_path, sep=",")
+    argv = ["data", "--dataset", "csv", "--data", str(path), "--id-column", "ID"]
+    code, out, err = run_main([*argv, "--features", features], capsys)
+    assert_one_line_error(code, err, needle)
+    assert out == ""
+
+
+def test_negative_seed_is_refused_before_sampling(marketing_csv, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["fit", "--dataset", "marketing", "--data", str(marketing_csv), "--k", "1"]
+    code, _, err = run_main([*argv, "--seed", "-1", "--out", str(out)], capsys)
+    assert_one_line_error(code, err, "--seed must be >= 0, got -1")
+    assert not out.exists()
