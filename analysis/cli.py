@@ -244,7 +244,7 @@ def announce(notes: list[str]) -> None:
         print(note, file=sys.stderr)
 
 
-def default_model(dataset: Dataset, transform: FittedTransform, notes: list[str]) -> str:
+def default_model(dataset: Dataset, notes: list[str]) -> str:
     """The mixture fitted when --model is not given; a hurdle default adds its reason to
     ``notes``.
 
@@ -313,7 +313,7 @@ def command_fit(args: argparse.Namespace) -> None:
             "categorical csv columns are not supported yet"
         )
     dataset, transform, notes = prepare_data(args, categorical_transform="indicators")
-    model = args.model or default_model(dataset, transform, notes)
+    model = args.model or default_model(dataset, notes)
     mixture = MIXTURES[model]
     if mixture.data_kind != dataset.kind:
         raise InputError(

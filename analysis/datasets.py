@@ -2,9 +2,9 @@
 
 Every loader returns a :class:`Dataset` whose ``features`` frame is indexed by customer ID (index
 name ``customer``) and has been validated (columns present, numeric, finite, not constant)
-before any model sees it; :func:`check_log_domain` adds non-negativity where the transform takes
-a log. Bad input raises :class:`~analysis.errors.InputError`
-with a one-line message naming the file, the column and the problem.
+before any model sees it; :func:`first_negative` finds the value that a log transform refuses.
+Bad input raises :class:`~analysis.errors.InputError` with a one-line message naming the file,
+the column and the problem.
 """
 
 from __future__ import annotations

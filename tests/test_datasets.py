@@ -18,7 +18,6 @@ from analysis.datasets import (
     load_dataset,
 )
 from analysis.errors import InputError
-from analysis.transforms import fit_transform
 
 
 def test_marketing_shape_index_and_columns(marketing, marketing_raw):
@@ -151,11 +150,10 @@ def test_default_model_is_the_hurdle_for_spend_with_exact_zeros():
     (with its reason as a note); signed or zero-free data get the GMM."""
     rng = np.random.default_rng(0)
     spend = pd.DataFrame({"a": rng.gamma(2.0, 10.0, 400), "b": rng.gamma(2.0, 5.0, 400)})
-    transform = fit_transform("log-standardize", spend)
     notes = []
-    assert default_model(_continuous(spend), transform, notes) == "gmm"
+    assert default_model(_continuous(spend), notes) == "gmm"
     with_zeros = spend.assign(b=np.where(np.arange(400) < 8, 0.0, spend["b"]))  # 2% zeros
-    assert default_model(_continuous(with_zeros), transform, notes) == "hurdle"
+    assert default_model(_continuous(with_zeros), notes) == "hurdle"
     assert len(notes) == 1 and "b is exactly 0 for 2.0% of customers" in notes[0]
     signed = with_zeros.assign(a=with_zeros["a"] - with_zeros["a"].mean())
-    assert default_model(_continuous(signed), fit_transform("standardize", signed), []) == "gmm"
+    assert default_model(_continuous(signed), []) == "gmm"
