@@ -214,25 +214,20 @@ def nutpie_chains(model: pm.Model, starts: list[dict], settings: SamplerSettings
     each chain runs as its own ``nutpie.sample`` call from its start (no jitter), in a thread
     (nutpie samples outside the GIL). The chains are joined into one DataTree as pm.sample
     returns it.
+
+    nutpie's jax backend samples a frozen copy of the model, whose free variables come in another
+    order than ``model``'s, and its flat start vector follows that copy. So the model is frozen
+    here (:func:`compile_nutpie`), and the compiled model and the start vectors
+    (:func:`flat_start`) are both made from the frozen copy.
     """
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
-    from pymc.initial_point import make_initial_point_fn
 
-    compiled = nutpie.compile_pymc_model(
-        model, jitter_rvs=set(), **nutpie_backend(settings.backend)
-    )
-    value_names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
+    sampled_model, compiled = compile_nutpie(model, settings.backend)
     chain_seeds = np.random.SeedSequence(settings.seed).generate_state(settings.chains)
 
-    def unconstrained(start: dict) -> np.ndarray:
-        point = make_initial_point_fn(
-            model=model, overrides=start, jitter_rvs=set(), return_transformed=True
-        )(0)
-        return np.concatenate([np.asarray(point[name], float).ravel() for name in value_names])
-
     def sample_chain(chain: int) -> xr.DataTree:
-        flat = unconstrained(starts[chain])
+        flat = flat_start(sampled_model, starts[chain])
         # nutpie asks its model for a start per chain; this one always answers ``flat``
         started_at = dataclasses.replace(
             compiled, **{initial_point_field(compiled): lambda seed: flat.copy()}
@@ -271,6 +266,32 @@ def nutpie_chains(model: pm.Model, starts: list[dict], settings: SamplerSettings
     )
     patch_nutpie_idata(joined, model, sampling_time=time.perf_counter() - began)
     return joined
+
+
+def compile_nutpie(model: pm.Model, backend: str):
+    """``(sampled_model, compiled)``: the model nutpie samples (for jax, a frozen copy of
+    ``model``) and its nutpie compilation; start vectors come from ``sampled_model``
+    (:func:`flat_start`)."""
+    import nutpie
+    from pymc.model.transform.optimization import freeze_dims_and_data
+
+    sampled_model = freeze_dims_and_data(model) if backend == "jax" else model
+    compiled = nutpie.compile_pymc_model(
+        sampled_model, jitter_rvs=set(), freeze_model=False, **nutpie_backend(backend)
+    )
+    return sampled_model, compiled
+
+
+def flat_start(model: pm.Model, start: dict) -> np.ndarray:
+    """``start`` (constrained values by variable name) as the flat unconstrained vector that a
+    nutpie model compiled from ``model`` takes: its value variables in ``model.free_RVs`` order."""
+    from pymc.initial_point import make_initial_point_fn
+
+    point = make_initial_point_fn(
+        model=model, overrides=start, jitter_rvs=set(), return_transformed=True
+    )(0)
+    names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
+    return np.concatenate([np.asarray(point[name], float).ravel() for name in names])
 
 
 def initial_point_field(compiled) -> str:
