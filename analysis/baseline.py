@@ -29,6 +29,8 @@ BASELINE_COLUMNS = (
     "skipped",
 )  # fmt: skip
 SCORES = ("bic", "aic", "icl", "loglik")  # NaN in a skipped row
+# The columns compare and the report read back from baseline.csv (older files lack `skipped`)
+READ_BACK = tuple(column for column in BASELINE_COLUMNS if column != "skipped")
 
 
 def n_parameters(k: int, d: int, covariance_type: str) -> int:

@@ -81,14 +81,17 @@ from analysis.yardstick import (
     ensure_baseline,
     gmm_heldout,
     heldout_kind,
+    read_baseline,
 )
 from models import MIXTURES
 
-COLUMNS = (
-    # the columns the issue fixes, then the rest
+# The columns the issue fixes: every comparison.csv has them, and the report reads them back.
+CORE_COLUMNS = (
     "K", "elpd_loo", "se_loo", "p_loo", "elpd_diff", "dse", "weight", "pareto_k_bad",
     "elpd_waic", "se_waic", "bic", "aic", "icl", "bic_spread", "status", "chosen",
-    "weight_pbma", "within_rule", "bic_chosen", "loo_method", "loo_reliable",
+)  # fmt: skip
+COLUMNS = (
+    *CORE_COLUMNS, "weight_pbma", "within_rule", "bic_chosen", "loo_method", "loo_reliable",
     "pareto_k_remaining", "pareto_k_good", "pareto_k_very_bad", "k_threshold", "elpd_psis",
     "p_waic", "waic_p_over_0_4", "gmm_heldout_elpd", "gmm_heldout_se", "heldout_diff",
     "heldout_dse", "bic_seeds", "elpd_outside", "se_outside", "n_outside", "outside_diff",
@@ -239,6 +242,7 @@ def compare_run(
     files = paths.fit_files()
     if not files:
         raise InputError(f"{paths.fits_dir}: no fits (K*.nc); run segment fit --out {paths.root}")
+    saved_baseline = read_baseline(paths)  # a damaged one is an error before any LOO work
     estimates, configs, customers, outside_lpd = [], [], [], {}
     x = None
     for path in files:
@@ -270,7 +274,9 @@ def compare_run(
     ks = [e.k for e in estimates]
     table, compared, notes = loo_table(estimates)
 
-    baseline_table, covariance_type, ran = ensure_baseline(paths, x, ks, config, progress)
+    baseline_table, covariance_type, ran = ensure_baseline(
+        paths, saved_baseline, x, ks, config, progress
+    )
     per_k = baseline_per_k(baseline_table, covariance_type)
     table = table.merge(per_k, on="K", how="left")
     data_kind = MIXTURES[config["model"]].data_kind

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
+
+from analysis.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -92,3 +96,36 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def read_step_csv(path: Path, columns: Iterable[str], rewrite: str) -> pd.DataFrame:
+    """Read a CSV that an earlier step wrote into the run directory.
+
+    Parameters
+    ----------
+    path : the CSV; it exists.
+    columns : the columns the reader uses.
+    rewrite : the command that writes the file again, named in the message.
+
+    Raises
+    ------
+    InputError
+        When the file cannot be parsed, has no rows, or lacks one of ``columns``: one line
+        naming the file and the missing columns.
+    """
+    try:
+        table = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise InputError(
+            f"{path}: cannot read it as CSV ({error.__class__.__name__}); rerun `{rewrite}`"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: file is empty; rerun `{rewrite}`") from None
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(missing)} (damaged or edited); rerun `{rewrite}`"
+        )
+    if table.empty:
+        raise InputError(f"{path}: no rows below the header; rerun `{rewrite}`")
+    return table

@@ -46,6 +46,7 @@ from analysis.report_outputs import (
     SPLITS,
     TABLES,
     ZERO_SHARE,
+    check_step_outputs,
     choose_k,
     is_true,
     write_outputs,
@@ -863,6 +864,7 @@ def build_report(
     if not 0 < threshold <= 1:
         raise InputError(f"--precise-threshold: must be in (0, 1], got {threshold}")
     progress = sys.stderr if progress == "stderr" else progress  # at call time: redirectable
+    check_step_outputs(paths)
     chosen, how = choose_k(paths, k)
     write_outputs(paths, chosen, how, threshold, progress)
     document = render(paths)

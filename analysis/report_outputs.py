@@ -18,6 +18,8 @@ import pandas as pd
 import xarray as xr
 
 from analysis import figures
+from analysis.baseline import READ_BACK
+from analysis.compare import CORE_COLUMNS
 from analysis.decision import RULE_SE
 from analysis.errors import InputError
 from analysis.fit import (
@@ -29,7 +31,7 @@ from analysis.fit import (
     sampling_settings,
     saved_attrs,
 )
-from analysis.paths import RunPaths, atomic_path
+from analysis.paths import RunPaths, atomic_path, read_step_csv
 from analysis.profiles import (
     FUNCTIONAL,
     HDI_PROB,
@@ -64,6 +66,12 @@ REPORT_FIGURES = (
     "profiles", "revenue", "assignment_uncertainty",
 )  # fmt: skip
 COMPARE_FIGURES = ("compare", "elpd_vs_bic", "khat")
+# The earlier steps' CSVs the report reads: the columns it uses, and the step that writes them.
+STEP_CSVS = {
+    "baseline.csv": (READ_BACK, "segment baseline --out"),
+    "comparison.csv": (CORE_COLUMNS, "segment compare --run"),
+    "diagnostics.csv": (("K", "status", "reason"), "segment fit --out"),
+}
 # Units of the built-in datasets (a fit stores the dataset name, not its unit).
 UNITS = {"marketing": "MNT, 2 years", "dunnhumby-spend": "USD, 1 year"}
 
@@ -71,6 +79,21 @@ UNITS = {"marketing": "MNT, 2 years", "dunnhumby-spend": "USD, 1 year"}
 def is_true(value) -> bool:
     """A CSV cell read as a boolean (True, 1, yes)."""
     return str(value).strip().lower() in ("true", "1", "yes")
+
+
+def read_step_output(paths: RunPaths, name: str) -> pd.DataFrame:
+    """One of the :data:`STEP_CSVS` of the run directory (it exists), checked: InputError naming
+    the file and its missing columns."""
+    columns, step = STEP_CSVS[name]
+    return read_step_csv(paths.root / name, columns, f"{step} {paths.root}")
+
+
+def check_step_outputs(paths: RunPaths) -> None:
+    """Read every :data:`STEP_CSVS` file present, so a damaged one is an error before the report
+    writes anything."""
+    for name in STEP_CSVS:
+        if (paths.root / name).is_file():
+            read_step_output(paths, name)
 
 
 def choose_k(paths: RunPaths, k: int | None) -> tuple[int, str]:
@@ -89,7 +112,7 @@ def choose_k(paths: RunPaths, k: int | None) -> tuple[int, str]:
             f"{paths.comparison_csv}: not found; run `segment compare --run {paths.root}` first "
             "or pass --k"
         )
-    comparison = pd.read_csv(paths.comparison_csv)
+    comparison = read_step_output(paths, "comparison.csv")
     chosen = comparison.loc[comparison["chosen"].map(is_true), "K"]
     if len(chosen) > 1:
         raise InputError(f"{paths.comparison_csv}: {len(chosen)} rows with chosen == True")

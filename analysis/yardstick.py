@@ -1,6 +1,7 @@
 """The scikit-learn baseline beside the Bayesian fits: BIC per K, and scores on the elpd yardstick.
 
-- :func:`ensure_baseline` reads ``baseline.csv`` (or runs the default baseline) and
+- :func:`read_baseline` checks and reads ``baseline.csv``, :func:`ensure_baseline` runs the
+  default baseline when there is none, and
   :func:`baseline_per_k` keeps the best BIC, AIC and ICL over seeds per K.
 - :func:`gmm_heldout` scores the EM GMM on held-out customers (K-fold) on the same scale as
   ``elpd_loo``; what it scores depends on the fits' data (:data:`HELDOUT_MEANING`).
@@ -15,7 +16,7 @@ from sklearn.model_selection import KFold
 
 from analysis import baseline
 from analysis.elpd import summed
-from analysis.paths import RunPaths
+from analysis.paths import RunPaths, read_step_csv
 from analysis.transforms import CATEGORICAL_TRANSFORMS
 from models import MIXTURES, hurdle
 
@@ -199,11 +200,29 @@ def gmm_heldout(
     return pd.DataFrame(rows)
 
 
-def ensure_baseline(paths: RunPaths, x: np.ndarray, ks: list[int], config: dict, progress):
-    """Read ``baseline.csv``; when absent, run the default baseline on the fits' data."""
+def read_baseline(paths: RunPaths) -> pd.DataFrame | None:
+    """``baseline.csv`` of the run directory, None when there is none; InputError when it lacks
+    a column compare or the report reads (:data:`analysis.baseline.READ_BACK`)."""
+    if not paths.baseline_csv.exists():
+        return None
+    return read_step_csv(
+        paths.baseline_csv, baseline.READ_BACK, f"segment baseline --out {paths.root}"
+    )
+
+
+def ensure_baseline(
+    paths: RunPaths,
+    saved: pd.DataFrame | None,
+    x: np.ndarray,
+    ks: list[int],
+    config: dict,
+    progress,
+):
+    """The ``saved`` baseline table (:func:`read_baseline`); when None, run the default baseline
+    on the fits' data and save it."""
     matrix, covariance_type = baseline_matrix(x, config["transform"])
-    if paths.baseline_csv.exists():
-        return pd.read_csv(paths.baseline_csv), covariance_type, False
+    if saved is not None:
+        return saved, covariance_type, False
     if progress is not None:
         print(
             f"no {paths.baseline_csv}: running the baseline ({covariance_type} covariance, "
