@@ -341,6 +341,7 @@ def command_fit(args: argparse.Namespace) -> None:
         subsample=args.subsample,
     )
     paths = RunPaths(args.out)
+    sweep.check_saved_fits(paths, ks)
     customers = dataset.features.index.to_numpy()
     announce(notes)
     sweep.fit_sweep(spec, x, ks, customers, transform.columns, paths, rules)

@@ -242,11 +242,12 @@ def compare_run(
     files = paths.fit_files()
     if not files:
         raise InputError(f"{paths.fits_dir}: no fits (K*.nc); run segment fit --out {paths.root}")
-    saved_baseline = read_baseline(paths)  # a damaged one is an error before any LOO work
+    # a damaged baseline.csv or fit file is an error before any LOO work
+    saved_baseline = read_baseline(paths)
+    saved = {path: saved_attrs(path) for path in files}
     estimates, configs, customers, outside_lpd = [], [], [], {}
     x = None
-    for path in files:
-        attrs = saved_attrs(path)
+    for path, attrs in saved.items():
         tree = load_fit(path)
         var_name = log_likelihood_name(tree)
         observed = observed_data(tree, var_name)

@@ -30,6 +30,7 @@ import xarray as xr
 from analysis.assignments import summarize_memberships
 from analysis.chain_stacking import stack_chains
 from analysis.diagnostics import diagnose, mode_convergence
+from analysis.errors import InputError
 from analysis.membership import memberships_and_loglik
 from analysis.paths import atomic_path
 from analysis.relabel import permutation_dataarray, permute, relabel_posterior, stephens
@@ -480,14 +481,36 @@ def _stacked(values: xr.DataArray) -> np.ndarray:
     return values.stack(sample=("chain", "draw")).transpose("sample", ...).values
 
 
+# What reading a damaged fit file raises: h5py's OSError for a file cut short or not HDF5,
+# ValueError (JSONDecodeError) for a mangled configuration, KeyError for a missing group.
+UNREADABLE = (OSError, ValueError, KeyError)
+
+
+def unreadable_fit(path: Path, problem: str) -> InputError:
+    """The one-line error for a saved fit that cannot be read (a copy cut short, a disk error,
+    a file that is no fit); ``problem`` says what reading it ran into."""
+    return InputError(
+        f"{path}: not a readable fit file: truncated or corrupt ({problem}); "
+        f"delete it and refit with segment fit --k {path.stem.removeprefix('K')} --out "
+        f"{path.parent.parent} (and the run's data options)"
+    )
+
+
 def saved_attrs(path: Path) -> dict:
-    """The JSON attrs of a saved fit (config, provenance, diagnostics) without loading draws."""
-    with xr.open_datatree(path, engine="h5netcdf") as tree:
-        return {
-            key.removeprefix("segment_"): json.loads(value)
-            for key, value in tree.attrs.items()
-            if key.startswith("segment_")
-        }
+    """The JSON attrs of a saved fit (config, provenance, diagnostics) without loading draws;
+    InputError (:func:`unreadable_fit`) when the file is not a readable fit."""
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            attrs = {
+                key.removeprefix("segment_"): json.loads(value)
+                for key, value in tree.attrs.items()
+                if key.startswith("segment_")
+            }
+    except UNREADABLE as error:
+        raise unreadable_fit(path, error.__class__.__name__) from None
+    if "config" not in attrs:  # a NetCDF file, but not one segment fit wrote
+        raise unreadable_fit(path, "no segment_config attribute")
+    return attrs
 
 
 def save_fit(tree: xr.DataTree, path: Path) -> None:
@@ -497,18 +520,20 @@ def save_fit(tree: xr.DataTree, path: Path) -> None:
 
 
 def load_fit(path: Path) -> xr.DataTree:
-    """Open a saved fit fully into memory (the file is closed afterwards)."""
-    with xr.open_datatree(path, engine="h5netcdf") as tree:
-        return tree.load()
+    """Open a saved fit fully into memory (the file is closed afterwards); InputError
+    (:func:`unreadable_fit`) when it cannot be read."""
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            return tree.load()
+    except UNREADABLE as error:
+        raise unreadable_fit(path, error.__class__.__name__) from None
 
 
 def saved_fit_matches(path: Path, identity: dict) -> bool:
-    """True when ``path`` holds a readable fit asked for with exactly this configuration (a fit
-    the sweep sampled longer keeps the configuration it was asked for as ``request``)."""
+    """True when ``path`` holds a fit asked for with exactly this configuration (a fit the sweep
+    sampled longer keeps the configuration it was asked for as ``request``); InputError when it
+    exists but cannot be read."""
     if not path.exists():
         return False
-    try:
-        attrs = saved_attrs(path)
-        return attrs.get("request", attrs.get("config")) == identity
-    except (OSError, ValueError, KeyError):
-        return False
+    attrs = saved_attrs(path)
+    return attrs.get("request", attrs["config"]) == identity

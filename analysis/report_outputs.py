@@ -152,18 +152,14 @@ def fallback_k(comparison: pd.DataFrame, paths: RunPaths) -> int:
 
 
 def fitted_configs(paths: RunPaths) -> list[dict]:
-    """The configuration of every readable fit in the run directory, sorted by K."""
-    configs = []
-    for path in paths.fit_files():
-        try:
-            configs.append(saved_attrs(path)["config"])
-        except (OSError, ValueError, KeyError):
-            continue
+    """The configuration of every fit in the run directory, sorted by K; InputError naming a
+    fit file that cannot be read."""
+    configs = [saved_attrs(path)["config"] for path in paths.fit_files()]
     return sorted(configs, key=lambda config: int(config["K"]))
 
 
 def fitted_ks(paths: RunPaths) -> list[int]:
-    """K of every readable fit in the run directory, sorted."""
+    """K of every fit in the run directory, sorted."""
     return [int(config["K"]) for config in fitted_configs(paths)]
 
 

@@ -28,6 +28,7 @@ import xarray as xr
 from analysis.decision import RULE_SE
 from analysis.diagnostics import COLUMNS
 from analysis.elpd import summed
+from analysis.errors import InputError
 from analysis.fit import FitSpec, fit_k, load_fit, save_fit, saved_attrs, saved_fit_matches
 from analysis.loo import entry_elpd
 from analysis.modes import EMPTY_WEIGHT
@@ -153,7 +154,7 @@ def fit_sweep(
     ks = sorted(ks)
     for position, k in enumerate(ks, start=1):
         path = paths.fit(k)
-        if saved_fit_matches(path, spec.identity(k)):
+        if reusable(path, spec.identity(k), k):
             print(f"[K={k}] ({position}/{len(ks)}) already fitted: {path}", file=sys.stderr)
             tree = load_fit(path)
         else:
@@ -182,6 +183,27 @@ def fit_sweep(
     with atomic_path(paths.skipped_json) as temporary:
         temporary.write_text(json.dumps(skipped, indent=1))
     return rows
+
+
+def reusable(path, identity: dict, k: int) -> bool:
+    """Whether the saved fit ``path`` of K can be reused (:func:`saved_fit_matches`); a file that
+    cannot be read is refitted, with a loud line saying so."""
+    try:
+        return saved_fit_matches(path, identity)
+    except InputError:
+        print(
+            f"[K={k}] WARNING: {path} is not a readable fit file (truncated or corrupt); "
+            "fitting it again, the new fit replaces it",
+            file=sys.stderr,
+        )
+        return False
+
+
+def check_saved_fits(paths: RunPaths, ks: list[int]) -> None:
+    """Before sampling: every saved fit outside ``ks`` must be readable, since diagnostics.csv is
+    rebuilt from all of them (InputError naming the file; one inside ``ks`` is refitted)."""
+    for path in sorted(set(paths.fit_files()) - {paths.fit(k) for k in ks}):
+        saved_attrs(path)
 
 
 def print_status(k: int, diagnostics: dict) -> None:
