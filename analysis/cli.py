@@ -156,8 +156,7 @@ def command_baseline(args: argparse.Namespace) -> None:
         raise InputError(f"--seeds: seeds must be >= 0, got '{args.seeds}'")
     if args.n_init < 1:
         raise InputError(f"--n-init: must be >= 1, got {args.n_init}")
-    if args.out.exists() and not args.out.is_dir():
-        raise InputError(f"--out {args.out}: exists and is not a directory")
+    RunPaths(args.out).check_writable("--out")
     covariance_types = parse_covariance_types(args.covariance_types)
     dataset, transform, notes = prepare_data(args)
     if covariance_types is None:
@@ -302,6 +301,7 @@ def command_fit(args: argparse.Namespace) -> None:
     patience = sweep.PATIENCE if args.patience is None else args.patience
     if patience < 0:
         raise InputError(f"--patience must be >= 0, got {patience}")
+    RunPaths(args.out).check_writable("--out")
     rules = sweep.SweepRules(
         budget_seconds=60 * args.budget if args.budget else None,
         patience=patience,
@@ -389,6 +389,7 @@ def command_compare(args: argparse.Namespace) -> None:
     if max_moment_match < 0:
         raise InputError(f"--max-moment-match: must be >= 0, got {max_moment_match}")
     paths = RunPaths(args.run)
+    paths.check_writable("--run")
     table = compare_run(
         paths,
         moment_matching=not getattr(args, "no_moment_match", False),
@@ -431,8 +432,7 @@ def add_report_options(parser: argparse.ArgumentParser, k_option: str) -> None:
 def command_run(args: argparse.Namespace) -> None:
     from analysis import pipeline
 
-    if args.out.exists() and not args.out.is_dir():
-        raise InputError(f"--out {args.out}: exists and is not a directory")
+    RunPaths(args.out).check_writable("--out")
     steps = {name for name in ("baseline", "fit", "compare", "report")
              if f"command_{name}" in globals()}  # fmt: skip
     pipeline.run(args, build_parser().parse_args, steps)

@@ -81,6 +81,20 @@ class RunPaths:
     def figure(self, name: str) -> Path:
         return self.figures_dir / f"{name}.png"
 
+    def check_writable(self, option: str) -> None:
+        """Before any long work: InputError unless the run directory and its ``fits/`` and
+        ``figures/`` are writable directories, or their nearest existing ancestor is one (they
+        are made when written). ``option`` names the command-line option; creates nothing."""
+        for directory in (self.root, self.fits_dir, self.figures_dir):
+            existing = next(
+                p for p in (directory, *directory.parents) if p.exists() or p.is_symlink()
+            )
+            named = "" if existing == self.root else f"{existing} "
+            if not existing.is_dir():
+                raise InputError(f"{option} {self.root}: {named}exists and is not a directory")
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise InputError(f"{option} {self.root}: {named}is not writable")
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:

@@ -861,6 +861,7 @@ def build_report(
     """
     if not paths.root.is_dir():
         raise InputError(f"--run {paths.root}: not a directory")
+    paths.check_writable("--run")
     if not 0 < threshold <= 1:
         raise InputError(f"--precise-threshold: must be in (0, 1], got {threshold}")
     progress = sys.stderr if progress == "stderr" else progress  # at call time: redirectable

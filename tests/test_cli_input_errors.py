@@ -7,6 +7,7 @@ of the first rows of the marketing file, written to ``tmp_path``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -340,3 +341,64 @@ def test_negative_seed_is_refused_before_sampling(marketing_csv, tmp_path, capsy
     code, _, err = run_main([*argv, "--seed", "-1", "--out", str(out)], capsys)
     assert_one_line_error(code, err, "--seed must be >= 0, got -1")
     assert not out.exists()
+
+
+def small_csv(head: pd.DataFrame, directory: Path) -> Path:
+    """Three spend columns of the first rows, comma-separated, with the ID column."""
+    path = directory / "small.csv"
+    head[["ID", "MntWines", "MntFruits", "MntMeatProducts"]].to_csv(path, index=False)
+    return path
+
+
+def step_argv(step: str, data: Path, out: Path) -> list[str]:
+    """A cheap command line of ``step`` (tiny sampling, should a check fail to stop it)."""
+    argv = [step, "--dataset", "csv", "--data", str(data), "--id-column", "ID"]
+    argv += ["--features", "MntWines,MntFruits", "--k", "1", "--out", str(out)]
+    if step == "baseline":
+        return [*argv, "--n-init", "1", "--seeds", "0"]
+    tiny = ["--chains", "1", "--draws", "10", "--tune", "10", "--budget", "0"]
+    return [*argv, *tiny] if step == "fit" else [*argv, *tiny, "--n-init", "1", "--seeds", "0"]
+
+
+@pytest.mark.parametrize("step", ["baseline", "fit", "run"])
+@pytest.mark.parametrize(
+    ("where", "needle"),
+    [
+        ("file", "--out {out}: exists and is not a directory"),
+        ("file/run", "--out {out}: {file} exists and is not a directory"),
+        ("run-with-fits-file", "--out {out}: {out}/fits exists and is not a directory"),
+    ],
+)
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(
+    head, tmp_path, capsys, step, where, needle
+):
+    data, file = small_csv(head, tmp_path), tmp_path / "file"
+    file.write_text("taken")
+    out = tmp_path / where
+    if where == "run-with-fits-file":
+        out.mkdir()
+        (out / "fits").write_text("taken")
+    code, stdout, err = run_main(step_argv(step, data, out), capsys)
+    assert_one_line_error(code, err, needle.format(out=out, file=file))
+    assert stdout == ""
+    assert file.read_text() == "taken"
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        {"small.csv", "file", where.split("/")[0]}
+    )
+
+
+def test_an_out_in_a_read_only_directory_is_refused_before_any_work(
+    head, tmp_path, capsys, monkeypatch
+):
+    """As root a chmod'ed directory stays writable, so the permission is what os.access says."""
+    data, locked = small_csv(head, tmp_path), tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode)
+    )
+    out = locked / "run"
+    for step in ("baseline", "fit", "run"):
+        code, _, err = run_main(step_argv(step, data, out), capsys)
+        assert_one_line_error(code, err, f"--out {out}: {locked} is not writable")
+    assert list(locked.iterdir()) == []
