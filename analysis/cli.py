@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from analysis import baseline, fit, sweep
@@ -150,13 +151,20 @@ def command_data(args: argparse.Namespace) -> None:
 
 
 def command_baseline(args: argparse.Namespace) -> None:
+    prepare_baseline(args)()
+
+
+def prepare_baseline(args: argparse.Namespace) -> Callable[[], None]:
+    """Check every option and the data of ``segment baseline`` (InputError), writing nothing;
+    return the step itself: the sweep, which writes the run files."""
     ks = parse_k_range(args.k)
     seeds = parse_int_list(args.seeds, "--seeds")
     if any(seed < 0 for seed in seeds):
         raise InputError(f"--seeds: seeds must be >= 0, got '{args.seeds}'")
     if args.n_init < 1:
         raise InputError(f"--n-init: must be >= 1, got {args.n_init}")
-    RunPaths(args.out).check_writable("--out")
+    paths = RunPaths(args.out)
+    paths.check_writable("--out")
     covariance_types = parse_covariance_types(args.covariance_types)
     dataset, transform, notes = prepare_data(args)
     if covariance_types is None:
@@ -167,16 +175,19 @@ def command_baseline(args: argparse.Namespace) -> None:
         raise InputError(
             f"{dataset.source}: EM cannot fit any K in --k {args.k} (K={ks[0]}: {problems[0]})"
         )
-    announce(notes)
-    table = baseline.sweep(x, ks, covariance_types, args.n_init, seeds)
-    skipped = table[table["skipped"] != ""].drop_duplicates(["covariance_type", "K"])
-    for row in skipped.itertuples():
-        print(f"baseline: K={row.K} ({row.covariance_type}) skipped: {row.skipped}")
-    paths = RunPaths(args.out)
-    title = f"scikit-learn GMM on {dataset.name} ({transform.name}, n_init={args.n_init})"
-    baseline.write_run_files(table, title, paths)
-    print(baseline.best_k_by_seed(table).to_string(index=False))
-    print(f"wrote {paths.baseline_csv} and {paths.figure('baseline')}")
+
+    def step() -> None:
+        announce(notes)
+        table = baseline.sweep(x, ks, covariance_types, args.n_init, seeds)
+        skipped = table[table["skipped"] != ""].drop_duplicates(["covariance_type", "K"])
+        for row in skipped.itertuples():
+            print(f"baseline: K={row.K} ({row.covariance_type}) skipped: {row.skipped}")
+        title = f"scikit-learn GMM on {dataset.name} ({transform.name}, n_init={args.n_init})"
+        baseline.write_run_files(table, title, paths)
+        print(baseline.best_k_by_seed(table).to_string(index=False))
+        print(f"wrote {paths.baseline_csv} and {paths.figure('baseline')}")
+
+    return step
 
 
 def add_fit_options(parser: argparse.ArgumentParser) -> None:
@@ -289,8 +300,8 @@ def check_subsample(subsample: int | None, n_customers: int, source: str) -> int
     return subsample
 
 
-def command_fit(args: argparse.Namespace) -> None:
-    ks = parse_k_range(args.k)
+def sweep_rules(args: argparse.Namespace) -> sweep.SweepRules:
+    """The sweep's rules from the fit options, each sampler and sweep option checked."""
     for option in ("chains", "draws", "tune"):
         if getattr(args, option) < 1:
             raise InputError(f"--{option} must be >= 1, got {getattr(args, option)}")
@@ -301,12 +312,24 @@ def command_fit(args: argparse.Namespace) -> None:
     patience = sweep.PATIENCE if args.patience is None else args.patience
     if patience < 0:
         raise InputError(f"--patience must be >= 0, got {patience}")
-    RunPaths(args.out).check_writable("--out")
-    rules = sweep.SweepRules(
+    return sweep.SweepRules(
         budget_seconds=60 * args.budget if args.budget else None,
         patience=patience,
         stop_at_empty=args.stop_at_empty is not False,
     )
+
+
+def command_fit(args: argparse.Namespace) -> None:
+    prepare_fit(args)()
+
+
+def prepare_fit(args: argparse.Namespace) -> Callable[[], None]:
+    """Check every option, the data and the saved fits of ``segment fit`` (InputError), writing
+    nothing; return the step itself: the sweep, which samples and writes the fits."""
+    ks = parse_k_range(args.k)
+    rules = sweep_rules(args)
+    paths = RunPaths(args.out)
+    paths.check_writable("--out")
     if args.model and MIXTURES[args.model].data_kind == "categorical" and args.dataset == "csv":
         raise InputError(
             f"--model {args.model}: --dataset csv reads numeric columns only; "
@@ -326,7 +349,6 @@ def command_fit(args: argparse.Namespace) -> None:
     n_fit = check_subsample(args.subsample, len(x), dataset.source)
     options = mixture.data_options(transform, list(dataset.features.columns))
     if mixture.data_kind == "continuous":
-        warn_parameters_exceed_rows(n_fit, x.shape[1], ks, args.covariance)
         options = {"covariance": args.covariance} | options
     settings = fit.SamplerSettings(
         args.chains, args.draws, args.tune, args.seed, args.sampler, args.backend, args.adaptation
@@ -340,16 +362,21 @@ def command_fit(args: argparse.Namespace) -> None:
         sampler=settings,
         subsample=args.subsample,
     )
-    paths = RunPaths(args.out)
     sweep.check_saved_fits(paths, ks)
     customers = dataset.features.index.to_numpy()
-    announce(notes)
-    sweep.fit_sweep(spec, x, ks, customers, transform.columns, paths, rules)
-    table = sweep.write_diagnostics(paths)
-    shown = [c for c in table.columns if c != "reason"]
-    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    report_statuses(table, args)
-    print(f"wrote {paths.fits_dir}/K*.nc and {paths.diagnostics_csv}")
+
+    def step() -> None:
+        announce(notes)
+        if mixture.data_kind == "continuous":
+            warn_parameters_exceed_rows(n_fit, x.shape[1], ks, args.covariance)
+        sweep.fit_sweep(spec, x, ks, customers, transform.columns, paths, rules)
+        table = sweep.write_diagnostics(paths)
+        shown = [c for c in table.columns if c != "reason"]
+        print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        report_statuses(table, args)
+        print(f"wrote {paths.fits_dir}/K*.nc and {paths.diagnostics_csv}")
+
+    return step
 
 
 def report_statuses(table, args: argparse.Namespace) -> None:
@@ -375,9 +402,12 @@ def report_statuses(table, args: argparse.Namespace) -> None:
 
 
 def command_compare(args: argparse.Namespace) -> None:
-    from analysis.compare import compare_run
-    from analysis.comparison_text import printable
-    from analysis.decision import decision_lines
+    prepare_compare(args)()
+
+
+def prepare_compare(args: argparse.Namespace) -> Callable[[], None]:
+    """Check the options of ``segment compare`` (InputError); return the step itself, which
+    reads the run directory's fits and writes the comparison."""
     from analysis.loo import MAX_MOMENT_MATCH
 
     kfold = getattr(args, "kfold", None)
@@ -390,24 +420,43 @@ def command_compare(args: argparse.Namespace) -> None:
         raise InputError(f"--max-moment-match: must be >= 0, got {max_moment_match}")
     paths = RunPaths(args.run)
     paths.check_writable("--run")
-    table = compare_run(
-        paths,
-        moment_matching=not getattr(args, "no_moment_match", False),
-        max_moment_match=max_moment_match,
-        kfold_folds=kfold,
-    )
-    print(printable(table))
-    print()
-    print("\n".join(decision_lines(table)))
-    print(f"wrote {paths.comparison_csv}, {paths.comparison_md} and {paths.figures_dir}/")
+
+    def step() -> None:
+        from analysis.compare import compare_run
+        from analysis.comparison_text import printable
+        from analysis.decision import decision_lines
+
+        table = compare_run(
+            paths,
+            moment_matching=not getattr(args, "no_moment_match", False),
+            max_moment_match=max_moment_match,
+            kfold_folds=kfold,
+        )
+        print(printable(table))
+        print()
+        print("\n".join(decision_lines(table)))
+        print(f"wrote {paths.comparison_csv}, {paths.comparison_md} and {paths.figures_dir}/")
+
+    return step
 
 
 def command_report(args: argparse.Namespace) -> None:
+    prepare_report(args)()
+
+
+def prepare_report(args: argparse.Namespace) -> Callable[[], None]:
+    """Check the options of ``segment report`` (InputError); return the step itself, which
+    reads the run directory and writes the report."""
     from analysis import report
 
-    path = report.build_report(RunPaths(args.run), args.k, args.precise_threshold)
-    print(f"wrote {args.run}/profiles.csv, assignments.csv and the other report tables")
-    print(f"report: {path}")
+    report.check_threshold(args.precise_threshold)
+
+    def step() -> None:
+        path = report.build_report(RunPaths(args.run), args.k, args.precise_threshold)
+        print(f"wrote {args.run}/profiles.csv, assignments.csv and the other report tables")
+        print(f"report: {path}")
+
+    return step
 
 
 def add_report_options(parser: argparse.ArgumentParser, k_option: str) -> None:
@@ -429,12 +478,25 @@ def add_report_options(parser: argparse.ArgumentParser, k_option: str) -> None:
     )
 
 
+def check_report_k(args: argparse.Namespace) -> None:
+    """``segment run --report-k K`` (options with the preset filled in): InputError unless K is
+    in the fit step's --k or already fitted in the run directory, before anything runs."""
+    if args.report_k is None:
+        return
+    fit_file = RunPaths(args.out).fit(args.report_k)
+    if args.report_k not in parse_k_range(args.k) and not fit_file.exists():
+        raise InputError(
+            f"--report-k {args.report_k}: not in --k {args.k} and no {fit_file} yet; the report "
+            "can only show a fitted K"
+        )
+
+
 def command_run(args: argparse.Namespace) -> None:
     from analysis import pipeline
 
     RunPaths(args.out).check_writable("--out")
-    steps = {name for name in ("baseline", "fit", "compare", "report")
-             if f"command_{name}" in globals()}  # fmt: skip
+    check_report_k(pipeline.apply_preset(args))
+    steps = {name for name in pipeline.STEPS if f"prepare_{name}" in globals()}
     pipeline.run(args, build_parser().parse_args, steps)
 
 
@@ -466,14 +528,14 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="run directory: writes OUT/baseline.csv and OUT/figures/baseline.png",
     )
-    sweep.set_defaults(handler=command_baseline)
+    sweep.set_defaults(handler=command_baseline, prepare=prepare_baseline)
 
     fitting = steps.add_parser("fit", help="Bayesian mixture per K (PyMC + nutpie)")
     add_dataset_options(fitting)
     fitting.add_argument("--k", default="1-6", help="K range, e.g. 1-6 or 2,4,6")
     fitting.add_argument("--out", type=Path, required=True, help="run directory")
     add_fit_options(fitting)
-    fitting.set_defaults(handler=command_fit)
+    fitting.set_defaults(handler=command_fit, prepare=prepare_fit)
 
     from analysis.loo import MAX_MOMENT_MATCH
 
@@ -503,12 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
     comparing.add_argument(
         "--no-moment-match", action="store_true", help="skip moment matching (plain PSIS-LOO)"
     )
-    comparing.set_defaults(handler=command_compare)
+    comparing.set_defaults(handler=command_compare, prepare=prepare_compare)
 
     reporting = steps.add_parser("report", help="profiles, assignments and report.html")
     reporting.add_argument("--run", type=Path, required=True, help="run directory")
     add_report_options(reporting, "--k")
-    reporting.set_defaults(handler=command_report)
+    reporting.set_defaults(handler=command_report, prepare=prepare_report)
 
     from analysis.pipeline import DEFAULT_PRESET, PRESETS
 

@@ -103,6 +103,25 @@ def step_argv(args: argparse.Namespace) -> dict[str, list[str]]:
     }
 
 
+STEPS = ("baseline", "fit", "compare", "report")
+
+
+def prepare_steps(
+    commands: dict[str, list[str]],
+    parse: Callable[[list[str]], argparse.Namespace],
+    available: set[str],
+) -> dict[str, Callable[[], None]]:
+    """Every available step parsed from its command line (:func:`step_argv`) and prepared: all
+    options of all steps, the data and the run directory are checked (InputError) before the
+    first step writes anything. Returns the steps to call, in order."""
+    steps = {}
+    for name in STEPS:
+        if name in available:
+            step = parse(commands[name])
+            steps[name] = step.prepare(step)
+    return steps
+
+
 def run(
     args: argparse.Namespace,
     parse: Callable[[list[str]], argparse.Namespace],
@@ -112,12 +131,14 @@ def run(
     """Run baseline, fit, compare and report in order with progress lines; return the report path.
 
     Each step is parsed from its own command line by ``parse`` (the CLI parser), so it runs
-    exactly as ``segment STEP ...`` would, and is executed by its handler. A step missing from
-    ``available`` (its module is not in this checkout) is skipped with a note.
+    exactly as ``segment STEP ...`` would, and every step is prepared (its options checked)
+    before the first one runs. A step missing from ``available`` (its module is not in this
+    checkout) is skipped with a note.
     """
     progress = sys.stderr if progress is None else progress  # at call time: redirectable
     args = apply_preset(args)
     commands = step_argv(args)
+    steps = prepare_steps(commands, parse, available)
     preset = PRESETS[args.preset]
     given = [o for o in preset if getattr(args, o) != preset[o]]
     print(
@@ -130,14 +151,13 @@ def run(
         flush=True,
     )
     started = time.perf_counter()
-    for number, name in enumerate(("baseline", "fit", "compare", "report"), start=1):
-        if name not in available:
+    for number, name in enumerate(STEPS, start=1):
+        if name not in steps:
             print(f"[{number}/4] {name}: not available in this checkout, skipped", file=progress)
             continue
         print(f"[{number}/4] segment {' '.join(commands[name])}", file=progress, flush=True)
         step_started = time.perf_counter()
-        step = parse(commands[name])
-        step.handler(step)
+        steps[name]()
         print(
             f"[{number}/4] {name} done in {time.perf_counter() - step_started:.0f} s "
             f"(total {time.perf_counter() - started:.0f} s)",

@@ -848,6 +848,12 @@ def section_files(paths) -> str:
     )
 
 
+def check_threshold(threshold: float) -> None:
+    """InputError unless the precise-assignment threshold is a probability in (0, 1]."""
+    if not 0 < threshold <= 1:
+        raise InputError(f"--precise-threshold: must be in (0, 1], got {threshold}")
+
+
 def build_report(
     paths: RunPaths,
     k: int | None = None,
@@ -862,8 +868,7 @@ def build_report(
     if not paths.root.is_dir():
         raise InputError(f"--run {paths.root}: not a directory")
     paths.check_writable("--run")
-    if not 0 < threshold <= 1:
-        raise InputError(f"--precise-threshold: must be in (0, 1], got {threshold}")
+    check_threshold(threshold)
     progress = sys.stderr if progress == "stderr" else progress  # at call time: redirectable
     check_step_outputs(paths)
     chosen, how = choose_k(paths, k)

@@ -112,3 +112,32 @@ def test_run_bad_input_is_one_line(tmp_path, capsys):
     code = main(["run", "--out", str(target)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "not a directory" in err
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        (["--k", "3-1"], "--k: malformed K range '3-1'"),
+        (["--chains", "0"], "--chains must be >= 1, got 0"),
+        (["--patience", "-1"], "--patience must be >= 0"),
+        (["--subsample", "500"], "--subsample 500: "),
+        (["--kfold", "1"], "--kfold: need at least 2 folds"),
+        (["--max-moment-match", "-1"], "--max-moment-match: must be >= 0"),
+        (["--precise-threshold", "2"], "--precise-threshold: must be in (0, 1]"),
+        (["--k", "1-2", "--report-k", "3"], "--report-k 3: not in --k 1-2"),
+    ],
+)
+def test_run_checks_every_step_before_the_first_writes(
+    tmp_path, capsys, marketing_raw, options, needle
+):
+    """A bad option of a later step (fit, compare, report) used to surface only after the
+    baseline had written baseline.csv and figures/baseline.png."""
+    data = tmp_path / "small.csv"
+    marketing_raw.head(200)[["ID", "MntWines", "MntFruits"]].to_csv(data, index=False)
+    out = tmp_path / "run"
+    argv = ["run", "--dataset", "csv", "--data", str(data), "--features", "MntWines,MntFruits"]
+    argv += ["--baseline-k", "1-2", "--n-init", "1", "--seeds", "0", "--draws", "10"]
+    code = main([*argv, "--tune", "10", "--chains", "1", *options, "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and needle in err, err
+    assert not out.exists()
