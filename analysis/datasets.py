@@ -69,6 +69,9 @@ DEMOGRAPHIC_LEVELS = {
     "kids_count": ["0", "1", "2", "3+"],
 }
 MISSING_LEVEL = "Unknown"
+# Largest data file read: pandas holds several times a file's size in memory while it parses,
+# and the largest table here (bench.scale, 100,000 customers) is about 20 MB as text.
+MAX_DATA_BYTES = 1 << 30
 DATASETS = ("marketing", "dunnhumby-spend", "dunnhumby-demographics", "csv")
 
 
@@ -255,6 +258,16 @@ def _read_table(path: str | Path, sep: str) -> pd.DataFrame:
         raise InputError(f"{path}: file not found")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a delimited text file")
+    if not path.is_file():  # a device such as /dev/zero, or a pipe, may never end
+        raise InputError(
+            f"{path}: not a regular file (a device, pipe or socket); save the table to a file"
+        )
+    size = path.stat().st_size
+    if size > MAX_DATA_BYTES:
+        raise InputError(
+            f"{path}: {size:,} bytes, more than the {MAX_DATA_BYTES:,}-byte (1 GiB) limit for a "
+            "data file; use a random sample of its rows"
+        )
     try:
         table = pd.read_csv(path, sep=sep)
     except (OSError, UnicodeDecodeError) as error:

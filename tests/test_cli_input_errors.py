@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main, warn_parameters_exceed_rows
+from analysis.datasets import MAX_DATA_BYTES
 from tests.conftest import REPO_ROOT
 
 ROWS = 200  # enough rows for K <= 2 with full covariance on six columns (55 parameters)
@@ -402,3 +404,21 @@ def test_an_out_in_a_read_only_directory_is_refused_before_any_work(
         code, _, err = run_main(step_argv(step, data, out), capsys)
         assert_one_line_error(code, err, f"--out {out}: {locked} is not writable")
     assert list(locked.iterdir()) == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("dataset", ["marketing", "csv"])
+def test_a_device_or_an_oversized_data_file_is_refused_at_once(tmp_path, capsys, dataset):
+    """/dev/zero used to be parsed forever (18 GB of memory within 40 s)."""
+    big = tmp_path / "big.csv"
+    with big.open("wb") as handle:
+        handle.truncate(MAX_DATA_BYTES + 1)  # sparse: takes no disk space
+    for path, needle in (
+        (Path("/dev/zero"), "not a regular file (a device, pipe or socket)"),
+        (big, f"{MAX_DATA_BYTES + 1:,} bytes, more than the {MAX_DATA_BYTES:,}-byte (1 GiB) limit"),
+    ):
+        started = time.perf_counter()
+        argv = ["data", "--dataset", dataset, "--data", str(path), "--features", "a"]
+        code, _, err = run_main(argv, capsys)
+        assert_one_line_error(code, err, str(path), needle)
+        assert time.perf_counter() - started < 5
