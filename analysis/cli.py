@@ -14,7 +14,7 @@ from pathlib import Path
 from analysis import baseline, fit, sweep
 from analysis.datasets import DATASETS, MISSING_LEVEL, Dataset, first_negative, load_dataset
 from analysis.errors import InputError
-from analysis.paths import RunPaths
+from analysis.paths import RunPaths, run_lock
 from analysis.transforms import (
     CATEGORICAL_TRANSFORMS,
     LOG_TRANSFORMS,
@@ -177,13 +177,14 @@ def prepare_baseline(args: argparse.Namespace) -> Callable[[], None]:
         )
 
     def step() -> None:
-        announce(notes)
-        table = baseline.sweep(x, ks, covariance_types, args.n_init, seeds)
-        skipped = table[table["skipped"] != ""].drop_duplicates(["covariance_type", "K"])
-        for row in skipped.itertuples():
-            print(f"baseline: K={row.K} ({row.covariance_type}) skipped: {row.skipped}")
-        title = f"scikit-learn GMM on {dataset.name} ({transform.name}, n_init={args.n_init})"
-        baseline.write_run_files(table, title, paths)
+        with run_lock(paths):
+            announce(notes)
+            table = baseline.sweep(x, ks, covariance_types, args.n_init, seeds)
+            skipped = table[table["skipped"] != ""].drop_duplicates(["covariance_type", "K"])
+            for row in skipped.itertuples():
+                print(f"baseline: K={row.K} ({row.covariance_type}) skipped: {row.skipped}")
+            title = f"scikit-learn GMM on {dataset.name} ({transform.name}, n_init={args.n_init})"
+            baseline.write_run_files(table, title, paths)
         print(baseline.best_k_by_seed(table).to_string(index=False))
         print(f"wrote {paths.baseline_csv} and {paths.figure('baseline')}")
 
@@ -366,11 +367,12 @@ def prepare_fit(args: argparse.Namespace) -> Callable[[], None]:
     customers = dataset.features.index.to_numpy()
 
     def step() -> None:
-        announce(notes)
-        if mixture.data_kind == "continuous":
-            warn_parameters_exceed_rows(n_fit, x.shape[1], ks, args.covariance)
-        sweep.fit_sweep(spec, x, ks, customers, transform.columns, paths, rules)
-        table = sweep.write_diagnostics(paths)
+        with run_lock(paths):
+            announce(notes)
+            if mixture.data_kind == "continuous":
+                warn_parameters_exceed_rows(n_fit, x.shape[1], ks, args.covariance)
+            sweep.fit_sweep(spec, x, ks, customers, transform.columns, paths, rules)
+            table = sweep.write_diagnostics(paths)
         shown = [c for c in table.columns if c != "reason"]
         print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         report_statuses(table, args)
@@ -426,12 +428,13 @@ def prepare_compare(args: argparse.Namespace) -> Callable[[], None]:
         from analysis.comparison_text import printable
         from analysis.decision import decision_lines
 
-        table = compare_run(
-            paths,
-            moment_matching=not getattr(args, "no_moment_match", False),
-            max_moment_match=max_moment_match,
-            kfold_folds=kfold,
-        )
+        with run_lock(paths, create=False):
+            table = compare_run(
+                paths,
+                moment_matching=not getattr(args, "no_moment_match", False),
+                max_moment_match=max_moment_match,
+                kfold_folds=kfold,
+            )
         print(printable(table))
         print()
         print("\n".join(decision_lines(table)))
@@ -452,7 +455,9 @@ def prepare_report(args: argparse.Namespace) -> Callable[[], None]:
     report.check_threshold(args.precise_threshold)
 
     def step() -> None:
-        path = report.build_report(RunPaths(args.run), args.k, args.precise_threshold)
+        paths = RunPaths(args.run)
+        with run_lock(paths, create=False):
+            path = report.build_report(paths, args.k, args.precise_threshold)
         print(f"wrote {args.run}/profiles.csv, assignments.csv and the other report tables")
         print(f"report: {path}")
 

@@ -9,11 +9,13 @@ A run directory is shared by the pipeline steps::
     DIR/comparison.csv, .md     LOO / WAIC / BIC table (segment compare)
     DIR/profiles.csv, assignments.csv, report.html (segment report)
     DIR/figures/*.png
+    DIR/.segment.lock           held while a step writes (:func:`run_lock`)
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.errors import InputError
+
+_held_locks: set[Path] = set()  # run directories whose lock this process holds
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ class RunPaths:
     def figure(self, name: str) -> Path:
         return self.figures_dir / f"{name}.png"
 
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".segment.lock"
+
     def check_writable(self, option: str) -> None:
         """Before any long work: InputError unless the run directory and its ``fits/`` and
         ``figures/`` are writable directories, or their nearest existing ancestor is one (they
@@ -94,6 +102,70 @@ class RunPaths:
                 raise InputError(f"{option} {self.root}: {named}exists and is not a directory")
             if not os.access(existing, os.W_OK | os.X_OK):
                 raise InputError(f"{option} {self.root}: {named}is not writable")
+
+
+@contextlib.contextmanager
+def run_lock(paths: RunPaths, create: bool = True) -> Iterator[None]:
+    """Hold the run directory's lock while a step writes into it.
+
+    The lock is an exclusive ``flock`` on ``DIR/.segment.lock``, which names the holder's PID
+    and is removed at exit. The kernel releases the flock of a process that dies, so a lock file
+    left by a killed run is taken over; while its holder lives, another writer gets an
+    InputError naming the PID. Re-entrant within a process: ``segment run`` holds it across
+    the steps, which take it again.
+
+    Parameters
+    ----------
+    paths : the run directory.
+    create : make the directory when absent; when False and it is absent, nothing is locked
+        (the step then fails on the files it lacks).
+    """
+    if not create and not paths.root.is_dir():
+        yield
+        return
+    paths.root.mkdir(parents=True, exist_ok=True)
+    root = paths.root.resolve()
+    if root in _held_locks:
+        yield
+        return
+    handle = _take_lock(paths)
+    _held_locks.add(root)
+    try:
+        yield
+    finally:
+        _held_locks.discard(root)
+        paths.lock_file.unlink(missing_ok=True)
+        handle.close()
+
+
+def _take_lock(paths: RunPaths):
+    """The open lock file, flocked and holding this PID; InputError when a live process holds
+    it. Retries when the file was replaced between opening and locking it (its holder removed
+    it on exit)."""
+    while True:
+        handle = paths.lock_file.open("a+")  # never truncates a holder's PID before the flock
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise InputError(
+                f"{paths.root}: another segment process (PID {holder}) is writing into this run "
+                f"directory (lock {paths.lock_file}); wait for it to finish or use another one"
+            ) from None
+        try:
+            current = os.stat(paths.lock_file)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(os.fstat(handle.fileno()), current):
+            break
+        handle.close()
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from analysis.paths import RunPaths
+from analysis.paths import RunPaths, run_lock
 
 # Measured on a 2-core machine (README, "segment run"): quick finishes dunnhumby-spend and
 # marketing in under 10 minutes; full is the K range and sampling of the reported analyses.
@@ -139,6 +139,17 @@ def run(
     args = apply_preset(args)
     commands = step_argv(args)
     steps = prepare_steps(commands, parse, available)
+    with run_lock(RunPaths(args.out)):  # once for all steps (each takes it again, re-entrant)
+        return run_steps(args, commands, steps, progress)
+
+
+def run_steps(
+    args: argparse.Namespace,
+    commands: dict[str, list[str]],
+    steps: dict[str, Callable[[], None]],
+    progress,
+) -> Path:
+    """Call the prepared ``steps`` in order with progress lines; return the report path."""
     preset = PRESETS[args.preset]
     given = [o for o in preset if getattr(args, o) != preset[o]]
     print(

@@ -7,6 +7,9 @@ only the attrs the readers look at), so each check takes well under a second.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,9 @@ import xarray as xr
 from analysis.baseline import BASELINE_COLUMNS
 from analysis.compare import COLUMNS
 from analysis.fit import save_fit
+from analysis.paths import RunPaths, run_lock
 from analysis.sweep import reusable
+from tests.conftest import REPO_ROOT
 from tests.test_cli_input_errors import assert_one_line_error, run_main
 
 
@@ -139,3 +144,70 @@ def test_the_sweep_refits_a_truncated_fit_in_its_k_range_loudly(truncated_k2, ca
     assert f"[K=2] WARNING: {path} is not a readable fit file (truncated or corrupt)" in err
     assert reusable(truncated_k2 / "fits" / "K3.nc", {"K": 3}, 3) is False  # absent: quietly
     assert capsys.readouterr().err == ""
+
+
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from analysis.paths import RunPaths, run_lock
+with run_lock(RunPaths(Path(sys.argv[1]))):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def baseline_argv(head: pd.DataFrame, root: Path) -> list[str]:
+    data = root.parent / "small.csv"
+    head[["ID", "MntWines", "MntFruits"]].to_csv(data, index=False)
+    return [
+        "baseline", "--dataset", "csv", "--data", str(data), "--features", "MntWines,MntFruits",
+        "--k", "1-2", "--n-init", "1", "--seeds", "0", "--out", str(root),
+    ]  # fmt: skip
+
+
+def test_a_second_writer_of_a_run_directory_gets_one_line(tmp_path, capsys, marketing_raw):
+    """Two segment fit runs into one --out used to overwrite each other's files silently; every
+    step that writes takes the lock (baseline here: no sampling)."""
+    root = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(root)],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code, _, err = run_main(baseline_argv(marketing_raw.head(200), root), capsys)
+        assert_one_line_error(code, err, f"{root}: another segment process (PID {holder.pid})")
+        assert not (root / "baseline.csv").exists()
+    finally:
+        holder.communicate("", timeout=60)
+    assert not (root / ".segment.lock").exists()  # removed by its holder at exit
+
+
+def test_the_lock_of_a_process_that_died_is_taken_over(tmp_path, capsys, marketing_raw):
+    root = tmp_path / "run"
+    root.mkdir()
+    (root / ".segment.lock").write_text(f"{dead_pid()}\n")  # what a killed run leaves
+    code, _, err = run_main(baseline_argv(marketing_raw.head(200), root), capsys)
+    assert code == 0, err
+    assert (root / "baseline.csv").is_file()
+    assert not (root / ".segment.lock").exists()
+
+
+def test_the_lock_is_re_entrant_within_a_process(tmp_path):
+    """segment run holds it across its steps, and each step takes it again."""
+    paths = RunPaths(tmp_path / "run")
+    with run_lock(paths):
+        with run_lock(paths):
+            assert paths.lock_file.read_text() == f"{os.getpid()}\n"
+        assert paths.lock_file.exists()  # still held by the outer one
+    assert not paths.lock_file.exists()
+
+
+def dead_pid() -> int:
+    """The PID of a process that has ended."""
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    return int(finished.stdout)
