@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,8 @@ import pandas as pd
 
 from analysis.errors import InputError
 
+# What atomic_path writes before the rename: .NAME.PID.tmp beside NAME.
+TEMPORARY = re.compile(r"\..+\.(?P<pid>\d+)\.tmp")
 _held_locks: set[Path] = set()  # run directories whose lock this process holds
 
 
@@ -104,6 +108,31 @@ class RunPaths:
                 raise InputError(f"{option} {self.root}: {named}is not writable")
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0 asks without sending anything)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists: another user's process
+        pass
+    return True
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the :func:`atomic_path` temporaries in ``directory`` whose writer (the PID in the
+    name) is gone, as a kill mid-write leaves them; return the deleted paths."""
+    stale = []
+    for path in sorted(directory.glob(".*.tmp")):
+        match = TEMPORARY.fullmatch(path.name)
+        if match and not process_alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            stale.append(path)
+    return stale
+
+
 @contextlib.contextmanager
 def run_lock(paths: RunPaths, create: bool = True) -> Iterator[None]:
     """Hold the run directory's lock while a step writes into it.
@@ -112,7 +141,8 @@ def run_lock(paths: RunPaths, create: bool = True) -> Iterator[None]:
     and is removed at exit. The kernel releases the flock of a process that dies, so a lock file
     left by a killed run is taken over; while its holder lives, another writer gets an
     InputError naming the PID. Re-entrant within a process: ``segment run`` holds it across
-    the steps, which take it again.
+    the steps, which take it again. Taking it also removes the temporaries of writers that are
+    gone (:func:`remove_stale_temporaries`).
 
     Parameters
     ----------
@@ -131,6 +161,11 @@ def run_lock(paths: RunPaths, create: bool = True) -> Iterator[None]:
     handle = _take_lock(paths)
     _held_locks.add(root)
     try:
+        for directory in (paths.root, paths.fits_dir, paths.figures_dir):
+            for path in remove_stale_temporaries(directory):
+                print(
+                    f"segment: removed {path}, left by a writer killed mid-write", file=sys.stderr
+                )
         yield
     finally:
         _held_locks.discard(root)

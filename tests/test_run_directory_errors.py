@@ -17,8 +17,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from analysis import sweep
 from analysis.baseline import BASELINE_COLUMNS
 from analysis.compare import COLUMNS
+from analysis.errors import InputError
 from analysis.fit import save_fit
 from analysis.paths import RunPaths, run_lock
 from analysis.sweep import reusable
@@ -211,3 +213,31 @@ def dead_pid() -> int:
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)  # fmt: skip
     return int(finished.stdout)
+
+
+def test_fit_removes_the_temporaries_of_dead_writers_before_sampling(
+    tmp_path, capsys, marketing_raw, monkeypatch
+):
+    """A kill while a fit was being written left .K1.nc.PID.tmp in fits/ for good."""
+    root = tmp_path / "run"
+    (root / "fits").mkdir(parents=True)
+    dead, live = dead_pid(), os.getpid()
+    stale = [root / "fits" / f".K1.nc.{dead}.tmp", root / f".diagnostics.csv.{dead}.tmp"]
+    kept = [root / "fits" / f".K2.nc.{live}.tmp", root / "fits" / ".notes.tmp"]
+    for path in stale + kept:
+        path.write_bytes(b"partial")
+    seen = {}
+
+    def sampling_stops_here(*args, **kwargs):
+        seen["stale left"] = [path for path in stale if path.exists()]
+        raise InputError("stopped before sampling")
+
+    monkeypatch.setattr(sweep, "fit_sweep", sampling_stops_here)
+    argv = baseline_argv(marketing_raw.head(200), root)
+    argv = ["fit", *argv[1 : argv.index("--k")], "--k", "1", "--out", str(root)]
+    code, _, err = run_main(argv, capsys)
+    assert code == 2 and "stopped before sampling" in err
+    assert seen["stale left"] == []
+    for path in stale:
+        assert f"segment: removed {path}, left by a writer killed mid-write" in err
+    assert all(path.exists() for path in kept)  # a live writer's, and not atomic_path's
