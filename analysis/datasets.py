@@ -281,7 +281,21 @@ def _read_table(path: str | Path, sep: str) -> pd.DataFrame:
         raise InputError(
             f"{path}: {len(table)} data row(s) below the header; segments need at least 2 customers"
         )
+    _require_unique_header(path, sep)
     return table
+
+
+def _require_unique_header(path: Path, sep: str) -> None:
+    """InputError for a column name that the header row holds twice: pandas would read the copy
+    as NAME.1 and use one of them silently."""
+    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str).iloc[0].dropna()
+    repeated = header[header.duplicated()]
+    if len(repeated):
+        name = repeated.iloc[0]
+        raise InputError(
+            f"{path}: column {name} appears {int((header == name).sum())} times in the header; "
+            "which one is meant is ambiguous (rename or drop the copies)"
+        )
 
 
 def _sniff_separator(path: str | Path) -> str:

@@ -422,3 +422,15 @@ def test_a_device_or_an_oversized_data_file_is_refused_at_once(tmp_path, capsys,
         code, _, err = run_main(argv, capsys)
         assert_one_line_error(code, err, str(path), needle)
         assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("dataset", ["marketing", "csv"])
+def test_a_feature_named_twice_in_the_header_is_one_line(head, tmp_path, capsys, dataset):
+    """pandas reads the copy as MntWines.1: one of the two columns was used silently."""
+    copy = head[["MntWines"]].assign(MntWines=1)
+    path = write_copy(head, tmp_path, lambda table: pd.concat([table, copy], axis=1))
+    assert path.read_text().splitlines()[0].split("\t").count("MntWines") == 2
+    argv = ["data", "--dataset", dataset, "--data", str(path), "--features", "MntWines,MntFruits"]
+    code, out, err = run_main(argv, capsys)
+    assert_one_line_error(code, err, f"{path}: column MntWines appears 2 times in the header")
+    assert out == ""
