@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -185,7 +186,7 @@ def fit_sweep(
     return rows
 
 
-def reusable(path, identity: dict, k: int) -> bool:
+def reusable(path: Path, identity: dict, k: int) -> bool:
     """Whether the saved fit ``path`` of K can be reused (:func:`saved_fit_matches`); a file that
     cannot be read is refitted, with a loud line saying so."""
     try:
