@@ -18,8 +18,8 @@ from pathlib import Path
 
 from analysis.paths import RunPaths, run_lock
 
-# Measured on a 2-core machine (README, "segment run"): quick finishes dunnhumby-spend and
-# marketing in under 10 minutes; full is the K range and sampling of the reported analyses.
+# quick: a first look (its time on dunnhumby-spend is measured in the README, "segment run");
+# full: the K range and sampling of the reported analyses.
 PRESETS = {
     "quick": {
         "k": "1-4",
