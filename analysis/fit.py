@@ -54,7 +54,9 @@ ADAPTATIONS = ("low_rank", "diag")
 # chain took 16,100 steps without jitter and 11,400 with 0.3.
 START_JITTER = 0.3
 SAMPLING_CORES = os.cpu_count() or 1  # chains sampled at once: one per core
-FIT_FORMAT = 3  # bump when the saved contents change, so old fits are not silently reused
+FIT_FORMAT = 4  # bump when the saved contents change, so old fits are not silently reused
+# (4: jax chains really start at their saved chain_starts, jittered; format-3 jax fits began at
+# a scrambled point)
 PPC_DRAWS = 100  # replicated data sets kept for prior and posterior predictive checks
 # the groups made of posterior draws, which a multimodal fit's described mode restricts
 DRAWN_GROUPS = ("posterior", "sample_stats", "log_likelihood", "posterior_predictive")
