@@ -267,7 +267,8 @@ def default_model(dataset: Dataset, notes: list[str]) -> str:
     if dataset.kind == "categorical":
         return "lca"
     zero_share = (dataset.features == 0).mean()
-    if first_negative(dataset) is None and zero_share.max() >= HURDLE_ZERO_SHARE:
+    non_negative = not (dataset.features < 0).to_numpy().any()
+    if non_negative and zero_share.max() >= HURDLE_ZERO_SHARE:
         notes.append(
             f"model: hurdle (default: {zero_share.idxmax()} is exactly 0 for "
             f"{zero_share.max():.1%} of customers; --model gmm for the Gaussian mixture)"
