@@ -12,7 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from analysis import baseline, fit, sweep
-from analysis.datasets import DATASETS, MISSING_LEVEL, Dataset, first_negative, load_dataset
+from analysis.datasets import (
+    DATASETS,
+    MISSING_LEVEL,
+    MISSING_POLICIES,
+    Dataset,
+    first_negative,
+    load_dataset,
+)
 from analysis.errors import InputError
 from analysis.paths import RunPaths, run_lock
 from analysis.transforms import (
@@ -81,7 +88,19 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
         "--dataset", choices=DATASETS, default=DEFAULT_DATASET, help=f"(default: {DEFAULT_DATASET})"
     )
     group.add_argument("--data", type=Path, help="file path (marketing, csv)")
-    group.add_argument("--features", help="comma-separated feature columns (csv)")
+    group.add_argument("--features", help="comma-separated numeric feature columns (csv)")
+    group.add_argument(
+        "--categorical",
+        help="comma-separated categorical columns (csv; levels read from the data, fitted with "
+        "the latent class model)",
+    )
+    group.add_argument(
+        "--missing",
+        choices=MISSING_POLICIES,
+        default="marginalize",
+        help="a missing categorical value: drop it out of that customer's likelihood "
+        "(marginalize, default) or refuse the file (error)",
+    )
     group.add_argument("--id-column", help="customer ID column (csv)")
     group.add_argument(
         "--transform",
@@ -103,7 +122,10 @@ def prepare_data(
     baseline, ``indicators`` of every level for the latent class model (``segment fit``).
     """
     features = [f.strip() for f in args.features.split(",")] if args.features else None
-    dataset = load_dataset(args.dataset, args.data, features, args.id_column)
+    categorical = [c.strip() for c in args.categorical.split(",")] if args.categorical else None
+    dataset = load_dataset(
+        args.dataset, args.data, features, args.id_column, categorical, args.missing
+    )
     negative = first_negative(dataset) if dataset.kind == "continuous" else None
     name = args.transform or default_transform(dataset, negative, categorical_transform)
     if (name in CATEGORICAL_TRANSFORMS) != (dataset.kind == "categorical"):
@@ -138,11 +160,13 @@ def command_data(args: argparse.Namespace) -> None:
     units = f"units: {dataset.unit}  " if dataset.unit else ""
     print(f"{units}transform: {transform.name} ({len(transform.columns)} model columns)")
     print(dataset.summary().to_string(float_format=lambda v: f"{v:,.3f}"))
-    if dataset.kind == "categorical":
+    if dataset.kind == "categorical" and (dataset.features == MISSING_LEVEL).any().any():
         print(
             f"unknown: customers with this column missing in the source, "
             f"kept as level '{MISSING_LEVEL}'"
         )
+    if dataset.features.isna().any().any():
+        print("missing: each missing value drops out of its customer's likelihood (--missing)")
     if len(dataset.profile.columns):
         missing = dataset.profile.isna().sum()
         print(
@@ -169,7 +193,13 @@ def prepare_baseline(args: argparse.Namespace) -> Callable[[], None]:
     dataset, transform, notes = prepare_data(args)
     if covariance_types is None:
         covariance_types = [default_covariance_type(transform)]
-    x = transform.apply(dataset.features)
+    complete = dataset.features.notna().all(axis=1).to_numpy()
+    if not complete.all():
+        notes.append(
+            f"baseline: {int((~complete).sum())} customers with missing values left out (EM "
+            "cannot marginalize them; the Bayesian fit keeps every customer)"
+        )
+    x = transform.apply(dataset.features[complete])
     problems = [baseline.em_problem(len(x), x.shape[1], k, c) for c in covariance_types for k in ks]
     if all(problems):
         raise InputError(
@@ -332,11 +362,6 @@ def prepare_fit(args: argparse.Namespace) -> Callable[[], None]:
     rules = sweep_rules(args)
     paths = RunPaths(args.out)
     paths.check_writable("--out")
-    if args.model and MIXTURES[args.model].data_kind == "categorical" and args.dataset == "csv":
-        raise InputError(
-            f"--model {args.model}: --dataset csv reads numeric columns only; "
-            "categorical csv columns are not supported yet"
-        )
     dataset, transform, notes = prepare_data(args, categorical_transform="indicators")
     model = args.model or default_model(dataset, notes)
     mixture = MIXTURES[model]

@@ -73,6 +73,10 @@ MISSING_LEVEL = "Unknown"
 # and the largest table here (bench.scale, 100,000 customers) is about 20 MB as text.
 MAX_DATA_BYTES = 1 << 30
 DATASETS = ("marketing", "dunnhumby-spend", "dunnhumby-demographics", "csv")
+# A categorical column with more distinct values than this is refused: it is more likely an
+# identifier or a measurement than a set of levels, and each level costs K parameters.
+MAX_LEVELS = 50
+MISSING_POLICIES = ("marginalize", "error")  # --missing
 
 
 @dataclass(frozen=True)
@@ -134,8 +138,19 @@ def load_dataset(
     data: str | Path | None = None,
     features: list[str] | None = None,
     id_column: str | None = None,
+    categorical: list[str] | None = None,
+    missing: str = "marginalize",
 ) -> Dataset:
-    """Load one of :data:`DATASETS` by name (``data`` is the file path for file-based ones)."""
+    """Load one of :data:`DATASETS` by name (``data`` is the file path for file-based ones).
+
+    For ``csv``, ``features`` are numeric columns and ``categorical`` categorical ones (give one
+    of the two); ``missing`` is what a missing value in them does (:func:`load_csv`).
+    """
+    if name != "csv" and (features or categorical):
+        raise InputError(
+            f"--features and --categorical choose columns of --dataset csv; dataset '{name}' has "
+            "fixed columns"
+        )
     if name == "marketing":
         if data is None:
             raise InputError("dataset 'marketing' needs --data PATH to marketing_campaign.csv")
@@ -145,9 +160,13 @@ def load_dataset(
     if name == "dunnhumby-demographics":
         return load_dunnhumby_demographics()
     if name == "csv":
-        if data is None or not features:
-            raise InputError("dataset 'csv' needs --data PATH and --features a,b,c")
-        return load_csv(data, features, id_column)
+        if data is None or not (features or categorical):
+            raise InputError(
+                "dataset 'csv' needs --data PATH and --features a,b,c (numeric columns) or "
+                "--categorical a,b,c (categorical columns)"
+            )
+        return load_csv(data, features or [], id_column, categorical or [], missing)
+
     raise InputError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
 
 
@@ -166,21 +185,53 @@ def load_marketing(path: str | Path) -> Dataset:
     return Dataset("marketing", str(path), "continuous", spend, profile, "MNT, 2 years")
 
 
-def load_csv(path: str | Path, features: list[str], id_column: str | None = None) -> Dataset:
-    """Any delimited file; the separator is detected from the first lines."""
-    repeated = sorted({f for f in features if features.count(f) > 1})
-    if repeated:
-        raise InputError(f"--features: {', '.join(repeated)} listed more than once")
-    if id_column and id_column in features:
-        raise InputError(f"--features: {id_column} is the --id-column, not a feature")
+def load_csv(
+    path: str | Path,
+    features: list[str],
+    id_column: str | None = None,
+    categorical: list[str] | None = None,
+    missing: str = "marginalize",
+) -> Dataset:
+    """Any delimited file; the separator is detected from the first lines.
+
+    ``features`` name numeric columns (a ``continuous`` dataset), ``categorical`` name
+    categorical ones (a ``categorical`` dataset, levels read from the data); a table with both
+    kinds is refused (one mixture for both is not implemented). With ``missing="marginalize"`` a
+    missing categorical value stays NaN and drops out of that customer's likelihood; with
+    ``"error"`` it is refused. Missing numeric values are refused either way.
+    """
+    categorical = list(categorical or [])
+    chosen = [*features, *categorical]
+    for option, names in (("--features", features), ("--categorical", categorical)):
+        repeated = sorted({f for f in names if names.count(f) > 1})
+        if repeated:
+            raise InputError(f"{option}: {', '.join(repeated)} listed more than once")
+    both = sorted(set(features) & set(categorical))
+    if both:
+        raise InputError(f"--features and --categorical both list {', '.join(both)}")
+    if id_column and id_column in chosen:
+        option = "--features" if id_column in features else "--categorical"
+        raise InputError(f"{option}: {id_column} is the --id-column, not a feature")
+    if features and categorical:
+        raise InputError(
+            f"{path}: --features (numeric) and --categorical together: a mixture of continuous "
+            "and categorical columns is not implemented yet; segment one kind at a time"
+        )
+    if missing not in MISSING_POLICIES:
+        raise InputError(f"--missing: unknown '{missing}' (choose from marginalize, error)")
     table = _read_table(path, sep=_sniff_separator(path))
-    _require_columns(table, (*features, *([id_column] if id_column else [])), path)
+    _require_columns(table, (*chosen, *([id_column] if id_column else [])), path)
     if id_column:
         table = _index_by_id(table, id_column, path)
     else:
         table.index = pd.RangeIndex(len(table), name="customer")
-    values = _validated_numeric(table, tuple(features), path)
-    profile = table.drop(columns=list(features))
+    profile = table.drop(columns=chosen)
+    if categorical:
+        levels = _validated_categorical(table, tuple(categorical), path, missing)
+        return Dataset("csv", str(path), "categorical", levels, profile, "")
+    values = _validated_numeric(
+        table, tuple(features), path, hint="; categorical columns go in --categorical"
+    )
     return Dataset("csv", str(path), "continuous", values, profile, "input units")
 
 
@@ -330,8 +381,11 @@ def _index_by_id(table: pd.DataFrame, id_column: str, path) -> pd.DataFrame:
     return table.set_index(id_column).rename_axis("customer")
 
 
-def _validated_numeric(table: pd.DataFrame, columns: tuple[str, ...], path) -> pd.DataFrame:
-    """Check each feature column is numeric, complete, finite and not constant."""
+def _validated_numeric(
+    table: pd.DataFrame, columns: tuple[str, ...], path, hint: str = ""
+) -> pd.DataFrame:
+    """Check each feature column is numeric, complete, finite and not constant; ``hint`` ends
+    the message for a non-numeric value."""
     for column in columns:
         values = table[column]
         numeric = pd.to_numeric(values, errors="coerce")
@@ -339,7 +393,7 @@ def _validated_numeric(table: pd.DataFrame, columns: tuple[str, ...], path) -> p
         if bad.any():
             raise InputError(
                 f"{path}: column {column}: non-numeric value {values[bad].iloc[0]!r} "
-                f"({_where(table, bad)})"
+                f"({_where(table, bad)}){hint}"
             )
         if numeric.isna().any():
             raise InputError(
@@ -354,6 +408,60 @@ def _validated_numeric(table: pd.DataFrame, columns: tuple[str, ...], path) -> p
         if numeric.nunique() < 2:
             raise InputError(f"{path}: column {column}: constant column (all {numeric.iloc[0]})")
     return table[list(columns)].apply(pd.to_numeric).astype(float)
+
+
+def _validated_categorical(
+    table: pd.DataFrame, columns: tuple[str, ...], path, missing: str
+) -> pd.DataFrame:
+    """Each column as a pandas Categorical of its distinct values (as text; numerals in numeric
+    order, other text in sorted order), NaN where missing. Refused: a single level, more than
+    :data:`MAX_LEVELS` levels, a missing value under ``missing="error"``, and a customer with
+    every column missing (no data to assign)."""
+    frame = {}
+    for column in columns:
+        values = table[column]
+        if values.isna().any() and missing == "error":
+            raise InputError(
+                f"{path}: column {column}: {int(values.isna().sum())} missing values (first: "
+                f"{_where(table, values.isna())}); --missing marginalize drops them out of the "
+                "likelihood"
+            )
+        text = values.map(_level_text, na_action="ignore").astype("string")
+        levels = sorted(text.dropna().unique(), key=_level_order)
+        if len(levels) < 2:
+            raise InputError(
+                f"{path}: column {column}: constant column (all {levels[0] if levels else 'missing'})"
+            )
+        if len(levels) > MAX_LEVELS:
+            raise InputError(
+                f"{path}: column {column}: {len(levels)} distinct values, more than the "
+                f"{MAX_LEVELS} levels a categorical column may have (an ID or a measurement? "
+                "numeric columns go in --features)"
+            )
+        frame[column] = pd.Categorical(text, categories=levels)
+    categories = pd.DataFrame(frame, index=table.index)
+    empty = categories.isna().all(axis=1)
+    if empty.any():
+        raise InputError(
+            f"{path}: every categorical column is missing for {int(empty.sum())} customer(s) "
+            f"(first: {_where(table, empty)}); drop those rows"
+        )
+    return categories
+
+
+def _level_text(value) -> str:
+    """A level's label: integral floats as integers ('2', not '2.0' from a column with NaN)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _level_order(level: str) -> tuple:
+    """Sort key: numerals first in numeric order, then text in sorted order."""
+    try:
+        return (0, float(level), level)
+    except ValueError:
+        return (1, 0.0, level)
 
 
 def first_negative(dataset: Dataset) -> str | None:
@@ -374,6 +482,6 @@ def _where(table: pd.DataFrame, mask: pd.Series) -> str:
     """'data row R, customer C' of the first True in ``mask`` (R counts from 1, header excluded)."""
     position = int(np.flatnonzero(np.asarray(mask))[0])
     customer = table.index[position]
-    if isinstance(table.index, pd.RangeIndex):
+    if table.index.equals(pd.RangeIndex(len(table))):  # no ID column: rows are the IDs
         return f"data row {position + 1}"
     return f"data row {position + 1}, customer {customer}"

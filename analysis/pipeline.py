@@ -74,7 +74,7 @@ def _options(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     return argv
 
 
-DATA_OPTIONS = ("dataset", "data", "features", "id_column", "transform")
+DATA_OPTIONS = ("dataset", "data", "features", "categorical", "id_column", "transform", "missing")
 FIT_OPTIONS = (
     "model", "covariance", "chains", "draws", "tune", "seed", "sampler", "backend", "adaptation",
     "subsample", "budget", "patience",

@@ -342,6 +342,20 @@ def item_levels(tree: xr.DataTree) -> list[tuple[str, str]]:
     return pairs
 
 
+def answered(indicators: xr.DataArray, pairs: list[tuple[str, str]]) -> xr.DataArray:
+    """1 where the customer answered the item's variable (some level of it is 1), else 0; same
+    dims as ``indicators`` (..., customer, item). A missing answer is an all-zero block."""
+    variables = pd.Index([v for v, _ in pairs])
+    codes = xr.DataArray(variables.factorize()[0], dims="item")
+    per_variable = indicators.groupby(codes.rename("variable")).sum("item")
+    return per_variable.sel(variable=codes).drop_vars("variable")
+
+
+def level_shares(indicators: xr.DataArray, pairs: list[tuple[str, str]]) -> xr.DataArray:
+    """Share of each level among the customers who answered its variable, (..., item)."""
+    return indicators.sum("customer") / answered(indicators, pairs).sum("customer")
+
+
 def class_names(lift: pd.DataFrame, probability: pd.DataFrame) -> pd.Series:
     """Names of latent classes from (segment, item) lift and probability tables (item = var=lvl)."""
     if len(lift) == 1:
@@ -369,7 +383,7 @@ def categorical_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]
     items = [f"{v}={level}" for v, level in pairs]
     weight = summarize(posterior["weights"])
     probability = summarize(posterior["item_probs"])
-    share = tree["observed_data"]["x"].mean("customer").values
+    share = level_shares(tree["observed_data"]["x"], pairs).values
     segment_ids = posterior["segment"].values.astype(int)
     mean = pd.DataFrame(
         probability["mean"].transpose("segment", "item").values, index=segment_ids, columns=items

@@ -181,16 +181,16 @@ def data_summary(tree: xr.DataTree) -> pd.DataFrame:
 
 def categorical_summary(tree: xr.DataTree) -> pd.DataFrame:
     """Per (variable, level) of a latent class fit: customers at that level and their share."""
-    from analysis.profiles import item_levels
+    from analysis.profiles import item_levels, level_shares
 
-    indicators = tree["observed_data"]["x"].transpose("customer", ...).values
+    indicators = tree["observed_data"]["x"]
     pairs = item_levels(tree)
     return pd.DataFrame(
         {
             "variable": [v for v, _ in pairs],
             "level": [level for _, level in pairs],
-            "customers": indicators.sum(axis=0).round().astype(int),
-            "share": indicators.mean(axis=0),
+            "customers": indicators.sum("customer").values.round().astype(int),
+            "share": level_shares(indicators, pairs).values,
         }
     )
 
@@ -200,12 +200,16 @@ def level_share_table(tree: xr.DataTree) -> pd.DataFrame:
     and the replicated share (mean and 94% HDI over posterior predictive data sets)."""
     import arviz as az
 
-    from analysis.profiles import item_levels
+    from analysis.profiles import answered, item_levels, level_shares
 
-    observed = tree["observed_data"]["x"].mean("customer")
-    replicated = tree["posterior_predictive"]["x"].mean("customer")
-    hdi = az.hdi(replicated, prob=HDI_PROB)
     pairs = item_levels(tree)
+    observed_x = tree["observed_data"]["x"]
+    observed = level_shares(observed_x, pairs)
+    # replicated answers count only where the customer answered: the same customers per level
+    replicated = (tree["posterior_predictive"]["x"] * answered(observed_x, pairs)).sum(
+        "customer"
+    ) / answered(observed_x, pairs).sum("customer")
+    hdi = az.hdi(replicated, prob=HDI_PROB)
     table = pd.DataFrame(
         {
             "variable": [v for v, _ in pairs],

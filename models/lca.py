@@ -10,8 +10,9 @@ k = 1..K (Goodman 1974; Garrett & Zeger 2000; poLCA, Linzer & Lewis 2011)::
 Data layout
 -----------
 The model sees the full indicator matrix y (N, M) of the ``indicators`` transform: one 0/1 column
-per (variable, level), nothing dropped, M = sum_j L_j, exactly one 1 per variable in every row
-(``age=19-24``, ..., ``kids_count=3+``; 39 columns for ``dunnhumby-demographics``). The item
+per (variable, level), nothing dropped, M = sum_j L_j, one 1 per variable in every row
+(``age=19-24``, ..., ``kids_count=3+``; 39 columns for ``dunnhumby-demographics``), or none
+where the answer is missing. The item
 probabilities live on the same flat axis, ``item_probs`` (K, M), dims (segment, item), so
 
     log w_k + log p(x_i | k) = log w_k + sum_m y_im log item_probs_km
@@ -34,9 +35,14 @@ exactly zero, which is outside its support) and leaves near-flat directions for 
 Levels
 ------
 Every variable is nominal: ordered bands (age, income, household size, kids) get one free
-probability per band, no order is imposed. Missing answers are their own level: the dataset
-already turns NaN into the level ``Unknown`` (data/README.md), so "did not answer" can
-characterise a class instead of being imputed under a missing-at-random assumption.
+probability per band, no order is imposed. Missing answers are handled in one of two ways,
+chosen by the data:
+
+- as their own level: ``dunnhumby-demographics`` turns NaN into the level ``Unknown``
+  (data/README.md), so "did not answer" can characterise a class;
+- marginalized (a csv file with ``--missing marginalize``): the variable's block of indicators is
+  all zero, so it adds nothing to sum_m y_im log item_probs_km, the product over that customer's
+  answered variables only. This is the exact marginal likelihood under missing at random.
 
 Priors (:data:`DEFAULT_PRIORS`, overridable with :func:`merged_priors`)
 -----------------------------------------------------------------------
@@ -163,8 +169,8 @@ def _check_levels(x: np.ndarray, levels: Mapping[str, Sequence[str]]) -> list[in
     if len(set(names)) != len(names):
         raise ValueError(f"variable names collide once sanitized: {names}")
     blocks = np.add.reduceat(x, np.cumsum([0, *n_levels[:-1]]), axis=1)
-    if not (np.isin(x, (0, 1)).all() and np.all(blocks == 1)):
-        raise ValueError("x must be 0/1 indicators with exactly one 1 per variable and row")
+    if not (np.isin(x, (0, 1)).all() and np.all(blocks <= 1)):
+        raise ValueError("x must be 0/1 indicators with at most one 1 per variable and row")
     return n_levels
 
 

@@ -169,7 +169,8 @@ def test_binary_garbage_file(tmp_path, capsys, dataset):
     path = tmp_path / "garbage.csv"
     path.write_bytes(np.random.default_rng(5).bytes(4096))
     out = tmp_path / "run"
-    argv = baseline_argv(path, out, "--features", "a,b", dataset=dataset)
+    columns = ["--features", "a,b"] if dataset == "csv" else []
+    argv = baseline_argv(path, out, *columns, dataset=dataset)
     code, _, err = run_main(argv, capsys)
     assert_one_line_error(code, err, str(path), "cannot read file")
     assert not out.exists()
@@ -418,7 +419,8 @@ def test_a_device_or_an_oversized_data_file_is_refused_at_once(tmp_path, capsys,
         (big, f"{MAX_DATA_BYTES + 1:,} bytes, more than the {MAX_DATA_BYTES:,}-byte (1 GiB) limit"),
     ):
         started = time.perf_counter()
-        argv = ["data", "--dataset", dataset, "--data", str(path), "--features", "a"]
+        columns = ["--features", "a"] if dataset == "csv" else []
+        argv = ["data", "--dataset", dataset, "--data", str(path), *columns]
         code, _, err = run_main(argv, capsys)
         assert_one_line_error(code, err, str(path), needle)
         assert time.perf_counter() - started < 5
@@ -430,7 +432,51 @@ def test_a_feature_named_twice_in_the_header_is_one_line(head, tmp_path, capsys,
     copy = head[["MntWines"]].assign(MntWines=1)
     path = write_copy(head, tmp_path, lambda table: pd.concat([table, copy], axis=1))
     assert path.read_text().splitlines()[0].split("\t").count("MntWines") == 2
-    argv = ["data", "--dataset", dataset, "--data", str(path), "--features", "MntWines,MntFruits"]
+    columns = ["--features", "MntWines,MntFruits"] if dataset == "csv" else []
+    argv = ["data", "--dataset", dataset, "--data", str(path), *columns]
     code, out, err = run_main(argv, capsys)
     assert_one_line_error(code, err, f"{path}: column MntWines appears 2 times in the header")
     assert out == ""
+
+
+def test_csv_categorical_columns_are_read_with_their_levels(head, tmp_path, capsys):
+    """--categorical: levels from the data (numerals in numeric order), a missing answer kept
+    as missing and named in the summary; refused under --missing error, one line."""
+    table = head.assign(Kidhome=head["Kidhome"].astype(float))
+    table.loc[3, "Kidhome"] = np.nan
+    path = write_copy(table, tmp_path, sep=",")
+    argv = ["data", "--dataset", "csv", "--data", str(path), "--id-column", "ID"]
+    code, out, err = run_main([*argv, "--categorical", "Education,Kidhome"], capsys)
+    assert code == 0, err
+    assert "transform: one-hot" in out
+    assert "missing: each missing value drops out of its customer's likelihood" in out
+    kids = sorted(str(int(v)) for v in table["Kidhome"].dropna().unique())
+    summary = {line.split()[0]: line.split() for line in out.splitlines() if line}
+    assert summary["Kidhome"][1:3] == ["1", "0"]  # missing, unknown
+    assert int(summary["Kidhome"][3]) == len(kids)
+    code, _, err = run_main([*argv, "--categorical", "Kidhome", "--missing", "error"], capsys)
+    assert_one_line_error(code, err, str(path), "column Kidhome: 1 missing values", "customer")
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        (["--features", "MntWines", "--categorical", "Education"], "not implemented yet"),
+        (["--categorical", "Education,Education"], "Education listed more than once"),
+        (["--categorical", "ID"], "--categorical: ID is the --id-column"),
+        (["--categorical", "MntWines"], "distinct values, more than the 50 levels"),
+        (["--categorical", "Missing"], "missing column(s) Missing"),
+    ],
+    ids=["mixed", "twice", "id", "too-many-levels", "absent"],
+)
+def test_csv_categorical_columns_that_cannot_work(head, tmp_path, capsys, options, needle):
+    path = write_copy(head, tmp_path, sep=",")
+    argv = ["data", "--dataset", "csv", "--data", str(path), "--id-column", "ID", *options]
+    code, out, err = run_main(argv, capsys)
+    assert_one_line_error(code, err, needle)
+    assert out == ""
+
+
+def test_columns_are_chosen_only_for_a_csv_file(capsys):
+    code, _, err = run_main(["data", "--dataset", "dunnhumby-spend", "--features", "a"], capsys)
+    assert_one_line_error(code, err, "--features and --categorical choose columns of --dataset csv")

@@ -157,3 +157,22 @@ def test_default_model_is_the_hurdle_for_spend_with_exact_zeros():
     assert len(notes) == 1 and "b is exactly 0 for 2.0% of customers" in notes[0]
     signed = with_zeros.assign(a=with_zeros["a"] - with_zeros["a"].mean())
     assert default_model(_continuous(signed), []) == "gmm"
+
+
+def test_csv_categorical_levels_are_ordered_and_missing_stays_missing(tmp_path):
+    path = tmp_path / "answers.csv"
+    pd.DataFrame(
+        {
+            "size": [10.0, 2.0, 9.0, np.nan, 2.0],
+            "colour": ["red", "blue", None, "red", "green"],
+        }
+    ).to_csv(path, index=False)
+    dataset = load_dataset("csv", path, categorical=["size", "colour"])
+    assert dataset.kind == "categorical"
+    assert list(dataset.features["size"].cat.categories) == ["2", "9", "10"]  # numerals by value
+    assert list(dataset.features["colour"].cat.categories) == ["blue", "green", "red"]
+    assert dataset.features.isna().sum().to_dict() == {"size": 1, "colour": 1}
+    with pytest.raises(InputError, match="every categorical column is missing"):
+        frame = pd.DataFrame({"a": ["x", None, "y"], "b": ["u", None, "v"]})
+        frame.to_csv(tmp_path / "empty_row.csv", index=False)
+        load_dataset("csv", tmp_path / "empty_row.csv", categorical=["a", "b"])
