@@ -429,9 +429,8 @@ def _validated_categorical(
         text = values.map(_level_text, na_action="ignore").astype("string")
         levels = sorted(text.dropna().unique(), key=_level_order)
         if len(levels) < 2:
-            raise InputError(
-                f"{path}: column {column}: constant column (all {levels[0] if levels else 'missing'})"
-            )
+            only = levels[0] if levels else "missing"
+            raise InputError(f"{path}: column {column}: constant column (all {only})")
         if len(levels) > MAX_LEVELS:
             raise InputError(
                 f"{path}: column {column}: {len(levels)} distinct values, more than the "
