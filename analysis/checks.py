@@ -34,9 +34,15 @@ def _original_units(values: xr.DataArray, transform: FittedTransform) -> xr.Data
 def zero_share_table(
     tree: xr.DataTree, transform: FittedTransform, group: str = "posterior_predictive"
 ) -> pd.DataFrame:
-    """Per feature: observed share of spend < 1 unit, replicated share mean and 94% HDI."""
-    observed = _original_units(tree["observed_data"]["x"], transform) < ZERO_THRESHOLD
-    replicated = _original_units(tree[group]["x"], transform) < ZERO_THRESHOLD
+    """Per feature: observed share of spend < 1 unit, replicated share mean and 94% HDI.
+
+    Both shares are over the customers whose value is observed: a missing value (NaN) is left
+    out of the observed share, and its replicated value out of the replicated one.
+    """
+    values = tree["observed_data"]["x"]
+    present = values.notnull()
+    observed = (_original_units(values, transform) < ZERO_THRESHOLD).where(present)
+    replicated = (_original_units(tree[group]["x"], transform) < ZERO_THRESHOLD).where(present)
     share = replicated.mean("customer")
     hdi = az.hdi(share, prob=HDI_PROB)
     table = pd.DataFrame(
@@ -69,6 +75,7 @@ def predictive_figure(
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
     for axis, feature in zip(axes.flat, features, strict=False):
         values = observed.sel(feature=feature).values
+        values = values[~np.isnan(values)]  # missing values are not part of the check
         low, high = np.percentile(values, [0.5, 99.5])
         span = high - low
         bins = np.linspace(low - 0.25 * span, high + 0.25 * span, 60)

@@ -98,8 +98,8 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
         "--missing",
         choices=MISSING_POLICIES,
         default="marginalize",
-        help="a missing categorical value: drop it out of that customer's likelihood "
-        "(marginalize, default) or refuse the file (error)",
+        help="a missing value (csv): drop it out of that customer's likelihood (marginalize, "
+        "default) or refuse the file (error)",
     )
     group.add_argument("--id-column", help="customer ID column (csv)")
     group.add_argument(
@@ -140,6 +140,13 @@ def prepare_data(
         if args.transform is None and negative
         else []
     )
+    missing = dataset.features.isna().sum()
+    if missing.any():
+        notes.append(
+            f"note: {int(missing.sum())} missing values ("
+            + ", ".join(f"{column} {count}" for column, count in missing[missing > 0].items())
+            + ") drop out of their customers' likelihood (--missing error refuses them)"
+        )
     return dataset, fit_transform(name, dataset.features), notes
 
 

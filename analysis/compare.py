@@ -282,6 +282,13 @@ def compare_run(
     table = table.merge(per_k, on="K", how="left")
     data_kind = MIXTURES[config["model"]].data_kind
     kind = heldout_kind(config["model"])
+    if heldout and np.isnan(x).any():
+        heldout = False
+        notes.append(
+            "gmm_heldout_elpd: not computed; the data have missing values, which scikit-learn's "
+            "EM cannot score (the Bayesian fits marginalize them)"
+        )
+        print(f"compare: {notes[-1]}", file=progress)
     if heldout:
         matrix, _ = baseline_matrix(x, config["transform"])
         pointwise = {e.k: e.used.elpd_i.values for e in estimates}

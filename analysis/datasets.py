@@ -154,7 +154,7 @@ def load_dataset(
     if name == "marketing":
         if data is None:
             raise InputError("dataset 'marketing' needs --data PATH to marketing_campaign.csv")
-        return load_marketing(data)
+        return load_marketing(data, missing)
     if name == "dunnhumby-spend":
         return load_dunnhumby_spend()
     if name == "dunnhumby-demographics":
@@ -170,8 +170,11 @@ def load_dataset(
     raise InputError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
 
 
-def load_marketing(path: str | Path) -> Dataset:
-    """The Kaggle "Customer Personality Analysis" file: tab-separated, 2,240 x 29."""
+def load_marketing(path: str | Path, missing: str = "marginalize") -> Dataset:
+    """The Kaggle "Customer Personality Analysis" file: tab-separated, 2,240 x 29.
+
+    Its spend columns are complete; in an edited copy a missing spend is marginalized or
+    refused as ``missing`` says (:func:`load_csv`)."""
     table = _read_table(path, sep="\t")
     if table.shape[1] == 1:
         raise InputError(
@@ -180,7 +183,7 @@ def load_marketing(path: str | Path) -> Dataset:
         )
     _require_columns(table, ("ID", *MARKETING_SPEND), path)
     table = _index_by_id(table, "ID", path)
-    spend = _validated_numeric(table, MARKETING_SPEND, path)
+    spend = _validated_numeric(table, MARKETING_SPEND, path, missing=missing)
     profile = table[[c for c in MARKETING_PROFILE if c in table.columns]]
     return Dataset("marketing", str(path), "continuous", spend, profile, "MNT, 2 years")
 
@@ -197,8 +200,8 @@ def load_csv(
     ``features`` name numeric columns (a ``continuous`` dataset), ``categorical`` name
     categorical ones (a ``categorical`` dataset, levels read from the data); a table with both
     kinds is refused (one mixture for both is not implemented). With ``missing="marginalize"`` a
-    missing categorical value stays NaN and drops out of that customer's likelihood; with
-    ``"error"`` it is refused. Missing numeric values are refused either way.
+    missing value stays NaN and drops out of that customer's likelihood; with ``"error"`` it is
+    refused.
     """
     categorical = list(categorical or [])
     chosen = [*features, *categorical]
@@ -230,7 +233,7 @@ def load_csv(
         levels = _validated_categorical(table, tuple(categorical), path, missing)
         return Dataset("csv", str(path), "categorical", levels, profile, "")
     values = _validated_numeric(
-        table, tuple(features), path, hint="; categorical columns go in --categorical"
+        table, tuple(features), path, "; categorical columns go in --categorical", missing
     )
     return Dataset("csv", str(path), "continuous", values, profile, "input units")
 
@@ -382,10 +385,11 @@ def _index_by_id(table: pd.DataFrame, id_column: str, path) -> pd.DataFrame:
 
 
 def _validated_numeric(
-    table: pd.DataFrame, columns: tuple[str, ...], path, hint: str = ""
+    table: pd.DataFrame, columns: tuple[str, ...], path, hint: str = "", missing: str = "error"
 ) -> pd.DataFrame:
-    """Check each feature column is numeric, complete, finite and not constant; ``hint`` ends
-    the message for a non-numeric value."""
+    """Check each feature column is numeric, finite and not constant, and complete unless
+    ``missing="marginalize"`` (then a customer with every feature missing is refused); ``hint``
+    ends the message for a non-numeric value."""
     for column in columns:
         values = table[column]
         numeric = pd.to_numeric(values, errors="coerce")
@@ -395,19 +399,28 @@ def _validated_numeric(
                 f"{path}: column {column}: non-numeric value {values[bad].iloc[0]!r} "
                 f"({_where(table, bad)}){hint}"
             )
-        if numeric.isna().any():
+        if numeric.isna().any() and missing == "error":
             raise InputError(
                 f"{path}: column {column}: {int(numeric.isna().sum())} missing (NaN) values "
                 f"(first: {_where(table, numeric.isna())})"
+                + "; --missing marginalize drops them out of the likelihood"
             )
-        if not np.isfinite(numeric).all():
+        infinite = np.isinf(numeric)
+        if infinite.any():
             raise InputError(
-                f"{path}: column {column}: infinite values "
-                f"(first: {_where(table, ~np.isfinite(numeric))})"
+                f"{path}: column {column}: infinite values (first: {_where(table, infinite)})"
             )
         if numeric.nunique() < 2:
-            raise InputError(f"{path}: column {column}: constant column (all {numeric.iloc[0]})")
-    return table[list(columns)].apply(pd.to_numeric).astype(float)
+            only = numeric.dropna().iloc[0] if numeric.notna().any() else "missing"
+            raise InputError(f"{path}: column {column}: constant column (all {only})")
+    values = table[list(columns)].apply(pd.to_numeric).astype(float)
+    empty = values.isna().all(axis=1)
+    if empty.any():
+        raise InputError(
+            f"{path}: every feature is missing for {int(empty.sum())} customer(s) (first: "
+            f"{_where(table, empty)}); drop those rows"
+        )
+    return values
 
 
 def _validated_categorical(

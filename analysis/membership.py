@@ -46,24 +46,25 @@ def compile_memberships(
     chunk of S draws. ``options`` are the fit's model options (``FitSpec.options``).
 
     The data are an input, so one compiled function serves every block of customers of the
-    shape of ``value``. A mixture with ``constant_data`` gets ``value`` as a constant instead,
-    and its function refuses any other data.
+    shape of ``value``. Data the mixture needs in its graph (``Mixture.data_in_graph``) are a
+    constant instead, and the function refuses any other data.
     """
     inputs = [
         pt.tensor(name, shape=(None,) * p.ndim)
         for name, p in zip(mixture.parameters, parameters, strict=True)
     ]
-    data = pt.as_tensor(value) if mixture.constant_data else pt.matrix("value", dtype=value.dtype)
+    in_graph = mixture.data_in_graph(value)
+    data = pt.as_tensor(value) if in_graph else pt.matrix("value", dtype=value.dtype)
     log_joint = mixture.log_joint(options)(data, *inputs)
     loglik = pt.logsumexp(log_joint, axis=-1)
     membership = pt.exp(log_joint - loglik[..., None]).astype("float32")
-    if not mixture.constant_data:
+    if not in_graph:
         return pytensor.function([data, *inputs], [loglik, membership])
     compiled = pytensor.function(inputs, [loglik, membership])
 
     def function(block: np.ndarray, *chunk: np.ndarray):
         if block is not value:
-            raise ValueError(f"{mixture.name}: compiled for other data (constant_data)")
+            raise ValueError(f"{mixture.name}: compiled for other data (data in the graph)")
         return compiled(*chunk)
 
     return function

@@ -178,14 +178,16 @@ def segment_zero_share(tree: xr.DataTree) -> pd.DataFrame:
     """(segment, feature) share of a segment's customers who spent < 1 unit on the feature.
 
     Observed data, weighted by each customer's posterior-mean membership probability:
-    sum_i p_ik [x_id < 1] / sum_i p_ik. A share near 1 means the segment is made of the
-    customers who did not buy that feature at all (a spike of zeros, not a spending pattern).
+    sum_i p_ik [x_id < 1] / sum_i p_ik, over the customers whose x_id is not missing. A share
+    near 1 means the segment is made of the customers who did not buy that feature at all (a
+    spike of zeros, not a spending pattern).
     """
     spend = observed_spend(tree).round(6)
     membership = tree["assignments"]["membership_mean"].sel(customer=spend.index.to_numpy())
     weights = membership.transpose("customer", "segment").values.astype(float)  # (N, K)
-    zero = (spend.to_numpy() < ZERO_THRESHOLD).astype(float)  # (N, D)
-    share = weights.T @ zero / weights.sum(axis=0)[:, None]
+    zero = (spend.to_numpy() < ZERO_THRESHOLD).astype(float)  # (N, D); NaN is not < 1
+    present = spend.notna().to_numpy().astype(float)
+    share = weights.T @ zero / (weights.T @ present)
     return pd.DataFrame(
         share, index=membership["segment"].values.astype(int), columns=spend.columns
     )

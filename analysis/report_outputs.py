@@ -164,14 +164,16 @@ def fitted_ks(paths: RunPaths) -> list[int]:
 
 
 def data_summary(tree: xr.DataTree) -> pd.DataFrame:
-    """Per feature (and the total): customers, exact-zero share, mean, median, max (units)."""
+    """Per feature (and the total): customers with a value, exact-zero share, mean, median,
+    max (units); missing values are left out (the total sums each customer's observed ones)."""
     spend = observed_spend(tree).round(6)  # the round trip through the transform is not exact
     spend["total"] = spend.sum(axis=1)
+    present = spend.notna().sum()
     return pd.DataFrame(
         {
             "feature": spend.columns,
-            "customers": len(spend),
-            "zero_share": (spend == 0).mean().to_numpy(),
+            "customers": present.to_numpy(),
+            "zero_share": ((spend == 0).sum() / present).to_numpy(),
             "mean": spend.mean().to_numpy(),
             "median": spend.median().to_numpy(),
             "max": spend.max().to_numpy(),

@@ -58,7 +58,7 @@ def population(
     segments = posterior["segment"].values
     block = max(1, BLOCK_ELEMENTS // (n_samples * len(segments)))
     function = None  # compiled once for all blocks, unless the data must be a constant
-    if not mixture.constant_data:
+    if not mixture.data_in_graph(x):
         parameters = stacked_parameters(posterior.isel(draw=[0]), mixture.parameters)
         function = compile_memberships(mixture, options, x[:block], parameters)
     summaries, lpd = [], []

@@ -121,8 +121,8 @@ def fit_transform(name: str, frame: pd.DataFrame) -> FittedTransform:
     return FittedTransform(
         name,
         tuple(map(str, frame.columns)),
-        tuple(values.mean(axis=0).tolist()),
-        tuple(values.std(axis=0).tolist()),  # population sd, as sklearn's StandardScaler
+        tuple(np.nanmean(values, axis=0).tolist()),  # missing values (NaN) left out
+        tuple(np.nanstd(values, axis=0).tolist()),  # population sd, as sklearn's StandardScaler
     )
 
 

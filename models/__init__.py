@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
+
 from models import gmm, hurdle, lca
 
 
@@ -35,6 +37,12 @@ class Mixture:
     # segment_log_joint reads structure off the data (the hurdle's zero patterns): the data must
     # be a constant of the graph, not an input
     constant_data: bool = False
+
+    def data_in_graph(self, x) -> bool:
+        """Whether ``segment_log_joint`` must get data ``x`` (N, D) as a constant of the graph:
+        always for ``constant_data``, and for data with missing values (NaN), whose patterns
+        are read off them when the graph is built (``models.gmm.marginal_log_normal``)."""
+        return self.constant_data or bool(np.isnan(x).any())
 
     def log_joint(self, options: dict) -> Callable:
         """``segment_log_joint(value, *parameters)`` with the options it reads bound."""

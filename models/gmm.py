@@ -20,6 +20,12 @@ apart on the log-standardized scale, so 0.15 sd is well inside the rounding of t
 
 The likelihood is evaluated for all segments at once by :func:`segment_log_joint`, which also
 serves the post-processing (membership probabilities, pointwise log-likelihood): one formula.
+
+Missing values (NaN) are marginalized, not imputed: a customer's missing features drop out of
+their likelihood, which becomes the segment Gaussians' marginal over the observed features,
+MvNormal(x_i[o_i] | mu_k[o_i], Sigma_k[o_i, o_i]) (:func:`marginal_log_normal`; exact under
+missing at random). Data with NaN enter the model as a constant of the graph, because the
+missingness patterns are read off them when it is built (:func:`known_values`).
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ from functools import partial
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
+from pytensor.tensor.variable import TensorConstant
+from scipy.special import logsumexp
 
 from models.priors import merge_priors
 
@@ -45,6 +54,7 @@ COVARIANCES = ("full", "diag")
 # density as the idiomatic pm.Mixture over a list of K pm.MvNormal.dist (for the benchmark).
 LIKELIHOODS = ("vectorized", "pm_mixture")
 PARAMETERS = ("weights", "means", "chol")  # what segment_log_joint needs, in order
+EM_ITERATIONS = 50  # EM rounds for the chains' start when some coordinates are hidden
 DIAGNOSED = ("weights", "means", "scales")  # convergence is judged on these
 
 
@@ -57,12 +67,75 @@ def data_options(transform, columns: list[str]) -> dict:
     return {}
 
 
+def known_values(value) -> np.ndarray | None:
+    """The numbers of a data tensor known when the graph is built (numpy or a TensorConstant),
+    or None for a symbolic input."""
+    if isinstance(value, TensorConstant):
+        return value.data
+    if isinstance(value, np.ndarray):
+        return value
+    return None
+
+
+def has_missing(x: np.ndarray) -> bool:
+    """Whether the model-scale data hold a missing value (NaN)."""
+    return bool(np.isnan(x).any())
+
+
+def pattern_codes(hidden: np.ndarray) -> np.ndarray:
+    """(N,) one integer per pattern of hidden coordinates: bit d is set when feature d is."""
+    return hidden @ (2 ** np.arange(hidden.shape[1]))
+
+
+def marginal_log_normal(data: np.ndarray, keep: np.ndarray, means, chol):
+    """log MvNormal(x_i[o_i] | mu_k[o_i], Sigma_k[o_i, o_i]) per customer and segment.
+
+    Parameters
+    ----------
+    data : (N, D) numpy values; only the kept coordinates are read (others may be NaN).
+    keep : (N, D) bool numpy, o_i: the coordinates in customer i's likelihood.
+    means : (..., K, D); chol : (..., K, D, D). Leading ``...`` dims broadcast.
+
+    Returns
+    -------
+    (..., N, K) log densities; a customer with no kept coordinate gets 0.
+
+    Computed by padding: with M = diag(kept features) of the customer's pattern,
+    M Sigma_k M + (I - M) has a Cholesky factor that carries the marginal's, and its identity
+    block adds nothing for the zeroed differences. One factor per (pattern seen in the data,
+    segment) is computed and each customer takes its own, with elementwise products only (no
+    batched tiny matrix products).
+    """
+    n_features = data.shape[1]
+    patterns, pattern_of = np.unique(pattern_codes(~keep), return_inverse=True)  # (P,), (N,)
+    kept = 1.0 - ((patterns[:, None] >> np.arange(n_features)) & 1)  # (P, D): 1 = kept
+    covariance = chol @ pt.swapaxes(chol, -1, -2)  # (..., K, D, D)
+    padded = covariance[..., None, :, :, :] * kept[:, None, :, None] * kept[:, None, None, :] + (
+        np.eye(n_features) * (1.0 - kept)[:, None, :, None]
+    )  # (..., P, K, D, D)
+    factor = pt.linalg.cholesky(padded)
+    inverse = pt.linalg.solve_triangular(factor, pt.eye(n_features), lower=True)
+    log_det = pt.log(pt.diagonal(factor, axis1=-2, axis2=-1)).sum(axis=-1)  # (..., P, K)
+    weight = keep.astype(float)  # (N, D)
+    filled = np.where(keep, data, 0.0)
+    centred = weight[:, None, :] * (filled[:, None, :] - means[..., None, :, :])  # (..., N, K, D)
+    customer_inverse = pt.take(inverse, pattern_of, axis=-4)  # (..., N, K, D, D)
+    z = (customer_inverse * centred[..., None, :]).sum(axis=-1)  # (..., N, K, D)
+    return (
+        -0.5 * (z**2).sum(axis=-1)
+        - pt.take(log_det, pattern_of, axis=-2)
+        - 0.5 * np.log(2 * np.pi) * weight.sum(axis=-1)[:, None]
+    )
+
+
 def segment_log_joint(value, weights, means, chol):
     """log w_k + log MvNormal(x_i | mu_k, L_k L_k^T) for every customer and segment.
 
     Parameters
     ----------
-    value : (N, D) model-scale features.
+    value : (N, D) model-scale features. Data with missing values (NaN) must be known when the
+        graph is built (numpy or a constant): their features drop out per customer
+        (:func:`marginal_log_normal`).
     weights : (..., K); means : (..., K, D); chol : (..., K, D, D) lower-triangular.
         Leading ``...`` dims (e.g. posterior draws) broadcast.
 
@@ -70,6 +143,10 @@ def segment_log_joint(value, weights, means, chol):
     -------
     (..., N, K) tensor of log joint densities (natural log, model-scale density).
     """
+    data = known_values(value)
+    if data is not None and has_missing(data):
+        log_normal = marginal_log_normal(data, ~np.isnan(data), means, chol)
+        return pt.log(weights)[..., None, :] + log_normal
     d = value.shape[-1]
     chol_inv = pt.linalg.solve_triangular(chol, pt.eye(d), lower=True)  # batch dims broadcast
     # z_ik = L_k^{-1} (x_i - mu_k), computed as L_k^{-1} x_i - L_k^{-1} mu_k (one GEMM).
@@ -190,7 +267,12 @@ def build_gmm(
         "customer": list(customers),
     }
     with pm.Model(coords=coords) as model:
-        x_data = pm.Data("x_data", x, dims=("customer", "feature"))
+        # NaN data: a constant (PyMC would impute a NaN in pm.Data or in a numpy array)
+        x_data = (
+            pt.as_tensor_variable(x)
+            if has_missing(x)
+            else pm.Data("x_data", x, dims=("customer", "feature"))
+        )
         weights = pm.Dirichlet(
             "weights", a=np.full(k, prior["weights_concentration"]), dims="segment"
         )
@@ -228,6 +310,12 @@ def initial_point(
     from sklearn.mixture import GaussianMixture
 
     prior = merged_priors(priors)
+    if has_missing(x):
+        missing = np.isnan(x)
+        step = partial(moment_step, x, missing, covariance=covariance, nugget_sd=prior["nugget_sd"])
+        point = em_with_hidden(x, missing, k, covariance, seed, step, log_joint_function(x))
+        order = np.argsort(-point["weights"])
+        return {name: value[order] for name, value in point.items() if name != "chol"}
     em = GaussianMixture(
         k, covariance_type=covariance, n_init=5, random_state=seed, reg_covar=1e-3, max_iter=500
     ).fit(x)
@@ -243,4 +331,138 @@ def initial_point(
     if covariance == "full" and x.shape[1] > 1:
         correlations = covariances / (scales[:, :, None] * scales[:, None, :])
         point["corr_chol"] = np.linalg.cholesky(correlations)
+    return point
+
+
+def log_joint_function(value: np.ndarray):
+    """:func:`segment_log_joint` of ``value`` (N, D) compiled once: f(weights, means, chol) ->
+    (N, K) for one set of parameters (no draw dims). ``value`` is built in as a constant."""
+    parameters = [
+        pt.tensor(name, shape=(None,) * ndim)
+        for name, ndim in zip(PARAMETERS, (1, 2, 3), strict=True)
+    ]
+    return pytensor.function(parameters, segment_log_joint(value, *parameters))
+
+
+def em_with_hidden(
+    x: np.ndarray,
+    hidden: np.ndarray,
+    k: int,
+    covariance: str,
+    seed: int,
+    step,
+    log_joint,
+    parameters: tuple[str, ...] = PARAMETERS,
+) -> dict:
+    """EM for a Gaussian mixture whose ``hidden`` (N, D) coordinates are not in the Gaussian
+    likelihood (missing values; the hurdle's zeros): a point of :func:`moment_step`'s variables.
+
+    The first memberships come from scikit-learn's EM on x with every hidden value replaced by
+    its feature's mean visible value. Then :data:`EM_ITERATIONS` rounds: parameters from
+    ``step(responsibility, previous)`` (a :func:`moment_step`, or the hurdle's), memberships
+    from the compiled ``log_joint`` (:func:`log_joint_function`) of the point's ``parameters``.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    visible_means = np.nanmean(np.where(hidden, np.nan, x), axis=0)
+    imputed = np.where(hidden, np.nan_to_num(visible_means), x)
+    em = GaussianMixture(
+        k, covariance_type=covariance, n_init=5, random_state=seed, reg_covar=1e-3, max_iter=500
+    ).fit(imputed)
+    responsibility = em.predict_proba(imputed)
+    point = None
+    for _ in range(EM_ITERATIONS):
+        point = step(responsibility, point)
+        joint = log_joint(*(point[name] for name in parameters))
+        responsibility = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
+    return point
+
+
+def conditional_moments(x, hidden, responsibility, means, covariances):
+    """Weighted means (K, D) and covariances (K, D, D) of the Gaussian part, ``hidden`` (N, D)
+    coordinates as missing values.
+
+    The E-step of EM with missing values: a customer's hidden features are replaced by their
+    conditional mean given the visible ones under the current ``means`` (K, D) and
+    ``covariances`` (K, D, D), and the conditional covariance is added to the second moments.
+    """
+    n_segments, n_features = means.shape
+    codes = pattern_codes(hidden)
+    first = np.zeros((n_segments, n_features))
+    second = np.zeros((n_segments, n_features, n_features))
+    for code in np.unique(codes):
+        rows = codes == code
+        missing = hidden[rows][0]
+        kept = ~missing
+        weight = responsibility[rows]  # (n, K)
+        for k in range(n_segments):
+            filled = np.where(missing, means[k], x[rows])  # (n, D)
+            extra = np.zeros((n_features, n_features))
+            if missing.any():
+                cov = covariances[k]
+                gain = cov[np.ix_(missing, kept)] @ np.linalg.pinv(cov[np.ix_(kept, kept)])
+                filled[:, missing] += (x[rows][:, kept] - means[k, kept]) @ gain.T
+                extra[np.ix_(missing, missing)] = (
+                    cov[np.ix_(missing, missing)] - gain @ cov[np.ix_(kept, missing)]
+                )
+            first[k] += weight[:, k] @ filled
+            second[k] += filled.T @ (weight[:, k, None] * filled) + weight[:, k].sum() * extra
+    mass = responsibility.sum(axis=0)[:, None] + 1e-12
+    new_means = first / mass
+    return new_means, second / mass[:, :, None] - new_means[:, :, None] * new_means[:, None, :]
+
+
+def moment_step(
+    x, hidden, responsibility, previous: dict | None = None, *, covariance: str, nugget_sd: float
+) -> dict:
+    """Segment parameters from memberships ``responsibility`` (N, K): the M-step of an EM whose
+    ``hidden`` (N, D) coordinates are missing from the Gaussian likelihood.
+
+    Per segment: the weight, and the mean and covariance of the Gaussian part. Without
+    ``previous`` (a point from this function) those are available-case moments of the visible
+    values (each pair of features over the customers visible in both); with it,
+    :func:`conditional_moments`, so that repeated steps converge to the maximum likelihood
+    estimate. The correlations are eigenvalue-floored at 0.05 so they stay positive definite;
+    the scales less the nugget are at least 0.05. Returns the sampler's variables plus ``chol``
+    (K, D, D).
+    """
+    x = np.where(hidden, 0.0, x)  # hidden values (NaN for missing ones) never enter a sum
+    if previous is None:
+        visible = (~hidden).astype(float)  # (N, D)
+        both = visible[:, :, None] * visible[:, None, :]  # (N, D, D)
+        mass = responsibility.T @ visible + 1e-9  # (K, D)
+        means = responsibility.T @ (visible * x) / mass
+        centred = visible[:, None, :] * (x[:, None, :] - means[None])  # (N, K, D)
+        pair_mass = np.einsum("nk,nde->kde", responsibility, both) + 1e-9
+        moments = np.einsum("nk,nkd,nke->kde", responsibility, centred, centred) / pair_mass
+    else:
+        chol = previous["chol"]
+        means, moments = conditional_moments(
+            x, hidden, responsibility, previous["means"], chol @ np.swapaxes(chol, -1, -2)
+        )
+    # Sigma = nugget^2 I + diag(s) Omega diag(s): s and Omega from the moments less the nugget.
+    structured_moments = moments - nugget_sd**2 * np.eye(x.shape[1])
+    structured_sd = np.sqrt(np.maximum(np.diagonal(structured_moments, 0, -2, -1), 0.05**2))
+    correlation = structured_moments / (structured_sd[:, :, None] * structured_sd[:, None, :])
+    correlation[:, np.arange(x.shape[1]), np.arange(x.shape[1])] = 1.0
+    if covariance == "diag":
+        correlation = np.broadcast_to(np.eye(x.shape[1]), correlation.shape)
+    eigenvalues, eigenvectors = np.linalg.eigh(correlation)
+    floored = eigenvectors @ (
+        np.maximum(eigenvalues, 0.05)[..., None] * np.swapaxes(eigenvectors, -1, -2)
+    )
+    correlation = floored / np.sqrt(
+        np.diagonal(floored, 0, -2, -1)[:, :, None] * np.diagonal(floored, 0, -2, -1)[:, None, :]
+    )
+    structured = structured_sd[:, :, None] * np.linalg.cholesky(correlation)
+    point = {
+        "weights": responsibility.mean(axis=0),
+        "means": means,
+        "structured_sd": structured_sd,
+        "chol": np.linalg.cholesky(
+            nugget_sd**2 * np.eye(x.shape[1]) + structured @ np.swapaxes(structured, -1, -2)
+        ),
+    }
+    if covariance == "full" and x.shape[1] > 1:
+        point["corr_chol"] = np.linalg.cholesky(correlation)
     return point

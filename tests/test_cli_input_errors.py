@@ -111,10 +111,6 @@ def _drop(column: str) -> Callable:
             ["column MntFruits", "non-numeric value 'lots' (data row 8, customer"],
         ),
         (
-            _set("MntWines", 3, np.nan),
-            ["column MntWines", "1 missing (NaN) values (first: data row 4,"],
-        ),
-        (
             _set("MntGoldProds", 12, -4),
             ["column MntGoldProds", "negative value -4 (data row 13,", "--transform standardize"],
         ),
@@ -124,7 +120,7 @@ def _drop(column: str) -> Callable:
             ["EM cannot fit any K in --k 1-2", "27 parameters for 20 rows"],
         ),
     ],
-    ids=["missing-column", "non-numeric", "nan", "negative", "constant", "too-few-rows"],
+    ids=["missing-column", "non-numeric", "negative", "constant", "too-few-rows"],
 )
 def test_bad_marketing_copy(head, tmp_path, capsys, edit, needles):
     path = write_copy(head, tmp_path, edit)
@@ -133,6 +129,20 @@ def test_bad_marketing_copy(head, tmp_path, capsys, edit, needles):
     assert_one_line_error(code, err, str(path), *needles)
     assert not out.exists()
     assert stdout == ""
+
+
+def test_a_missing_spend_is_marginalized_with_a_note_or_refused_on_request(head, tmp_path, capsys):
+    path = write_copy(head, tmp_path, _set("MntWines", 3, np.nan))
+    argv = ["data", "--dataset", "marketing", "--data", str(path)]
+    code, _, err = run_main(argv, capsys)
+    assert code == 0, err
+    assert "note: 1 missing values (MntWines 1) drop out of their customers' likelihood" in err
+    out_dir = tmp_path / "run"
+    code, _, err = run_main([*baseline_argv(path, out_dir), "--missing", "error"], capsys)
+    assert_one_line_error(
+        code, err, str(path), "column MntWines", "1 missing (NaN) values (first: data row 4,"
+    )
+    assert not out_dir.exists()
 
 
 def test_error_names_the_customer(head, tmp_path, capsys):

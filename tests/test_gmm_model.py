@@ -125,3 +125,48 @@ def test_priors_merge_and_reject_unknown_keys():
     assert merged_priors()["nugget_sd"] == DEFAULT_PRIORS["nugget_sd"]
     with pytest.raises(ValueError, match="unknown GMM prior"):
         merged_priors({"mean_SD": 3.0})
+
+
+def with_missing(x: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """``x`` with each value missing (NaN) completely at random with probability ``share``;
+    every row keeps at least one value."""
+    rng = np.random.default_rng(seed)
+    hidden = rng.random(x.shape) < share
+    hidden[hidden.all(axis=1), 0] = False
+    return np.where(hidden, np.nan, x)
+
+
+def test_missing_values_drop_out_as_the_marginal_over_observed_features(truth):
+    """Issue 16: a customer's missing features leave the likelihood; the rest is the segment
+    Gaussian's marginal over the observed coordinates (scipy on the observed sub-vector)."""
+    x = with_missing(truth.x, 0.25, seed=1)
+    rng = np.random.default_rng(0)
+    weights = np.array([0.2, 0.5, 0.3])
+    means = rng.normal(size=(3, 3))
+    chols = np.linalg.cholesky(truth.covariances)
+    ours = segment_log_joint(x, weights, means, chols).eval()
+    expected = np.empty_like(ours)
+    for i, row in enumerate(x):
+        kept = ~np.isnan(row)
+        for k in range(3):
+            marginal = stats.multivariate_normal(
+                means[k, kept], truth.covariances[k][np.ix_(kept, kept)]
+            )
+            expected[i, k] = np.log(weights[k]) + marginal.logpdf(row[kept])
+    assert np.isnan(x).any(axis=1).sum() > 50
+    np.testing.assert_allclose(ours, expected, rtol=1e-10)
+
+
+def test_model_with_missing_values_has_a_finite_density_and_an_em_start(truth):
+    """NaN data enter the graph as a constant (PyMC would impute NaN in pm.Data); the EM start
+    with missing values is ordered by weight and the model's density there is finite."""
+    x = with_missing(truth.x, 0.1, seed=2)
+    model = build_gmm(x, 3, customers=np.arange(200), features=["a", "b", "c"])
+    assert [v.name for v in model.free_RVs] == ["weights", "means", "structured_sd", "corr_chol"]
+    point = initial_point(x, 3, seed=0)
+    assert np.all(np.diff(point["weights"]) <= 0)
+    transformed = make_initial_point_fn(
+        model=model, overrides=point, jitter_rvs=set(), return_transformed=True
+    )(0)
+    assert np.isfinite(model.compile_logp()(transformed))
+    assert np.all(np.isfinite(model.compile_dlogp()(transformed)))

@@ -29,19 +29,20 @@ def truth():
 
 def scipy_log_joint(x, weights, means, covariances, zero_prob):
     """The stated density, one customer and segment at a time: Bernoulli zeros times the
-    Gaussian marginal over the positive features."""
+    Gaussian marginal over the positive features; a missing value (NaN) is in neither part."""
     out = np.empty((len(x), len(weights)))
     for i, row in enumerate(x):
-        zero = row <= np.asarray(ZERO_VALUES)
+        observed = ~np.isnan(row)
+        zero = observed & (np.nan_to_num(row) <= np.asarray(ZERO_VALUES))
+        positive = observed & ~zero
         for k in range(len(weights)):
-            value = np.log(weights[k]) + np.sum(
-                np.where(zero, np.log(zero_prob[k]), np.log1p(-zero_prob[k]))
-            )
-            if (~zero).any():
+            bernoulli = np.where(zero, np.log(zero_prob[k]), np.log1p(-zero_prob[k]))
+            value = np.log(weights[k]) + np.sum(bernoulli[observed])
+            if positive.any():
                 marginal = stats.multivariate_normal(
-                    means[k][~zero], covariances[k][np.ix_(~zero, ~zero)]
+                    means[k][positive], covariances[k][np.ix_(positive, positive)]
                 )
-                value += marginal.logpdf(row[~zero])
+                value += marginal.logpdf(row[positive])
             out[i, k] = value
     return out
 
@@ -68,6 +69,23 @@ def test_segment_log_joint_matches_the_marginal_gaussian_times_bernoulli(truth):
         zero_values=ZERO_VALUES,
     ).eval()
     np.testing.assert_allclose(batched[1], expected, rtol=1e-10)
+
+
+def test_missing_values_drop_out_of_both_parts_of_the_hurdle(truth):
+    """Issue 16: a missing value is neither a zero nor a positive spend; what is left is the
+    stated density over the customer's observed features."""
+    rng = np.random.default_rng(2)
+    x = np.where(rng.random(truth.x.shape) < 0.2, np.nan, truth.x)
+    weights = np.array([0.3, 0.7])
+    means = rng.normal(size=(2, 3))
+    covariances = truth.gaussian.covariances
+    zero_prob = np.array([[0.2, 0.5, 0.1], [0.4, 0.3, 0.6]])
+    chols = np.linalg.cholesky(covariances)
+    ours = segment_log_joint(x, weights, means, chols, zero_prob, zero_values=ZERO_VALUES).eval()
+    expected = scipy_log_joint(x, weights, means, covariances, zero_prob)
+    missing_and_zero = np.isnan(x).any(axis=1) & (x <= np.asarray(ZERO_VALUES)).any(axis=1)
+    assert missing_and_zero.sum() > 10  # both kinds in one customer are exercised
+    np.testing.assert_allclose(ours, expected, rtol=1e-10)
 
 
 def test_draws_have_the_zero_shares_and_positive_means_of_the_parameters():
