@@ -55,18 +55,20 @@ def finish_panels(figure, axes, n_used: int, title: str, tight: bool = True):
     return figure
 
 
-def profiles_figure(profiles: pd.DataFrame, unit: str, functional: str):
+def profiles_figure(profiles: pd.DataFrame, unit: str, functional: str, amounts: bool = True):
     """Forest plot: per feature (panel) and segment (row) mean spend with its 94% HDI.
 
-    ``profiles`` has the columns of ``profiles.csv``. The last panel is total spend. Dashed line:
-    the model-implied population mean. Log x axis, so small segments' intervals stay visible.
+    ``profiles`` has the columns of ``profiles.csv``. Dashed line: the model-implied population
+    mean. For ``amounts`` (spend) the last panel is total spend and the x axis is logarithmic
+    above 1, so small segments' intervals stay visible; measurements (negative values) get a
+    linear axis and no total.
     """
     features = list(dict.fromkeys(profiles["feature"]))
     segments = profiles.drop_duplicates("segment").sort_values("segment")
     labels = [
         segment_label(s, n) for s, n in zip(segments["segment"], segments["name"], strict=True)
     ]
-    panels = [*features, "total"]
+    panels = [*features, "total"] if amounts else features
     columns = min(4, len(panels))
     rows = int(np.ceil(len(panels) / columns))
     height = max(2.0, 0.32 * len(segments) + 1.2)
@@ -91,7 +93,8 @@ def profiles_figure(profiles: pd.DataFrame, unit: str, functional: str):
             axis.plot([values[low], values[high]], [y[row]] * 2, color=color, lw=2.2)
             axis.plot(values[mean], y[row], "o", color=color, ms=5)
         axis.axvline(reference, color="grey", ls="--", lw=1)
-        spend_axis(axis, float(table[low].min()), float(table[high].max()))
+        if amounts:
+            spend_axis(axis, float(table[low].min()), float(table[high].max()))
         axis.set_title(title, fontsize=10)
         axis.grid(alpha=0.3, axis="x")
         axis.tick_params(labelsize=8)
@@ -102,7 +105,7 @@ def profiles_figure(profiles: pd.DataFrame, unit: str, functional: str):
         axes,
         len(panels),
         f"Segment profiles: {functional} ({unit}), posterior mean and 94% HDI; "
-        "dashed = model-implied population mean; log scale above 1",
+        "dashed = model-implied population mean" + ("; log scale above 1" if amounts else ""),
     )
 
 

@@ -25,6 +25,15 @@ For posterior draw s, segment k and feature d, with m_kd the segment mean and v_
 - **zero probability** pi_kd (hurdle fits only, posterior mean and 94% HDI): the model's
   probability that a customer of segment k buys nothing of feature d. NaN for other models.
 
+- **standardized difference** of feature d: (E[spend_kd] - implied population mean) / observed
+  sd of the feature (population sd over customers): how far the segment sits from everyone, in
+  the feature's own spread.
+
+Measurements (a feature with a negative value: centred, signed or z-scored data) are not
+amounts: totals, revenue shares, spend ratios, indices and value tiers are meaningless for
+them and are left empty (tier "n/a"). Their segments are named by their largest standardized
+differences, "f0 high · f2 low" (:func:`measurement_names`), or "near average".
+
 The value tier is read off the posterior-mean spend ratio: ``premium`` if >= 1.5, ``low`` if
 <= 0.5, ``mid`` otherwise (:data:`TIER_RULE`). The name is "<lead>-led <tier>", where the lead
 feature is the one with the largest index; "all-round <tier>" when the largest index is less
@@ -54,7 +63,7 @@ import pandas as pd
 import xarray as xr
 
 from analysis.scale import customer_assignments
-from analysis.transforms import FittedTransform
+from analysis.transforms import LOG_TRANSFORMS, FittedTransform
 
 HDI_PROB = 0.94
 PREMIUM_RATIO = 1.5
@@ -66,6 +75,7 @@ PRECISE_THRESHOLD = 0.95
 NAME_MIN_PROBABILITY = 0.5  # a level that describes most of the class
 NAME_MIN_LIFT = 1.25
 NO_TIER = "n/a"
+NAME_MIN_DIFFERENCE = 0.5  # sd from the population: a measurement that characterises a segment
 TIER_RULE = (
     f"tier from the posterior-mean spend ratio (segment's implied mean total spend / model-implied "
     f"population mean total spend): premium if >= {PREMIUM_RATIO}, low if <= {LOW_RATIO}, "
@@ -76,6 +86,8 @@ FUNCTIONAL = {
     "mean and variance of log1p(spend) (lognormal mean)",
     "standardize": "segment mean spend (model mean scaled back to original units)",
 }
+# per-segment quantities that need amounts (see holds_amounts); empty for measurements
+AMOUNT_QUANTITIES = ("revenue_share", "total_spend", "spend_ratio")
 SEGMENT_COLUMNS = (
     "segment", "name", "tier",
     "weight", "weight_hdi_low", "weight_hdi_high",
@@ -85,7 +97,7 @@ SEGMENT_COLUMNS = (
 )  # fmt: skip
 FEATURE_COLUMNS = (
     "feature", "mean_spend", "mean_spend_hdi_low", "mean_spend_hdi_high",
-    "implied_population_mean", "observed_mean", "index", "zero_share",
+    "implied_population_mean", "observed_mean", "index", "std_difference", "zero_share",
     "zero_prob", "zero_prob_hdi_low", "zero_prob_hdi_high",
 )  # fmt: skip
 PROFILE_COLUMNS = (*SEGMENT_COLUMNS[:3], *FEATURE_COLUMNS, *SEGMENT_COLUMNS[3:])
@@ -254,6 +266,30 @@ def segment_names(
     return numbered_duplicates(names)
 
 
+def holds_amounts(tree: xr.DataTree) -> bool:
+    """Whether a continuous fit's features are amounts (e.g. spend: a log transform, which needs
+    values >= 0, or no observed value below 0), for which totals, revenue shares and value tiers
+    mean something; measurements with negative values are described by standardized differences
+    instead."""
+    if fit_transform_of(tree).name in LOG_TRANSFORMS:
+        return True
+    return not bool((observed_spend(tree).to_numpy() < 0).any())
+
+
+def measurement_names(difference: pd.DataFrame) -> pd.Series:
+    """Names from (segment, feature) standardized differences: the (at most two) features
+    furthest from the population, at least :data:`NAME_MIN_DIFFERENCE` sd away, as "f0 high ·
+    f2 low"; "near average" when none is; "all customers" for one segment."""
+    if len(difference) == 1:
+        return pd.Series(["all customers"], index=difference.index)
+    names = {}
+    for k, row in difference.iterrows():
+        far = row[row.abs() >= NAME_MIN_DIFFERENCE].abs().sort_values(ascending=False).index[:2]
+        parts = [f"{feature} {'high' if row[feature] > 0 else 'low'}" for feature in far]
+        names[k] = " · ".join(parts) or "near average"
+    return numbered_duplicates(pd.Series(names))
+
+
 def numbered_duplicates(names: pd.Series) -> pd.Series:
     """Names (indexed by segment) with " #<segment>" appended wherever a name repeats."""
     repeated = names.duplicated(keep=False)
@@ -286,7 +322,11 @@ def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
         segments[quantity] = summary["mean"].values
         segments[f"{quantity}_hdi_low"] = summary["low"].values
         segments[f"{quantity}_hdi_high"] = summary["high"].values
-    segments["tier"] = [tier_of(r) for r in segments["spend_ratio"]]
+    amounts = holds_amounts(tree)
+    if not amounts:
+        amount_columns = [c for c in segments.columns if c.split("_hdi")[0] in AMOUNT_QUANTITIES]
+        segments[amount_columns] = np.nan
+    segments["tier"] = [tier_of(r) if amounts else NO_TIER for r in segments["spend_ratio"]]
 
     feature_summary = summarize(spend)
     features = [str(f) for f in spend["feature"].values]
@@ -296,14 +336,20 @@ def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
         columns=features,
     )
     population_mean = implied_population.mean(("chain", "draw")).sel(feature=features).values
-    observed_mean = observed_spend(tree).mean()[features].to_numpy()
+    observed = observed_spend(tree)[features]
+    observed_mean = observed.mean().to_numpy()
+    difference = (mean - population_mean) / observed.std(ddof=0).to_numpy()
     index = mean / population_mean
     by_segment = segments.set_index("segment")
     zero_share = segment_zero_share(tree)[features]
     zero_prob = zero_probability(tree, features, segments["segment"])
-    segments["name"] = segment_names(
-        index, by_segment["tier"], by_segment["spend_ratio"], zero_share
-    ).to_numpy()
+    if amounts:
+        names = segment_names(index, by_segment["tier"], by_segment["spend_ratio"], zero_share)
+    else:
+        names = measurement_names(difference)
+        index = index * np.nan
+        zero_share = zero_share * np.nan
+    segments["name"] = names.reindex(segments["segment"]).to_numpy()
     segments = segments[list(SEGMENT_COLUMNS)]
 
     rows = []
@@ -319,6 +365,7 @@ def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
                     "implied_population_mean": float(population_mean[j]),
                     "observed_mean": float(observed_mean[j]),
                     "index": index.loc[k, feature],
+                    "std_difference": difference.loc[k, feature],
                     "zero_share": float(zero_share.loc[k, feature]),
                     "zero_prob": float(zero_prob["mean"].values[position, j]),
                     "zero_prob_hdi_low": float(zero_prob["low"].values[position, j]),

@@ -72,7 +72,8 @@ DECIMALS = {
     "min_ess_bulk": 0, "min_ess_tail": 0, "seconds": 0, "sampling_seconds": 0, "max_rhat": 3,
     "min_bfmi": 3,
     "customer_share": 3, "zero_share": 4, "observed": 4, "replicated_mean": 4,
-    "replicated_hdi_low": 4, "replicated_hdi_high": 4, "index": 2, "k_threshold": 2,
+    "replicated_hdi_low": 4, "replicated_hdi_high": 4, "index": 2, "std_difference": 2,
+    "k_threshold": 2,
     "lift": 2, "share": 3, "population_share": 3, "stacking_weight": 3,
 }  # fmt: skip
 THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability", "zero_prob")
@@ -267,7 +268,7 @@ def render(paths: RunPaths) -> str:
         ),
         ("checks", "Predictive checks", section_checks(paths, src, categorical)),
         ("profiles", "Segment profiles", section_profiles(paths, src, setting, categorical)),
-        ("revenue", "Revenue concentration", section_revenue(paths, src, categorical)),
+        ("revenue", "Revenue concentration", section_revenue(paths, src, categorical, setting)),
         ("assignments", "Customer assignments", section_assignments(paths, src, setting, item)),
         ("splits", "How segments split as K grows", section_splits(src, chosen)),
         ("files", "Files in the run directory", section_files(paths)),
@@ -318,7 +319,8 @@ def section_data(src, setting, item, categorical: bool) -> str:
     summary = src[DATA_SUMMARY]
     settings = src[SETTINGS]
     rows = [
-        "dataset", "source", "data kind", "customers", "unit", "model", "transform", "options",
+        "dataset", "source", "data kind", "values", "customers", "unit", "model", "transform",
+        "options",
         "K fitted", "chains",
         "tune", "draws", "seed", "sampler", "backend", "sampling by K", "priors", "fit git commit",
         "fit packages", "report written",
@@ -331,11 +333,18 @@ def section_data(src, setting, item, categorical: bool) -> str:
             + table(summary, ["variable", "level", "customers", "share"])
         )
     else:
+        customers = settings.num(item["customers"], "value", 0) if "customers" in item else "All"
+        amounts = holds_amounts(setting)
         described = (
-            f"<p>{summary.num(0, 'customers')} customers. Spend per feature ({setting('unit')}) "
-            "as the model saw it (model-scale data mapped back through the transform); "
-            "zero_share = share of customers with exactly 0.</p>"
-            + table(summary, ["feature", "customers", "zero_share", "mean", "median", "max"])
+            f"<p>{customers} customers. {'Spend' if amounts else 'Values'} per feature "
+            f"({setting('unit')}) as the model saw it (model-scale data mapped back through the "
+            "transform); customers = those with a value (a missing value drops out of that "
+            "customer's likelihood); zero_share = share of them with exactly 0.</p>"
+            + table(
+                summary,
+                ["feature", "customers", "zero_share", "mean", "median", "max"],
+                rows=None if amounts else list(range(len(summary.frame) - 1)),  # no total
+            )
             + model_reason(summary, src[SETTINGS])
         )
     out = [
@@ -677,6 +686,17 @@ NAME_RULE = (
     "membership) spent nothing on that feature: such a segment is the spike of zeros, not a "
     "spending pattern."
 )
+MEASUREMENT_NAME_RULE = (
+    "The features are measurements (some values are negative), not amounts: no totals, revenue "
+    "shares or value tiers. Names: the (at most two) features whose segment mean is furthest "
+    "from the population mean, at least 0.5 sd away, as 'feature high' or 'feature low'; 'near "
+    "average' when none is. Standardized difference = (segment mean - model-implied population "
+    "mean) / the feature's observed sd."
+)
+MEASUREMENT_COLUMNS = ["segment", "name", "feature", "mean_spend~hdi",
+                       "implied_population_mean", "observed_mean", "std_difference"]  # fmt: skip
+MEASUREMENT_HEADERS = ["segment", "name", "feature", "mean [94% HDI]", "implied population mean",
+                       "observed mean", "standardized difference"]  # fmt: skip
 CLASS_NAME_RULE = (
     "Names: the (at most two) levels with the highest lift (class probability / population "
     "share) among those most of the class has (probability &ge; 0.5) with lift &ge; 1.25; "
@@ -723,15 +743,17 @@ def section_profiles(paths, src, setting, categorical: bool) -> str:
                 "</details>",
             ]
         )
+    if not holds_amounts(setting):
+        return section_measurement_profiles(paths, segments, profiles, setting)
     segment_columns = ["segment", "name", "tier", "weight~hdi", "revenue_share~hdi",
                        "total_spend~hdi", "spend_ratio~hdi", "customers"]  # fmt: skip
     segment_headers = ["segment", "name", "tier", "weight (share of customers)", "revenue share",
                        "total spend", "spend ratio", "customers (modal)"]  # fmt: skip
     profile_columns = ["segment", "name", "feature", "mean_spend~hdi", "implied_population_mean",
-                       "observed_mean", "index", "zero_share"]  # fmt: skip
+                       "observed_mean", "index", "std_difference", "zero_share"]  # fmt: skip
     profile_headers = ["segment", "name", "feature", "mean spend [94% HDI]",
-                       "implied population mean", "observed mean", "index",
-                       "share of its customers with no spend"]  # fmt: skip
+                       "implied population mean", "observed mean", "index", "standardized "
+                       "difference", "share of its customers with no spend"]  # fmt: skip
     if "zero_prob" in profiles.frame and profiles.frame["zero_prob"].notna().any():  # hurdle
         profile_columns.append("zero_prob~hdi")
         profile_headers.append("model P(no purchase) [94% HDI]")
@@ -748,9 +770,35 @@ def section_profiles(paths, src, setting, categorical: bool) -> str:
     )
 
 
-def section_revenue(paths, src, categorical: bool) -> str:
+def holds_amounts(setting) -> bool:
+    """Whether the report's features are amounts or categories, not measurements (settings
+    ``values``; "n/a" in runs written before that row existed, which were never measurements)."""
+    return "measurements" not in setting("values")  # a traced HTML span around the text
+
+
+def section_measurement_profiles(paths, segments, profiles, setting) -> str:
+    """Profiles of measurements: segment means with HDIs and standardized differences."""
+    return "".join(
+        [
+            f"<p>Segment means in {setting('unit')}. {MEASUREMENT_NAME_RULE}</p>",
+            table(
+                segments,
+                ["segment", "name", "weight~hdi", "customers"],
+                headers=["segment", "name", "weight (share of customers)", "customers (modal)"],
+            ),
+            image(paths, "profiles", "Segment profiles: mean per feature with 94% HDI"),
+            "<details open><summary>Mean per segment and feature (profiles.csv)</summary>",
+            table(profiles, MEASUREMENT_COLUMNS, headers=MEASUREMENT_HEADERS),
+            "</details>",
+        ]
+    )
+
+
+def section_revenue(paths, src, categorical: bool, setting=None) -> str:
     if categorical:
         return "<p>Not applicable: categorical data carry no spend.</p>"
+    if setting is not None and not holds_amounts(setting):
+        return "<p>Not applicable: the features are measurements with negative values.</p>"
     segments = src[SEGMENTS]
     columns = ["segment", "name", "weight~hdi", "revenue_share~hdi", "customer_share"]
     headers = ["segment", "name", "share of customers (weight)", "share of revenue",

@@ -40,6 +40,7 @@ from analysis.profiles import (
     assignment_table,
     fit_config,
     fit_transform_of,
+    holds_amounts,
     is_categorical,
     observed_spend,
     segment_counts,
@@ -273,6 +274,9 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, configs, threshold:
         "dataset": config["dataset"],
         "source": config["source"],
         "data kind": "categorical" if categorical else "continuous",
+        "values": "categories"
+        if categorical
+        else ("amounts" if holds_amounts(tree) else "measurements (negative values: no totals)"),
         "customers": tree["observed_data"].sizes["customer"],
         "unit": "categories" if categorical else UNITS.get(config["dataset"], "input units"),
         "model": config["model"],
@@ -293,7 +297,7 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, configs, threshold:
         "sampling by K": sampling_description(configs),
         "interval": f"{HDI_PROB:.0%} HDI (highest density interval) over posterior draws",
         "spend functional": "n/a" if categorical else FUNCTIONAL.get(transform, "model units"),
-        "tier rule": "n/a (no spend)" if categorical else TIER_RULE,
+        "tier rule": TIER_RULE if not categorical and holds_amounts(tree) else "n/a (no amounts)",
         "precise threshold": threshold,
         "fit git commit": provenance.get("git_commit", "unknown"),
         "fit packages": json.dumps(provenance.get("versions", {})),
@@ -356,7 +360,7 @@ def write_outputs(
         tables[MODES] = mode_table(modes)
     if categorical:
         tables[LEVEL_SHARES] = level_share_table(tree)
-    else:
+    elif holds_amounts(tree):  # a share of zero spend means nothing for measurements
         from analysis.checks import zero_share_table
 
         tables[ZERO_SHARE] = zero_share_table(tree, fit_transform_of(tree)).reset_index()
@@ -376,9 +380,12 @@ def write_outputs(
     else:
         unit = UNITS.get(config["dataset"], "input units")
         log = config["transform"]["name"] == "log-standardize"
-        functional = "implied mean spend" if log else "mean spend"
-        figures.save(figures.profiles_figure(profiles, unit, functional), paths.figure("profiles"))
-        figures.save(figures.revenue_figure(segments), paths.figure("revenue"))
+        amounts = holds_amounts(tree)
+        functional = "implied mean spend" if log else ("mean spend" if amounts else "mean")
+        figure = figures.profiles_figure(profiles, unit, functional, amounts)
+        figures.save(figure, paths.figure("profiles"))
+        if amounts:
+            figures.save(figures.revenue_figure(segments), paths.figure("revenue"))
     names = segments.set_index("segment")["name"]
     figures.save(
         figures.uncertainty_figure(assignments, names, threshold),

@@ -335,3 +335,26 @@ def test_zero_share_is_membership_weighted_and_names_non_buyers(three):
     zeros = pd.DataFrame({"MntWines": [0.0, 0.05, 0.1], "MntMeatProducts": [0.0, 0.97, 0.2]})
     names = segment_names(index, tiers, zero_share=zeros)
     assert names.tolist() == ["all-round premium", "no meat (low)", "low engagement"]
+
+
+def test_measurements_get_standardized_differences_not_revenue_or_tiers():
+    """Signed data (standardize, values below 0): no totals, revenue shares or tiers; names
+    from the standardized differences, which match a hand computation."""
+    tree = constructed_fit(
+        weights=[0.6, 0.4],
+        means=[[-1.0, 0.1], [1.5, -0.2]],
+        scales=[[0.5, 0.5], [0.5, 0.5]],
+        transform="standardize",
+    )  # observed values 3 + 1.5 z and 1 + 0.8 z: some are negative
+    assert (observed_spend(tree).to_numpy() < 0).any()
+    segments, profiles = continuous_profiles(tree)
+    assert segments["revenue_share"].isna().all() and segments["spend_ratio"].isna().all()
+    assert (segments["tier"] == "n/a").all()
+    assert profiles["index"].isna().all() and profiles["zero_share"].isna().all()
+    assert list(segments["name"]) == ["MntWines low", "MntWines high"]
+    observed = observed_spend(tree)
+    row = profiles[(profiles["segment"] == 1) & (profiles["feature"] == "MntWines")].iloc[0]
+    expected = (row["mean_spend"] - row["implied_population_mean"]) / observed["MntWines"].std(
+        ddof=0
+    )
+    assert np.isclose(row["std_difference"], expected)
