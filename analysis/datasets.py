@@ -414,13 +414,18 @@ def _validated_numeric(
             only = numeric.dropna().iloc[0] if numeric.notna().any() else "missing"
             raise InputError(f"{path}: column {column}: constant column (all {only})")
     values = table[list(columns)].apply(pd.to_numeric).astype(float)
-    empty = values.isna().all(axis=1)
+    _require_some_value(values, path, "feature")
+    return values
+
+
+def _require_some_value(frame: pd.DataFrame, path, what: str) -> None:
+    """InputError for a customer with every column of ``frame`` missing: no data to assign."""
+    empty = frame.isna().all(axis=1)
     if empty.any():
         raise InputError(
-            f"{path}: every feature is missing for {int(empty.sum())} customer(s) (first: "
-            f"{_where(table, empty)}); drop those rows"
+            f"{path}: every {what} is missing for {int(empty.sum())} customer(s) (first: "
+            f"{_where(frame, empty)}); drop those rows"
         )
-    return values
 
 
 def _validated_categorical(
@@ -452,12 +457,7 @@ def _validated_categorical(
             )
         frame[column] = pd.Categorical(text, categories=levels)
     categories = pd.DataFrame(frame, index=table.index)
-    empty = categories.isna().all(axis=1)
-    if empty.any():
-        raise InputError(
-            f"{path}: every categorical column is missing for {int(empty.sum())} customer(s) "
-            f"(first: {_where(table, empty)}); drop those rows"
-        )
+    _require_some_value(categories, path, "categorical column")
     return categories
 
 

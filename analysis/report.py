@@ -281,6 +281,7 @@ def render(paths: RunPaths) -> str:
             "one the comparison rule picks when the diagnostics are ignored. Sample longer "
             "(e.g. <code>--preset full</code>) before relying on these segments.</p>"
         )
+    answer = section_answer(paths, src, chosen, chosen_html, setting, categorical)
     nav = "".join(f'<li><a href="#{key}">{esc(title)}</a></li>' for key, title, _ in sections)
     body = "".join(
         f'<section id="{key}"><h2>{number}. {esc(title)}</h2>{content}</section>'
@@ -295,7 +296,54 @@ def render(paths: RunPaths) -> str:
         f"reported K = {chosen_html} (chosen by {setting('K chosen by')}). Every interval is a "
         f"{setting('interval')}. Every number below is read from a CSV in the run directory "
         "(hover a number to see which: each one carries its file, row and column).</p>"
-        f"{provisional}<nav><ol>{nav}</ol></nav>{body}</body></html>\n"
+        f"{provisional}{answer}<nav><ol>{nav}</ol></nav>{body}</body></html>\n"
+    )
+
+
+def section_answer(paths, src, chosen: int, chosen_html, setting, categorical: bool) -> str:
+    """The first screen: the reported K with its status, every warning that bears on it (a
+    better K that failed its diagnostics, the largest K fitted, an unreliable elpd_loo), and
+    the segment table. The sections below give the evidence."""
+    comparison = src["comparison.csv"]
+    status = "n/a"
+    for source in (comparison, src["diagnostics.csv"]):  # comparison's: ok, stacked, ...
+        if source.exists and "status" in source.frame:
+            rows = source.frame.index[source.frame["K"] == chosen]
+            if len(rows):
+                status = source.text(rows[0], "status")
+                break
+    warnings = []
+    if comparison.exists and "chosen" in comparison.frame:
+        frame = comparison.frame
+        warnings += [html.escape(line) for line in better_unusable(frame, chosen, RULE_SE)]
+        rows = frame.index[frame["K"] == chosen]
+        if len(rows) and chosen == int(frame["K"].max()) and not skipped_ks(paths):
+            warnings.append(
+                f"K = {chosen_html} is the largest K fitted: a larger K may fit better still."
+            )
+        if len(rows) and "loo_reliable" in frame and not is_true(frame.at[rows[0], "loo_reliable"]):
+            warnings.append(
+                f"{comparison.num(rows[0], 'pareto_k_remaining')} customer(s) keep a Pareto k "
+                "above the threshold at this K: its elpd_loo is not reliable."
+            )
+    segments = src[SEGMENTS]
+    columns = ["segment", "name", "weight~hdi", "customers", "precise"]
+    headers = ["segment", "name", "share of customers [94% HDI]", "customers (modal)",
+               "precise assignments"]  # fmt: skip
+    if not categorical and holds_amounts(setting):
+        columns[3:3] = ["tier", "revenue_share~hdi"]
+        headers[3:3] = ["tier", "share of revenue [94% HDI]"]
+    return "".join(
+        [
+            '<section id="answer" class="answer">',
+            f"<p><b>K = {chosen_html} segments</b>, status <b>{status}</b>, chosen by "
+            f"{setting('K chosen by')}.</p>",
+            "<ul>" + "".join(f'<li class="warning">{w}</li>' for w in warnings) + "</ul>"
+            if warnings
+            else "",
+            table(segments, columns, headers=headers) if segments.exists else "",
+            "</section>",
+        ]
     )
 
 
@@ -712,11 +760,7 @@ def section_profiles(paths, src, setting, categorical: bool) -> str:
             [
                 f"<p>Latent classes: per class the probability of each level of each variable, "
                 f"posterior mean and 94% HDI, beside the population share. {CLASS_NAME_RULE}</p>",
-                table(
-                    segments,
-                    ["segment", "name", "weight~hdi", "customers"],
-                    headers=["class", "name", "weight (share of customers)", "customers (modal)"],
-                ),
+                weights_table(segments, "class"),
                 image(paths, "profiles", "Class profiles: level probabilities with 94% HDI"),
                 "<details><summary>Level probabilities per class (profiles.csv)</summary>",
                 table(
@@ -776,16 +820,21 @@ def holds_amounts(setting) -> bool:
     return "measurements" not in setting("values")  # a traced HTML span around the text
 
 
+def weights_table(segments, label: str) -> str:
+    """Segments (or classes, ``label``) with their weight and modal customer count."""
+    return table(
+        segments,
+        ["segment", "name", "weight~hdi", "customers"],
+        headers=[label, "name", "weight (share of customers)", "customers (modal)"],
+    )
+
+
 def section_measurement_profiles(paths, segments, profiles, setting) -> str:
     """Profiles of measurements: segment means with HDIs and standardized differences."""
     return "".join(
         [
             f"<p>Segment means in {setting('unit')}. {MEASUREMENT_NAME_RULE}</p>",
-            table(
-                segments,
-                ["segment", "name", "weight~hdi", "customers"],
-                headers=["segment", "name", "weight (share of customers)", "customers (modal)"],
-            ),
+            weights_table(segments, "segment"),
             image(paths, "profiles", "Segment profiles: mean per feature with 94% HDI"),
             "<details open><summary>Mean per segment and feature (profiles.csv)</summary>",
             table(profiles, MEASUREMENT_COLUMNS, headers=MEASUREMENT_HEADERS),

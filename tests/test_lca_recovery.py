@@ -80,6 +80,22 @@ def inside_hdi(tree, name: str, truth_values: np.ndarray, order: np.ndarray, pro
     return inside.values.ravel()
 
 
+def coverage(fitted, truth: LatentClassTruth) -> dict[float, np.ndarray]:
+    """Whether each true weight and item probability is inside its 94% and 99% HDI, classes
+    matched to the truth first."""
+    posterior = fitted["posterior"]
+    order = match_to_truth(posterior["item_probs"].mean(("chain", "draw")).values, truth.item_probs)
+    return {
+        prob: np.concatenate(
+            [
+                inside_hdi(fitted, "weights", truth.weights, order, prob),
+                inside_hdi(fitted, "item_probs", truth.item_probs, order, prob),
+            ]
+        )
+        for prob in (0.94, 0.99)
+    }
+
+
 @pytest.fixture(scope="module")
 def truth() -> LatentClassTruth:
     return simulate(seed=0)
@@ -99,18 +115,8 @@ def test_recovers_weights_item_probabilities_and_classes(truth, fitted):
     99% HDI (passes with probability 0.97 if misses were independent) and at least 61 of 69 (88%)
     inside the 94% HDI (expected 65; passes with probability 0.98).
     """
-    posterior = fitted["posterior"]
-    assert posterior["item_probs"].dims == ("chain", "draw", "segment", "item")
-    order = match_to_truth(posterior["item_probs"].mean(("chain", "draw")).values, truth.item_probs)
-    inside = {
-        prob: np.concatenate(
-            [
-                inside_hdi(fitted, "weights", truth.weights, order, prob),
-                inside_hdi(fitted, "item_probs", truth.item_probs, order, prob),
-            ]
-        )
-        for prob in (0.94, 0.99)
-    }
+    assert fitted["posterior"]["item_probs"].dims == ("chain", "draw", "segment", "item")
+    inside = coverage(fitted, truth)
     assert inside[0.94].size == 69
     assert (~inside[0.99]).sum() <= 2, f"{(~inside[0.99]).sum()} of 69 outside the 99% HDI"
     assert inside[0.94].sum() >= 61, f"{inside[0.94].sum()} of 69 inside the 94% HDI"
@@ -171,17 +177,7 @@ def test_recovers_classes_with_ten_percent_of_answers_missing():
     incomplete = with_missing_answers(truth, 0.10, seed=1)
     assert 0.08 < 1 - incomplete.y.sum() / truth.y.sum() < 0.12
     fitted = fit(incomplete, 3)
-    posterior = fitted["posterior"]
-    order = match_to_truth(posterior["item_probs"].mean(("chain", "draw")).values, truth.item_probs)
-    inside = {
-        prob: np.concatenate(
-            [
-                inside_hdi(fitted, "weights", truth.weights, order, prob),
-                inside_hdi(fitted, "item_probs", truth.item_probs, order, prob),
-            ]
-        )
-        for prob in (0.94, 0.99)
-    }
+    inside = coverage(fitted, truth)
     assert (~inside[0.99]).sum() <= 2, f"{(~inside[0.99]).sum()} of 69 outside the 99% HDI"
     assert inside[0.94].sum() >= 61, f"{inside[0.94].sum()} of 69 inside the 94% HDI"
     modal = fitted["assignments"]["modal_segment"].values

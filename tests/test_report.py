@@ -8,6 +8,7 @@ has it, report. The HTML is parsed with the standard library; every number in it
 from __future__ import annotations
 
 import base64
+import html as html_module
 import json
 import math
 import re
@@ -111,7 +112,7 @@ def test_report_is_one_self_contained_file(report, html):
 
 def test_sections_tables_and_figures_are_there(report, run):
     assert report.sections == [
-        "data", "baseline", "choice", "diagnostics", "checks", "profiles", "revenue",
+        "answer", "data", "baseline", "choice", "diagnostics", "checks", "profiles", "revenue",
         "assignments", "splits", "files",
     ]  # fmt: skip
     for source in ("data_summary.csv", "settings.csv", "baseline.csv", "diagnostics.csv",
@@ -234,7 +235,7 @@ def test_report_is_rebuilt_from_the_csvs_alone(run, tmp_path):
     copy = tmp_path / "no-fits"
     shutil.copytree(run.root, copy, ignore=shutil.ignore_patterns("fits", "report.html"))
     document = render(RunPaths(copy))
-    assert document.count("<section") == 10
+    assert document.count("<section") == 11  # the answer and the ten numbered sections
     assert Path(copy / "fits").exists() is False
 
 
@@ -289,3 +290,19 @@ def test_spend_with_zeros_gets_the_hurdle_and_the_report_says_why(html, run):
     assert "model: hurdle (default: " in run.stderr
     assert "Model: hurdle mixture.</b>" in html
     assert 'data-col="zero_share"' in html.split("Model: hurdle mixture.")[1].split("</p>")[0]
+
+
+def test_the_answer_comes_first_with_its_status_warnings_and_segments(html, csvs):
+    """Issue 19: the first screen holds the reported K, its status, the warnings that bear on
+    it and the segment table, before the table of contents."""
+    answer = html[html.index('<section id="answer"') : html.index("<nav>")]
+    comparison = csvs["comparison.csv"]
+    settings = csvs["settings.csv"].set_index("item")["value"]
+    reported = comparison[comparison["K"] == int(settings["K reported"])].iloc[0]
+    assert re.search(rf"K = <span[^>]*>{int(reported['K'])}</span> segments", answer)
+    assert f">{reported['status']}</span>" in answer
+    assert 'data-source="segments.csv"' in answer
+    for name in csvs["segments.csv"]["name"]:
+        assert html_module.escape(name) in answer
+    largest = int(reported["K"]) == int(comparison["K"].max())
+    assert ("is the largest K fitted" in answer) == largest
