@@ -87,6 +87,24 @@ def test_segment_log_joint_matches_a_direct_computation(truth):
     np.testing.assert_allclose(batched[1], direct_log_joint(y, weights[::-1], other), rtol=1e-12)
 
 
+def test_a_missing_answer_drops_out_as_the_model_without_that_variable(truth):
+    """Issue 16: a missing answer (its block of indicators all zero) leaves exactly the product
+    over the household's other variables: the same household scored by a model that never had
+    that variable, and the indicators transform writes NaN as that all-zero block."""
+    _, y, weights, item_probs = truth
+    incomplete = y.copy()
+    incomplete[:100, 3:7] = 0.0  # "home" missing for the first 100 households
+    ours = segment_log_joint(pt.as_tensor(incomplete), weights, item_probs).eval()
+    without_home = np.r_[0:3, 7:9]
+    expected = direct_log_joint(y[:100][:, without_home], weights, item_probs[:, without_home])
+    np.testing.assert_allclose(ours[:100], expected, rtol=1e-12)
+    np.testing.assert_allclose(ours[100:], direct_log_joint(y[100:], weights, item_probs))
+    answers = pd.DataFrame({"home": pd.Categorical(["Owner", None, "Other"], LEVELS["home"])})
+    indicators = fit_transform("indicators", answers).apply(answers)
+    np.testing.assert_array_equal(indicators[1], 0.0)
+    np.testing.assert_array_equal(indicators.sum(axis=1), [1.0, 0.0, 1.0])
+
+
 def test_model_logp_is_the_marginal_mixture_probability(truth):
     _, y, _, _ = truth
     model = build_lca(y, 2, customers=np.arange(300), features=FEATURES, levels=LEVELS)

@@ -165,6 +165,7 @@ def with_missing_answers(truth: LatentClassTruth, share: float, seed: int) -> La
     return LatentClassTruth(y, truth.labels, truth.weights, truth.item_probs)
 
 
+@pytest.mark.slow  # a second 4 x (500 + 500) fit; the default run checks the exact marginal
 def test_recovers_classes_with_ten_percent_of_answers_missing():
     """10% of answers missing completely at random drop out of the likelihood (issue 16): the
     same coverage rules as the complete data, and every household still assigned.
