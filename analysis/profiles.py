@@ -36,8 +36,10 @@ differences, "f0 high · f2 low" (:func:`measurement_names`), or "near average".
 
 The value tier is read off the posterior-mean spend ratio: ``premium`` if >= 1.5, ``low`` if
 <= 0.5, ``mid`` otherwise (:data:`TIER_RULE`). The name is "<lead>-led <tier>", where the lead
-feature is the one with the largest index; "all-round <tier>" when the largest index is less
-than 1.5 times the smallest (no feature stands out); "low engagement" for the lowest-spending
+feature is the one with the largest index ("<lead>-tilted <tier>" when even that index is
+below 1: the segment buys less of everything than the population, least less of the lead);
+"all-round <tier>" when the largest index is less than 1.5 times the smallest (no feature
+stands out); "low engagement" for the lowest-spending
 low-tier segment below the population on every feature (at most one). A segment in which at
 least 90% of the customers did not buy a feature is "no <feature> (<tier>)": it is the spike of
 zeros in that feature, not a spending pattern. A K = 1 fit is "all customers".
@@ -225,8 +227,9 @@ def segment_names(
     """Short descriptive names from (segment, feature) spend indices and per-segment tiers.
 
     "<lead>-led <tier>" with the lead feature = largest index (segment mean spend / population
-    mean); "all-round <tier>" when the largest index is < :data:`ALL_ROUND_SPREAD` times the
-    smallest; "low engagement" for the lowest-spending low-tier segment below the population on
+    mean), "<lead>-tilted <tier>" when that index is below 1; "all-round <tier>" when the
+    largest index is < :data:`ALL_ROUND_SPREAD` times the smallest; "low engagement" for the
+    lowest-spending low-tier segment below the population on
     every feature (one segment at most, the lowest ``spend_ratio``, or mean index when it is not
     given; other low ones are named by their lead); two
     leads ("a+b-led mid") where one lead would repeat a name, then "#<segment>" as a last resort.
@@ -258,7 +261,9 @@ def segment_names(
             return "low engagement"
         if row.max() < ALL_ROUND_SPREAD * row.min() and leads == 1:
             return f"all-round {tiers[k]}"
-        return f"{'+'.join(ranked[k][:leads])}-led {tiers[k]}"
+        # "led" only by a feature the segment buys more of than the population does
+        verb = "led" if row.max() >= 1 else "tilted"
+        return f"{'+'.join(ranked[k][:leads])}-{verb} {tiers[k]}"
 
     names = pd.Series({k: name(k, 1) for k in index.index})
     repeated = names.duplicated(keep=False)

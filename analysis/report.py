@@ -727,8 +727,10 @@ def section_checks(paths, src, categorical: bool) -> str:
 
 NAME_RULE = (
     "Names: the feature with the largest index (segment mean spend / model-implied population "
-    "mean) leads; 'all-round' when no feature stands out (largest index &lt; 1.5 &times; "
-    "smallest); 'low engagement' for the lowest-spending low-tier segment below the population "
+    "mean) leads ('-led'; '-tilted' when even that index is below 1, i.e. the segment buys less "
+    "of every feature than the population); 'all-round' when no feature stands out (largest "
+    "index &lt; 1.5 &times; smallest); 'low engagement' for the lowest-spending low-tier "
+    "segment below the population "
     "on every feature (at most one; other low segments are named by their lead); 'no "
     "&lt;feature&gt; (&lt;tier&gt;)' when at least 90% of the segment's customers (weighted by "
     "membership) spent nothing on that feature: such a segment is the spike of zeros, not a "

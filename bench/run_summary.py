@@ -43,11 +43,14 @@ def summary(run: Path, wall: float | None, commit: str | None) -> str:
         "| elpd_diff (dse) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    merged = diagnostics.merge(comparison, on=["K", "status"], how="left")
+    merged = diagnostics.merge(comparison, on="K", how="left", suffixes=("", "_compared"))
     for _, row in merged.iterrows():
         mark = " **reported**" if int(row["K"]) == chosen else ""
+        status = row["status"]
+        if row["status_compared"] != status:  # e.g. multimodal, compared by its stacked chains
+            status += f" ({row['status_compared']})"
         lines.append(
-            f"| {int(row['K'])}{mark} | {row['status']} | {int(row['attempts'])} | "
+            f"| {int(row['K'])}{mark} | {status} | {int(row['attempts'])} | "
             f"{row['seconds']:.0f} | {row['max_rhat']:.3f} | {row['min_ess_bulk']:.0f} | "
             f"{row['elpd_loo']:,.1f} ({row['se_loo']:.1f}) | "
             f"{row['elpd_diff']:,.1f} ({row['dse']:.1f}) |"

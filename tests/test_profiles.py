@@ -188,7 +188,8 @@ def test_only_the_lowest_spender_is_low_engagement():
     tiers = pd.Series({0: "low", 1: "low", 2: "premium"})
     index = pd.DataFrame({"MntWines": [0.4, 0.1, 2.0], "MntFruits": [0.8, 0.2, 1.0]})
     names = segment_names(index, tiers)
-    assert names.tolist() == ["fruits-led low", "low engagement", "wines-led premium"]
+    # segment 0 buys less of both than the population: its lead only tilts it
+    assert names.tolist() == ["fruits-tilted low", "low engagement", "wines-led premium"]
 
 
 def test_identical_profiles_get_numbered_names():
