@@ -268,7 +268,7 @@ def render(paths: RunPaths) -> str:
         ),
         ("checks", "Predictive checks", section_checks(paths, src, categorical)),
         ("profiles", "Segment profiles", section_profiles(paths, src, setting, categorical)),
-        ("revenue", "Revenue concentration", section_revenue(paths, src, categorical, setting)),
+        ("revenue", "Revenue concentration", section_revenue(paths, src, categorical)),
         ("assignments", "Customer assignments", section_assignments(paths, src, setting, item)),
         ("splits", "How segments split as K grows", section_splits(src, chosen)),
         ("files", "Files in the run directory", section_files(paths)),
@@ -330,7 +330,7 @@ def section_answer(paths, src, chosen: int, chosen_html, setting, categorical: b
     columns = ["segment", "name", "weight~hdi", "customers", "precise"]
     headers = ["segment", "name", "share of customers [94% HDI]", "customers (modal)",
                "precise assignments"]  # fmt: skip
-    if not categorical and holds_amounts(setting):
+    if not categorical and holds_amounts(src):
         columns[3:3] = ["tier", "revenue_share~hdi"]
         headers[3:3] = ["tier", "share of revenue [94% HDI]"]
     return "".join(
@@ -382,7 +382,7 @@ def section_data(src, setting, item, categorical: bool) -> str:
         )
     else:
         customers = settings.num(item["customers"], "value", 0) if "customers" in item else "All"
-        amounts = holds_amounts(setting)
+        amounts = holds_amounts(src)
         described = (
             f"<p>{customers} customers. {'Spend' if amounts else 'Values'} per feature "
             f"({setting('unit')}) as the model saw it (model-scale data mapped back through the "
@@ -789,7 +789,7 @@ def section_profiles(paths, src, setting, categorical: bool) -> str:
                 "</details>",
             ]
         )
-    if not holds_amounts(setting):
+    if not holds_amounts(src):
         return section_measurement_profiles(paths, segments, profiles, setting)
     segment_columns = ["segment", "name", "tier", "weight~hdi", "revenue_share~hdi",
                        "total_spend~hdi", "spend_ratio~hdi", "customers"]  # fmt: skip
@@ -816,10 +816,12 @@ def section_profiles(paths, src, setting, categorical: bool) -> str:
     )
 
 
-def holds_amounts(setting) -> bool:
-    """Whether the report's features are amounts or categories, not measurements (settings
-    ``values``; "n/a" in runs written before that row existed, which were never measurements)."""
-    return "measurements" not in setting("values")  # a traced HTML span around the text
+def holds_amounts(src) -> bool:
+    """Whether the report's features are amounts or categories, not measurements (the settings
+    row ``values``; runs written before that row existed were never measurements)."""
+    frame = src[SETTINGS].frame
+    values = frame.loc[frame["item"] == "values", "value"]
+    return not (len(values) and str(values.iloc[0]).startswith("measurements"))
 
 
 def weights_table(segments, label: str) -> str:
@@ -845,10 +847,10 @@ def section_measurement_profiles(paths, segments, profiles, setting) -> str:
     )
 
 
-def section_revenue(paths, src, categorical: bool, setting=None) -> str:
+def section_revenue(paths, src, categorical: bool) -> str:
     if categorical:
         return "<p>Not applicable: categorical data carry no spend.</p>"
-    if setting is not None and not holds_amounts(setting):
+    if not holds_amounts(src):
         return "<p>Not applicable: the features are measurements with negative values.</p>"
     segments = src[SEGMENTS]
     columns = ["segment", "name", "weight~hdi", "revenue_share~hdi", "customer_share"]

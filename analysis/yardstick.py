@@ -131,7 +131,12 @@ def clusters_as_hurdle_segments(
     point = None
     for _ in range(YARDSTICK_ROUNDS):  # the Gaussian part converges to its ML estimate
         point = hurdle.moment_step(
-            train, is_zero, memberships, covariance, hurdle.DEFAULT_PRIORS["nugget_sd"], point
+            train,
+            is_zero,
+            memberships,
+            point,
+            covariance=covariance,
+            nugget_sd=hurdle.DEFAULT_PRIORS["nugget_sd"],
         )
     return logsumexp(score_test(*(point[name] for name in hurdle.PARAMETERS)), axis=1)
 

@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-import numpy as np
-
 from models import gmm, hurdle, lca
 
 
@@ -42,7 +40,7 @@ class Mixture:
         """Whether ``segment_log_joint`` must get data ``x`` (N, D) as a constant of the graph:
         always for ``constant_data``, and for data with missing values (NaN), whose patterns
         are read off them when the graph is built (``models.gmm.marginal_log_normal``)."""
-        return self.constant_data or bool(np.isnan(x).any())
+        return self.constant_data or gmm.has_missing(x)
 
     def log_joint(self, options: dict) -> Callable:
         """``segment_log_joint(value, *parameters)`` with the options it reads bound."""

@@ -185,9 +185,10 @@ def moment_step(
     x,
     is_zero,
     responsibility,
+    previous: dict | None = None,
+    *,
     covariance: str,
     nugget_sd: float,
-    previous: dict | None = None,
     observed: np.ndarray | None = None,
 ) -> dict:
     """Segment parameters from memberships ``responsibility`` (N, K): the M-step of a hurdle EM.
@@ -227,16 +228,16 @@ def initial_point(
     observed = ~np.isnan(x)
     is_zero = zero_mask(x, zero_values) & observed
     step = partial(
-        _step_in_em_order, x, is_zero, observed, covariance=covariance, nugget=prior["nugget_sd"]
-    )
+        moment_step,
+        x,
+        is_zero,
+        covariance=covariance,
+        nugget_sd=prior["nugget_sd"],
+        observed=observed,
+    )  # called as step(responsibility, previous), like models.gmm.moment_step
     point = gmm.em_with_hidden(
         x, is_zero | ~observed, k, covariance, seed, step, log_joint_function(x, zero_values),
         PARAMETERS,
     )  # fmt: skip
     order = np.argsort(-point["weights"])
     return {name: value[order] for name, value in point.items() if name != "chol"}
-
-
-def _step_in_em_order(x, is_zero, observed, responsibility, previous, *, covariance, nugget):
-    """:func:`moment_step` with the argument order ``models.gmm.em_with_hidden`` calls."""
-    return moment_step(x, is_zero, responsibility, covariance, nugget, previous, observed)
