@@ -11,6 +11,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from analysis import baseline, fit, sweep
 from analysis.datasets import (
     DATASETS,
@@ -92,7 +95,7 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--categorical",
         help="comma-separated categorical columns (csv; levels read from the data, fitted with "
-        "the latent class model)",
+        "the latent class model, or with the mixed model together with --features)",
     )
     group.add_argument(
         "--missing",
@@ -126,10 +129,11 @@ def prepare_data(
     dataset = load_dataset(
         args.dataset, args.data, features, args.id_column, categorical, args.missing
     )
-    negative = first_negative(dataset) if dataset.kind == "continuous" else None
+    negative = first_negative(dataset) if dataset.kind != "categorical" else None
     name = args.transform or default_transform(dataset, negative, categorical_transform)
     if (name in CATEGORICAL_TRANSFORMS) != (dataset.kind == "categorical"):
-        raise InputError(f"--transform {name} does not apply to {dataset.kind} data")
+        part = " (it applies to the continuous columns)" if dataset.kind == "mixed" else ""
+        raise InputError(f"--transform {name} does not apply to {dataset.kind} data{part}")
     if name in LOG_TRANSFORMS and negative:
         raise InputError(
             f"{dataset.source}: {negative}; --transform {name} takes log1p and needs values "
@@ -141,6 +145,8 @@ def prepare_data(
         else []
     )
     missing = dataset.features.isna().sum()
+    if dataset.categories is not None:
+        missing = pd.concat([missing, dataset.categories.isna().sum()])
     if missing.any():
         notes.append(
             f"note: {int(missing.sum())} missing values ("
@@ -159,15 +165,32 @@ def default_transform(dataset: Dataset, negative: str | None, categorical_transf
     return "standardize" if negative and dataset.name == "csv" else "log-standardize"
 
 
+def model_matrix(
+    dataset: Dataset, transform: FittedTransform, categorical_transform: str, rows=slice(None)
+) -> tuple[np.ndarray, list[str], FittedTransform | None]:
+    """The (N, D) model-scale matrix of the dataset's ``rows``, its column names, and for mixed
+    data the categorical columns' fitted ``categorical_transform`` (``indicators`` for the
+    mixed model, ``one-hot`` for the baseline), whose columns follow the D continuous ones."""
+    x = transform.apply(dataset.features[rows])
+    if dataset.kind != "mixed":
+        return x, list(transform.columns), None
+    answers = fit_transform(categorical_transform, dataset.categories)
+    x = np.concatenate([x, answers.apply(dataset.categories[rows])], axis=1)
+    return x, [*transform.columns, *answers.columns], answers
+
+
 def command_data(args: argparse.Namespace) -> None:
     dataset, transform, notes = prepare_data(args)
     announce(notes)
     print(f"dataset: {dataset.name}  source: {dataset.source}")
     print(f"rows: {dataset.n_customers}  features: {', '.join(dataset.features.columns)}")
+    if dataset.categories is not None:
+        print(f"categorical: {', '.join(dataset.categories.columns)}")
     units = f"units: {dataset.unit}  " if dataset.unit else ""
     print(f"{units}transform: {transform.name} ({len(transform.columns)} model columns)")
     print(dataset.summary().to_string(float_format=lambda v: f"{v:,.3f}"))
-    if dataset.kind == "categorical" and (dataset.features == MISSING_LEVEL).any().any():
+    answers = dataset.features if dataset.kind == "categorical" else dataset.categories
+    if answers is not None and (answers == MISSING_LEVEL).any().any():
         print(
             f"unknown: customers with this column missing in the source, "
             f"kept as level '{MISSING_LEVEL}'"
@@ -200,13 +223,15 @@ def prepare_baseline(args: argparse.Namespace) -> Callable[[], None]:
     dataset, transform, notes = prepare_data(args)
     if covariance_types is None:
         covariance_types = [default_covariance_type(transform)]
-    complete = dataset.features.notna().all(axis=1).to_numpy()
+    complete = dataset.features.notna().all(axis=1).to_numpy(copy=True)
+    if dataset.categories is not None:
+        complete &= dataset.categories.notna().all(axis=1).to_numpy()
     if not complete.all():
         notes.append(
             f"baseline: {int((~complete).sum())} customers with missing values left out (EM "
             "cannot marginalize them; the Bayesian fit keeps every customer)"
         )
-    x = transform.apply(dataset.features[complete])
+    x = model_matrix(dataset, transform, "one-hot", complete)[0]
     problems = [baseline.em_problem(len(x), x.shape[1], k, c) for c in covariance_types for k in ks]
     if all(problems):
         raise InputError(
@@ -232,10 +257,11 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Bayesian fit")
     group.add_argument(
         "--model",
-        choices=sorted(MIXTURES),
+        choices=[*sorted(MIXTURES), "mixed"],
         help="mixture (default: hurdle for non-negative features with exact zeros in at least "
         f"{HURDLE_ZERO_SHARE:.0%} of customers, such as spend; gmm for other continuous "
-        "features; lca for categorical ones)",
+        "features; lca for categorical ones; for continuous and categorical columns together "
+        "mixed-hurdle or mixed-gmm by the same rule, which 'mixed' also picks)",
     )
     group.add_argument("--covariance", choices=("full", "diag"), default="full")
     group.add_argument("--chains", type=int, default=4)
@@ -292,26 +318,41 @@ def announce(notes: list[str]) -> None:
         print(note, file=sys.stderr)
 
 
+def chosen_model(model: str | None, dataset: Dataset, notes: list[str]) -> str:
+    """``--model``, with ``mixed`` resolved to the mixed model whose continuous part
+    :func:`default_model` would choose; :func:`default_model` when not given."""
+    if model == "mixed":
+        if dataset.kind != "mixed":
+            raise InputError(
+                f"{dataset.source}: --model mixed needs continuous and categorical columns, "
+                f"{dataset.name} has {dataset.kind} ones only"
+            )
+        return default_model(dataset, notes)
+    return model or default_model(dataset, notes)
+
+
 def default_model(dataset: Dataset, notes: list[str]) -> str:
     """The mixture fitted when --model is not given; a hurdle default adds its reason to
     ``notes``.
 
-    Categorical data: the latent class model. Non-negative data with exact zeros in at least
+    Categorical data: the latent class model; mixed data: the mixed model whose continuous part
+    the rule for continuous data chooses. Non-negative data with exact zeros in at least
     :data:`HURDLE_ZERO_SHARE` of the customers of some feature (spend): the hurdle mixture, which
     gives a zero spend its own probability; a Gaussian mixture gives exact values none, and its
     components spike on the tied zeros (README, "Models"). Otherwise the GMM.
     """
     if dataset.kind == "categorical":
         return "lca"
+    prefix = "mixed-" if dataset.kind == "mixed" else ""
     zero_share = (dataset.features == 0).mean()
     non_negative = not (dataset.features < 0).to_numpy().any()
     if non_negative and zero_share.max() >= HURDLE_ZERO_SHARE:
         notes.append(
-            f"model: hurdle (default: {zero_share.idxmax()} is exactly 0 for "
-            f"{zero_share.max():.1%} of customers; --model gmm for the Gaussian mixture)"
+            f"model: {prefix}hurdle (default: {zero_share.idxmax()} is exactly 0 for "
+            f"{zero_share.max():.1%} of customers; --model {prefix}gmm for the Gaussian mixture)"
         )
-        return "hurdle"
-    return "gmm"
+        return f"{prefix}hurdle"
+    return f"{prefix}gmm"
 
 
 def warn_parameters_exceed_rows(n: int, d: int, ks: list[int], covariance: str) -> None:
@@ -370,7 +411,7 @@ def prepare_fit(args: argparse.Namespace) -> Callable[[], None]:
     paths = RunPaths(args.out)
     paths.check_writable("--out")
     dataset, transform, notes = prepare_data(args, categorical_transform="indicators")
-    model = args.model or default_model(dataset, notes)
+    model = chosen_model(args.model, dataset, notes)
     mixture = MIXTURES[model]
     if mixture.data_kind != dataset.kind:
         raise InputError(
@@ -379,10 +420,11 @@ def prepare_fit(args: argparse.Namespace) -> Callable[[], None]:
         )
     if dataset.kind == "categorical" and transform.name != "indicators":
         raise InputError(f"--transform {transform.name}: --model {model} needs indicators")
-    x = transform.apply(dataset.features)
+    x, columns, answers = model_matrix(dataset, transform, "indicators")
     n_fit = check_subsample(args.subsample, len(x), dataset.source)
-    options = mixture.data_options(transform, list(dataset.features.columns))
-    if mixture.data_kind == "continuous":
+    categorical = [] if answers is None else [answers, list(dataset.categories.columns)]
+    options = mixture.data_options(transform, list(dataset.features.columns), *categorical)
+    if mixture.data_kind != "categorical":
         options = {"covariance": args.covariance} | options
     settings = fit.SamplerSettings(
         args.chains, args.draws, args.tune, args.seed, args.sampler, args.backend, args.adaptation
@@ -402,9 +444,9 @@ def prepare_fit(args: argparse.Namespace) -> Callable[[], None]:
     def step() -> None:
         with run_lock(paths):
             announce(notes)
-            if mixture.data_kind == "continuous":
-                warn_parameters_exceed_rows(n_fit, x.shape[1], ks, args.covariance)
-            sweep.fit_sweep(spec, x, ks, customers, transform.columns, paths, rules)
+            if mixture.data_kind != "categorical":
+                warn_parameters_exceed_rows(n_fit, len(transform.columns), ks, args.covariance)
+            sweep.fit_sweep(spec, x, ks, customers, columns, paths, rules)
             table = sweep.write_diagnostics(paths)
         shown = [c for c in table.columns if c != "reason"]
         print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))

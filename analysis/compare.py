@@ -76,6 +76,7 @@ from analysis.scale import lpd_outside_fit
 from analysis.sweep import skipped_ks
 from analysis.yardstick import (
     HELDOUT_LABEL,
+    HELDOUT_MEANING,
     baseline_matrix,
     baseline_per_k,
     ensure_baseline,
@@ -282,6 +283,10 @@ def compare_run(
     table = table.merge(per_k, on="K", how="left")
     data_kind = MIXTURES[config["model"]].data_kind
     kind = heldout_kind(config["model"])
+    if heldout and data_kind == "mixed":
+        heldout = False
+        notes.append(f"gmm_heldout_elpd: {HELDOUT_MEANING['mixed']}")
+        print(f"compare: {notes[-1]}", file=progress)
     if heldout and np.isnan(x).any():
         heldout = False
         notes.append(
@@ -290,7 +295,7 @@ def compare_run(
         )
         print(f"compare: {notes[-1]}", file=progress)
     if heldout:
-        matrix, _ = baseline_matrix(x, config["transform"])
+        matrix, _ = baseline_matrix(x, config)
         pointwise = {e.k: e.used.elpd_i.values for e in estimates}
         categories = None
         if data_kind == "categorical":

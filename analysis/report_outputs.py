@@ -42,7 +42,10 @@ from analysis.profiles import (
     fit_transform_of,
     holds_amounts,
     is_categorical,
+    is_mixed,
+    level_profiles,
     observed_spend,
+    part_view,
     segment_counts,
     segment_profiles,
 )
@@ -56,15 +59,17 @@ SETTINGS = "settings.csv"
 ZERO_SHARE = "zero_share.csv"
 LEVEL_SHARES = "level_shares.csv"
 MODES = "modes.csv"
+LEVEL_PROFILES = "level_profiles.csv"  # a mixed fit's answers per segment
+ANSWER_SUMMARY = "answer_summary.csv"  # a mixed fit's categorical columns
 TABLES = (
     "profiles.csv", "assignments.csv", DATA_SUMMARY, SEGMENTS, SPLITS, SETTINGS, ZERO_SHARE,
-    LEVEL_SHARES, MODES,
+    LEVEL_SHARES, MODES, LEVEL_PROFILES, ANSWER_SUMMARY,
 )  # fmt: skip
 # Figures the report writes; baseline.png comes from `segment baseline`, COMPARE_FIGURES from
 # `segment compare` (shown when present).
 REPORT_FIGURES = (
     "trace", "rank", "energy", "posterior_predictive", "prior_predictive",
-    "profiles", "revenue", "assignment_uncertainty",
+    "profiles", "revenue", "assignment_uncertainty", "level_profiles",
 )  # fmt: skip
 COMPARE_FIGURES = ("compare", "elpd_vs_bic", "khat")
 # The earlier steps' CSVs the report reads: the columns it uses, and the step that writes them.
@@ -74,7 +79,12 @@ STEP_CSVS = {
     "diagnostics.csv": (("K", "status", "reason"), "segment fit --out"),
 }
 # Units of the built-in datasets (a fit stores the dataset name, not its unit).
-UNITS = {"marketing": "MNT, 2 years", "dunnhumby-spend": "USD, 1 year"}
+UNITS = {
+    "marketing": "MNT, 2 years",
+    "marketing-mixed": "MNT, 2 years",
+    "dunnhumby-spend": "USD, 1 year",
+    "dunnhumby-mixed": "USD, 1 year",
+}
 
 
 def is_true(value) -> bool:
@@ -270,15 +280,18 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, configs, threshold:
     provenance = json.loads(tree.attrs.get("segment_provenance", "{}"))
     transform = config["transform"]["name"]
     categorical = is_categorical(tree)
+    kind = "categorical" if categorical else ("mixed" if is_mixed(tree) else "continuous")
+    if kind == "mixed":
+        tree = part_view(tree, "continuous")  # the rows on values and units are its spend's
+    values = "amounts" if holds_amounts(tree) else "measurements (negative values: no totals)"
     rows = {
         "dataset": config["dataset"],
         "source": config["source"],
-        "data kind": "categorical" if categorical else "continuous",
-        "values": "categories"
-        if categorical
-        else ("amounts" if holds_amounts(tree) else "measurements (negative values: no totals)"),
+        "data kind": kind,
+        "values": "categories" if categorical else values,
         "customers": tree["observed_data"].sizes["customer"],
         "unit": "categories" if categorical else UNITS.get(config["dataset"], "input units"),
+        "categorical columns": ", ".join(config["options"].get("levels", {})) or "none",
         "model": config["model"],
         "transform": transform,
         "options": json.dumps(config.get("options", {})),
@@ -347,23 +360,32 @@ def write_outputs(
     assignments = assignment_table(tree, segments.set_index("segment")["tier"], threshold)
     segments = segments.merge(segment_counts(assignments, segments["segment"]), on="segment")
     categorical = is_categorical(tree)
+    mixed = is_mixed(tree)
+    # a mixed fit: its spend is described as a continuous fit, its answers as a latent class fit
+    spend_tree = part_view(tree, "continuous") if mixed else tree
+    answer_tree = part_view(tree, "categorical") if mixed else tree
     tables = {
         "profiles.csv": profiles,
         "assignments.csv": assignments,
         SEGMENTS: segments,
-        DATA_SUMMARY: categorical_summary(tree) if categorical else data_summary(tree),
+        DATA_SUMMARY: categorical_summary(tree) if categorical else data_summary(spend_tree),
         SPLITS: split_table(paths, ks),
         SETTINGS: settings_table(tree, chosen, how, configs, threshold),
     }
     modes = saved_attrs(paths.fit(chosen))["diagnostics"]["modes"]
     if "stacking_weight" in modes[0]:  # a multimodal fit
         tables[MODES] = mode_table(modes)
-    if categorical:
-        tables[LEVEL_SHARES] = level_share_table(tree)
-    elif holds_amounts(tree):  # a share of zero spend means nothing for measurements
+    if categorical or mixed:
+        tables[LEVEL_SHARES] = level_share_table(answer_tree)
+    if mixed:
+        names = segments.set_index("segment")["name"]
+        answers = level_profiles(tree)
+        tables[LEVEL_PROFILES] = answers.assign(name=names.reindex(answers["segment"]).to_numpy())
+        tables[ANSWER_SUMMARY] = categorical_summary(answer_tree)
+    if not categorical and holds_amounts(spend_tree):  # no zero spend share for measurements
         from analysis.checks import zero_share_table
 
-        tables[ZERO_SHARE] = zero_share_table(tree, fit_transform_of(tree)).reset_index()
+        tables[ZERO_SHARE] = zero_share_table(spend_tree, fit_transform_of(tree)).reset_index()
     for name in TABLES:  # a table this kind of fit does not have must not linger from before
         if name not in tables:
             (paths.root / name).unlink(missing_ok=True)
@@ -380,12 +402,15 @@ def write_outputs(
     else:
         unit = UNITS.get(config["dataset"], "input units")
         log = config["transform"]["name"] == "log-standardize"
-        amounts = holds_amounts(tree)
+        amounts = holds_amounts(spend_tree)
         functional = "implied mean spend" if log else ("mean spend" if amounts else "mean")
         figure = figures.profiles_figure(profiles, unit, functional, amounts)
         figures.save(figure, paths.figure("profiles"))
         if amounts:
             figures.save(figures.revenue_figure(segments), paths.figure("revenue"))
+    if mixed:
+        figure = figures.class_profiles_figure(tables[LEVEL_PROFILES], "segment")
+        figures.save(figure, paths.figure("level_profiles"))
     names = segments.set_index("segment")["name"]
     figures.save(
         figures.uncertainty_figure(assignments, names, threshold),
@@ -403,5 +428,5 @@ def write_outputs(
 
         for group in ("posterior_predictive", "prior_predictive"):
             if group in tree.children:
-                figures.save(predictive_figure(tree, group), paths.figure(group))
+                figures.save(predictive_figure(spend_tree, group), paths.figure(group))
         say("predictive check figures written")

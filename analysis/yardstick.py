@@ -29,6 +29,7 @@ HELDOUT_LABEL = {
     "categorical": f"one-hot EM GMM clusters as latent classes: {HELDOUT_FOLDS}-fold held-out "
     "log probability",
     "hurdle": f"EM GMM clusters as hurdle segments: {HELDOUT_FOLDS}-fold held-out log density",
+    "mixed": "not computed for the mixed model",
 }
 HELDOUT_MEANING = {
     "continuous": f"{HELDOUT_FOLDS}-fold held-out log density of the EM GMM on the same matrix, "
@@ -47,6 +48,7 @@ HELDOUT_MEANING = {
     "model's own M-step, iterated), which score the "
     "held-out customers on the hurdle model's measure (a zero spend has a probability, not a "
     "density). The GMM's own density is not compared: it gives exact zeros a density",
+    "mixed": "not computed: the baseline has no yardstick for the mixed model yet",
 }
 BASELINE_SEEDS = (0, 1, 2)
 
@@ -58,22 +60,35 @@ def heldout_kind(model: str) -> str:
     return MIXTURES[model].yardstick or MIXTURES[model].data_kind
 
 
-def baseline_matrix(x: np.ndarray, transform: dict) -> tuple[np.ndarray, str]:
-    """The matrix and covariance type ``segment baseline`` uses by default for these data.
+def baseline_matrix(x: np.ndarray, config: dict) -> tuple[np.ndarray, str]:
+    """The matrix and covariance type ``segment baseline`` uses by default for the data ``x`` of
+    fits with configuration ``config`` (``segment_config``: transform and model options).
 
     Continuous data: the fits' own model-scale matrix, full covariance. Categorical data: the
     baseline's drop-first one-hot dummies (the fits' ``indicators`` minus each column's first
-    level), diagonal covariance.
+    level), diagonal covariance. Mixed data: the continuous columns and those dummies, full
+    covariance.
     """
+    transform, options = config["transform"], config["options"]
+    if "n_continuous" in options:
+        d = options["n_continuous"]
+        dummies = x[:, d:][:, drop_first_columns(options["levels"].values())]
+        return np.concatenate([x[:, :d], dummies], axis=1), "full"
     if transform.get("name") not in CATEGORICAL_TRANSFORMS:
         return x, "full"
     if transform["name"] == "indicators":
-        keep, start = [], 0
-        for levels in transform["levels"]:
-            keep.extend(range(start + 1, start + len(levels)))
-            start += len(levels)
-        x = x[:, keep]
+        x = x[:, drop_first_columns(transform["levels"])]
     return x, "diag"
+
+
+def drop_first_columns(levels) -> list[int]:
+    """Indices of the indicator columns left when each variable's first level is dropped;
+    ``levels`` is the level list of every variable, in column order."""
+    keep, start = [], 0
+    for variable_levels in levels:
+        keep.extend(range(start + 1, start + len(variable_levels)))
+        start += len(variable_levels)
+    return keep
 
 
 def baseline_per_k(table: pd.DataFrame, covariance_type: str) -> pd.DataFrame:
@@ -225,7 +240,7 @@ def ensure_baseline(
 ):
     """The ``saved`` baseline table (:func:`read_baseline`); when None, run the default baseline
     on the fits' data and save it."""
-    matrix, covariance_type = baseline_matrix(x, config["transform"])
+    matrix, covariance_type = baseline_matrix(x, config)
     if saved is not None:
         return saved, covariance_type, False
     if progress is not None:

@@ -3,7 +3,7 @@
 A :class:`Mixture` bundles what a step needs from a model without knowing which one it is:
 how to build it, where chains start, which posterior variables feed ``segment_log_joint``
 (the (..., N, K) log of w_k p(x_i | segment k)), which variables convergence is judged on,
-the default priors, and whether it models continuous or categorical features.
+the default priors, and whether it models continuous, categorical or mixed (both) features.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from models import gmm, hurdle, lca
+from models import gmm, hurdle, lca, mixed
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,10 @@ class Mixture:
     diagnosed: tuple[str, ...]
     default_priors: dict
     merged_priors: Callable
-    data_options: Callable  # (FittedTransform, input column names) -> model options it implies
-    data_kind: str = "continuous"  # the Dataset.kind it models: "continuous" or "categorical"
+    # (FittedTransform, input column names) -> model options it implies; a mixed model also takes
+    # the categorical columns' indicators FittedTransform and their names
+    data_options: Callable
+    data_kind: str = "continuous"  # the Dataset.kind it models: continuous, categorical or mixed
     log_joint_options: tuple[str, ...] = ()  # model options segment_log_joint also reads
     # segment_log_joint's largest intermediate per draw is (N, K, D ** feature_power) doubles
     feature_power: int = 1
@@ -88,4 +90,22 @@ MIXTURES = {
         lca.data_options,
         data_kind="categorical",
     ),
+} | {
+    f"mixed-{part}": Mixture(
+        f"mixed-{part}",
+        mixed.build_mixed,
+        mixed.initial_point,
+        mixed.segment_log_joint,
+        mixed.PARAMETERS[part],
+        mixed.DIAGNOSED[part],
+        mixed.DEFAULT_PRIORS[part],
+        mixed.merged_priors[part],
+        partial(mixed.data_options, part),
+        data_kind="mixed",
+        log_joint_options=("n_continuous",) + (("zero_values",) if part == "hurdle" else ()),
+        feature_power=2 if part == "hurdle" else 1,
+        yardstick=None,
+        constant_data=True,
+    )
+    for part in mixed.CONTINUOUS_PARTS
 }

@@ -109,8 +109,14 @@ def mixture_random(weights, means, chol, zero_prob, rng=None, size=None, *, zero
     """Draw customers (*size, D): a segment, its Gaussian, then zeros with its zero_prob."""
     batch = gmm.random_batch(size, (weights, 1), (means, 2), (chol, 3), (zero_prob, 2))
     labels = gmm.draw_labels(weights, batch, rng)
+    return draw_given_labels(labels, means, chol, zero_prob, rng, zero_values=zero_values)
+
+
+def draw_given_labels(labels, means, chol, zero_prob, rng, *, zero_values) -> np.ndarray:
+    """One customer (*batch, D) per segment label (*batch,): the segment's Gaussian, then each
+    feature zero (at ``zero_values``) with the segment's ``zero_prob``."""
     spend = gmm.draw_gaussian(labels, means, chol, rng)
-    zero_prob = np.broadcast_to(zero_prob, (*batch, *zero_prob.shape[-2:]))
+    zero_prob = np.broadcast_to(zero_prob, (*labels.shape, *zero_prob.shape[-2:]))
     chosen = np.take_along_axis(zero_prob, labels[..., None, None], axis=-2)[..., 0, :]
     return np.where(rng.random(spend.shape) < chosen, np.asarray(zero_values), spend)
 
@@ -164,7 +170,7 @@ def build_hurdle(
             logp=partial(mixture_logp, zero_values=zero_values),
             random=partial(mixture_random, zero_values=zero_values),
             signature="(k),(k,d),(k,d,e),(k,d)->(d)",
-            observed=x,  # a constant: segment_log_joint groups its rows by zero pattern
+            observed=pt.as_tensor_variable(x),  # a constant: rows grouped by zero pattern
             dims=("customer", "feature"),
         )
     return model

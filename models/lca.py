@@ -117,8 +117,13 @@ def segment_log_joint(value, weights, item_probs):
     (..., N, K) tensor of log probabilities (natural log) of the observed level combination
     jointly with the class.
     """
-    log_items = pt.einsum("nm,...km->...nk", value, pt.log(item_probs))
-    return pt.log(weights)[..., None, :] + log_items
+    return pt.log(weights)[..., None, :] + log_items(value, item_probs)
+
+
+def log_items(value, item_probs):
+    """log p(y_i | class k) = sum_m y_im log item_probs_km, (..., N, K), for indicators ``value``
+    (N, M) and ``item_probs`` (..., K, M); a missing answer (an all-zero block) adds nothing."""
+    return pt.einsum("nm,...km->...nk", value, pt.log(item_probs))
 
 
 def mixture_logp(value, weights, item_probs):
@@ -126,15 +131,11 @@ def mixture_logp(value, weights, item_probs):
     return pt.logsumexp(segment_log_joint(value, weights, item_probs), axis=-1)
 
 
-def sample_households(weights, item_probs, n_levels: Sequence[int], rng, batch: tuple):
-    """Draw classes and answers: labels (*batch,) and indicators (*batch, M).
-
-    ``weights`` (..., K) and ``item_probs`` (..., K, M) broadcast against ``batch``.
-    """
+def draw_answers(labels, item_probs, n_levels: Sequence[int], rng) -> np.ndarray:
+    """One answer per variable given class ``labels`` (*batch,): indicators (*batch, M), from
+    ``item_probs`` (..., K, M) broadcast against the batch."""
+    batch = labels.shape
     n_classes, n_items = np.shape(item_probs)[-2:]
-    weights = np.broadcast_to(weights, (*batch, n_classes))
-    cumulative = np.cumsum(weights / weights.sum(axis=-1, keepdims=True), axis=-1)
-    labels = np.minimum((rng.random(batch)[..., None] > cumulative).sum(-1), n_classes - 1)
     item_probs = np.broadcast_to(item_probs, (*batch, n_classes, n_items))
     chosen = np.take_along_axis(item_probs, labels[..., None, None], axis=-2)[..., 0, :]
     indicators = np.zeros((*batch, n_items))
@@ -145,7 +146,19 @@ def sample_households(weights, item_probs, n_levels: Sequence[int], rng, batch: 
         level = np.minimum((rng.random(batch)[..., None] > cumulative).sum(-1), n - 1)
         np.put_along_axis(indicators[..., start : start + n], level[..., None], 1.0, axis=-1)
         start += n
-    return labels, indicators
+    return indicators
+
+
+def sample_households(weights, item_probs, n_levels: Sequence[int], rng, batch: tuple):
+    """Draw classes and answers: labels (*batch,) and indicators (*batch, M).
+
+    ``weights`` (..., K) and ``item_probs`` (..., K, M) broadcast against ``batch``.
+    """
+    n_classes = np.shape(item_probs)[-2]
+    weights = np.broadcast_to(weights, (*batch, n_classes))
+    cumulative = np.cumsum(weights / weights.sum(axis=-1, keepdims=True), axis=-1)
+    labels = np.minimum((rng.random(batch)[..., None] > cumulative).sum(-1), n_classes - 1)
+    return labels, draw_answers(labels, item_probs, n_levels, rng)
 
 
 def mixture_random(weights, item_probs, rng=None, size=None, *, n_levels: Sequence[int]):
@@ -174,6 +187,26 @@ def _check_levels(x: np.ndarray, levels: Mapping[str, Sequence[str]]) -> list[in
     return n_levels
 
 
+def declare_item_probs(k: int, levels: Mapping[str, Sequence[str]], prior: dict):
+    """The classes' level probabilities, declared in the active model: one Dirichlet per
+    variable, ``theta_<variable>`` (segment, level_<variable>), and their concatenation, the
+    deterministic ``item_probs`` (segment, item). The model's coords must hold those dims."""
+    thetas = [
+        pm.Dirichlet(
+            variable_name(v),
+            a=np.full((k, len(lv)), prior["item_concentration"]),
+            dims=("segment", level_dim(v)),
+        )
+        for v, lv in levels.items()
+    ]
+    return pm.Deterministic("item_probs", pt.concatenate(thetas, axis=-1), dims=("segment", "item"))
+
+
+def level_coords(levels: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """The ``level_<variable>`` coords of :func:`declare_item_probs`."""
+    return {level_dim(v): list(map(str, lv)) for v, lv in levels.items()}
+
+
 def build_lca(
     x: np.ndarray,
     k: int,
@@ -195,23 +228,13 @@ def build_lca(
         "segment": np.arange(k),
         "item": list(features),
         "customer": list(customers),
-    } | {level_dim(v): list(map(str, lv)) for v, lv in levels.items()}
+    } | level_coords(levels)
     with pm.Model(coords=coords) as model:
         x_data = pm.Data("x_data", x, dims=("customer", "item"))
         weights = pm.Dirichlet(
             "weights", a=np.full(k, prior["weights_concentration"]), dims="segment"
         )
-        thetas = [
-            pm.Dirichlet(
-                variable_name(v),
-                a=np.full((k, n), prior["item_concentration"]),
-                dims=("segment", level_dim(v)),
-            )
-            for v, n in zip(levels, n_levels, strict=True)
-        ]
-        item_probs = pm.Deterministic(
-            "item_probs", pt.concatenate(thetas, axis=-1), dims=("segment", "item")
-        )
+        item_probs = declare_item_probs(k, levels, prior)
         pm.CustomDist(
             "x",
             weights,
@@ -223,6 +246,26 @@ def build_lca(
             dims=("customer", "item"),
         )
     return model
+
+
+def item_probabilities(
+    x: np.ndarray, membership: np.ndarray, n_levels: Sequence[int], pseudo_count: float
+) -> np.ndarray:
+    """The M-step for the level probabilities: (K, M) from indicators ``x`` (N, M) and
+    memberships (N, K), ``pseudo_count`` added to every expected count, each variable's block
+    normalized."""
+    counts = membership.T @ x + pseudo_count  # (K, M)
+    starts = np.cumsum([0, *n_levels[:-1]])
+    return counts / np.repeat(np.add.reduceat(counts, starts, axis=1), n_levels, axis=1)
+
+
+def theta_point(item_probs: np.ndarray, levels: Mapping[str, Sequence[str]]) -> dict:
+    """``item_probs`` (K, M) split into the sampler's variables ``theta_<variable>`` (K, L_j)."""
+    point, start = {}, 0
+    for variable, lv in levels.items():
+        point[variable_name(variable)] = item_probs[:, start : start + len(lv)]
+        start += len(lv)
+    return point
 
 
 def em(
@@ -242,16 +285,13 @@ def em(
     probability is exactly 0 or 1. Starts from random memberships (Dirichlet(1) per household).
     """
     x = np.asarray(x, dtype=float)
-    starts = np.cumsum([0, *n_levels[:-1]])
     rng = np.random.default_rng(seed)
     best = None
     for _ in range(n_init):
         membership = rng.dirichlet(np.ones(k), size=len(x))
         previous = -np.inf
         for _ in range(max_iter):
-            counts = membership.T @ x + pseudo_count  # (K, M)
-            totals = np.repeat(np.add.reduceat(counts, starts, axis=1), n_levels, axis=1)
-            item_probs = counts / totals
+            item_probs = item_probabilities(x, membership, n_levels, pseudo_count)
             weights = (membership.sum(0) + pseudo_count) / (len(x) + k * pseudo_count)
             log_joint = np.log(weights) + x @ np.log(item_probs).T
             loglik = logsumexp(log_joint, axis=1)
@@ -282,10 +322,4 @@ def initial_point(
     n_levels = _check_levels(np.asarray(x, dtype=float), levels)
     weights, item_probs, _ = em(x, k, n_levels, seed=seed)
     order = np.argsort(-weights, kind="stable")
-    item_probs = item_probs[order]
-    point = {"weights": weights[order]}
-    start = 0
-    for variable, n in zip(levels, n_levels, strict=True):
-        point[variable_name(variable)] = item_probs[:, start : start + n]
-        start += n
-    return point
+    return {"weights": weights[order]} | theta_point(item_probs[order], levels)

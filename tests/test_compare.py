@@ -163,7 +163,9 @@ def test_baseline_matrix_of_indicators_is_the_baselines_one_hot():
     frame = pd.DataFrame({"a": ["x", "y", "z", "y"], "b": ["u", "u", "v", "v"]})
     indicators = fit_transform("indicators", frame)
     one_hot = fit_transform("one-hot", frame)
-    matrix, covariance_type = baseline_matrix(indicators.apply(frame), indicators.to_config())
+    matrix, covariance_type = baseline_matrix(
+        indicators.apply(frame), {"transform": indicators.to_config(), "options": {}}
+    )
     np.testing.assert_array_equal(matrix, one_hot.apply(frame))
     assert covariance_type == "diag"
 
@@ -192,7 +194,9 @@ def test_categorical_heldout_scores_two_clear_classes_above_one():
     )
     indicators = fit_transform("indicators", frame)
     x = indicators.apply(frame)
-    matrix, covariance_type = baseline_matrix(x, indicators.to_config())
+    matrix, covariance_type = baseline_matrix(
+        x, {"transform": indicators.to_config(), "options": {}}
+    )
     table = gmm_heldout(matrix, [1, 2], covariance_type, categories=(x, [2, 2, 2, 2])).set_index(
         "K"
     )
