@@ -471,13 +471,13 @@ def test_csv_categorical_columns_are_read_with_their_levels(head, tmp_path, caps
 @pytest.mark.parametrize(
     ("options", "needle"),
     [
-        (["--features", "MntWines", "--categorical", "Education"], "not implemented yet"),
+        (["--features", "MntWines", "--categorical", "MntWines"], "both list MntWines"),
         (["--categorical", "Education,Education"], "Education listed more than once"),
         (["--categorical", "ID"], "--categorical: ID is the --id-column"),
         (["--categorical", "MntWines"], "distinct values, more than the 50 levels"),
         (["--categorical", "Missing"], "missing column(s) Missing"),
     ],
-    ids=["mixed", "twice", "id", "too-many-levels", "absent"],
+    ids=["both", "twice", "id", "too-many-levels", "absent"],
 )
 def test_csv_categorical_columns_that_cannot_work(head, tmp_path, capsys, options, needle):
     path = write_copy(head, tmp_path, sep=",")
@@ -485,6 +485,27 @@ def test_csv_categorical_columns_that_cannot_work(head, tmp_path, capsys, option
     code, out, err = run_main(argv, capsys)
     assert_one_line_error(code, err, needle)
     assert out == ""
+
+
+def test_a_mixed_csv_table_goes_to_the_mixed_model_and_nothing_else(head, tmp_path, capsys):
+    """--features and --categorical together: a mixed dataset (segment data lists both parts);
+    a model of one kind, or --model mixed on one kind of columns, is one line and exit 2."""
+    path = write_copy(head, tmp_path, sep=",")
+    argv = ["--dataset", "csv", "--data", str(path), "--id-column", "ID"]
+    mixed = [*argv, "--features", "MntWines,MntFruits", "--categorical", "Education"]
+    code, out, err = run_main(["data", *mixed], capsys)
+    assert code == 0, err
+    assert "features: MntWines, MntFruits" in out and "categorical: Education" in out
+    out_dir = tmp_path / "run"
+    for model, needle in (("lca", "needs categorical features"), ("hurdle", "continuous")):
+        code, _, err = run_main(["fit", *mixed, "--model", model, "--out", str(out_dir)], capsys)
+        assert_one_line_error(code, err, f"--model {model}", needle, "mixed ones")
+    code, _, err = run_main(
+        ["fit", *argv, "--features", "MntWines", "--model", "mixed", "--out", str(out_dir)],
+        capsys,
+    )
+    assert_one_line_error(code, err, "--model mixed needs continuous and categorical columns")
+    assert not out_dir.exists()
 
 
 def test_columns_are_chosen_only_for_a_csv_file(capsys):

@@ -176,3 +176,36 @@ def test_csv_categorical_levels_are_ordered_and_missing_stays_missing(tmp_path):
         frame = pd.DataFrame({"a": ["x", None, "y"], "b": ["u", None, "v"]})
         frame.to_csv(tmp_path / "empty_row.csv", index=False)
         load_dataset("csv", tmp_path / "empty_row.csv", categorical=["a", "b"])
+
+
+def test_marketing_mixed_bands_the_demographics_and_keeps_missing_incomes_missing(
+    marketing_csv, marketing_raw
+):
+    dataset = load_dataset("marketing-mixed", marketing_csv)
+    assert dataset.kind == "mixed"
+    assert list(dataset.features.columns) == list(MARKETING_SPEND)
+    answers = dataset.categories
+    assert list(answers.columns) == ["age", "income", "education", "marital_status", "kids"]
+    assert int(answers["income"].isna().sum()) == int(marketing_raw["Income"].isna().sum())
+    assert answers["income"].notna().sum() == marketing_raw["Income"].notna().sum()
+    kids = (marketing_raw["Kidhome"] + marketing_raw["Teenhome"]).astype(int).astype(str)
+    assert (answers["kids"].astype(str).to_numpy() == kids.to_numpy()).all()
+    age = 2014 - marketing_raw["Year_Birth"]
+    assert (answers["age"] == "65+").sum() == (age >= 65).sum()
+    assert set(answers["marital_status"].dropna()) == {
+        "Divorced", "Married", "Single", "Together", "Widow"
+    }  # fmt: skip
+    summary = dataset.summary()
+    assert list(summary.index) == [*MARKETING_SPEND, *answers.columns]
+
+
+def test_dunnhumby_mixed_joins_spend_to_the_households_with_demographics(
+    dunnhumby_spend, demographics
+):
+    dataset = load_dataset("dunnhumby-mixed")
+    assert dataset.kind == "mixed"
+    assert dataset.features.index.equals(demographics.features.index)
+    pd.testing.assert_frame_equal(
+        dataset.features, dunnhumby_spend.features.loc[demographics.features.index]
+    )
+    pd.testing.assert_frame_equal(dataset.categories, demographics.features)
