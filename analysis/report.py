@@ -399,10 +399,11 @@ def section_data(src, setting, item, categorical: bool) -> str:
         )
         if src[ANSWER_SUMMARY].exists:
             described += (
-                "<p>Categorical columns (the mixed model's second part): customers and share "
-                "of those who answered, per level (a missing answer drops out of that "
-                "customer's likelihood).</p>"
+                "<details><summary>Categorical columns (the mixed model's second part): "
+                "customers and share of those who answered, per level (a missing answer drops "
+                f"out of that customer's likelihood; {ANSWER_SUMMARY})</summary>"
                 + table(src[ANSWER_SUMMARY], ["variable", "level", "customers", "share"])
+                + "</details>"
             )
     out = [
         described,
