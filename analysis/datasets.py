@@ -140,11 +140,15 @@ def load_dataset(
     id_column: str | None = None,
     categorical: list[str] | None = None,
     missing: str = "marginalize",
+    fitting: bool = True,
 ) -> Dataset:
     """Load one of :data:`DATASETS` by name (``data`` is the file path for file-based ones).
 
     For ``csv``, ``features`` are numeric columns and ``categorical`` categorical ones (give one
     of the two); ``missing`` is what a missing value in them does (:func:`load_csv`).
+    ``fitting=False`` (customers scored with a saved fit, ``segment score``) accepts a single
+    row and a constant column, which a fit refuses: they carry nothing to fit segments on, but
+    each customer can still be assigned.
     """
     if name != "csv" and (features or categorical):
         raise InputError(
@@ -154,7 +158,7 @@ def load_dataset(
     if name == "marketing":
         if data is None:
             raise InputError("dataset 'marketing' needs --data PATH to marketing_campaign.csv")
-        return load_marketing(data, missing)
+        return load_marketing(data, missing, fitting)
     if name == "dunnhumby-spend":
         return load_dunnhumby_spend()
     if name == "dunnhumby-demographics":
@@ -165,17 +169,17 @@ def load_dataset(
                 "dataset 'csv' needs --data PATH and --features a,b,c (numeric columns) or "
                 "--categorical a,b,c (categorical columns)"
             )
-        return load_csv(data, features or [], id_column, categorical or [], missing)
+        return load_csv(data, features or [], id_column, categorical or [], missing, fitting)
 
     raise InputError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
 
 
-def load_marketing(path: str | Path, missing: str = "marginalize") -> Dataset:
+def load_marketing(path: str | Path, missing: str = "marginalize", fitting: bool = True) -> Dataset:
     """The Kaggle "Customer Personality Analysis" file: tab-separated, 2,240 x 29.
 
     Its spend columns are complete; in an edited copy a missing spend is marginalized or
     refused as ``missing`` says (:func:`load_csv`)."""
-    table = _read_table(path, sep="\t")
+    table = _read_table(path, sep="\t", fitting=fitting)
     if table.shape[1] == 1:
         raise InputError(
             f"{path}: found 1 column; marketing_campaign.csv is tab-separated "
@@ -183,7 +187,7 @@ def load_marketing(path: str | Path, missing: str = "marginalize") -> Dataset:
         )
     _require_columns(table, ("ID", *MARKETING_SPEND), path)
     table = _index_by_id(table, "ID", path)
-    spend = _validated_numeric(table, MARKETING_SPEND, path, missing=missing)
+    spend = _validated_numeric(table, MARKETING_SPEND, path, missing=missing, fitting=fitting)
     profile = table[[c for c in MARKETING_PROFILE if c in table.columns]]
     return Dataset("marketing", str(path), "continuous", spend, profile, "MNT, 2 years")
 
@@ -194,6 +198,7 @@ def load_csv(
     id_column: str | None = None,
     categorical: list[str] | None = None,
     missing: str = "marginalize",
+    fitting: bool = True,
 ) -> Dataset:
     """Any delimited file; the separator is detected from the first lines.
 
@@ -201,7 +206,7 @@ def load_csv(
     categorical ones (a ``categorical`` dataset, levels read from the data); a table with both
     kinds is refused (one mixture for both is not implemented). With ``missing="marginalize"`` a
     missing value stays NaN and drops out of that customer's likelihood; with ``"error"`` it is
-    refused.
+    refused. ``fitting``: as in :func:`load_dataset`.
     """
     categorical = list(categorical or [])
     chosen = [*features, *categorical]
@@ -222,7 +227,7 @@ def load_csv(
         )
     if missing not in MISSING_POLICIES:
         raise InputError(f"--missing: unknown '{missing}' (choose from marginalize, error)")
-    table = _read_table(path, sep=_sniff_separator(path))
+    table = _read_table(path, sep=_sniff_separator(path), fitting=fitting)
     _require_columns(table, (*chosen, *([id_column] if id_column else [])), path)
     if id_column:
         table = _index_by_id(table, id_column, path)
@@ -230,11 +235,10 @@ def load_csv(
         table.index = pd.RangeIndex(len(table), name="customer")
     profile = table.drop(columns=chosen)
     if categorical:
-        levels = _validated_categorical(table, tuple(categorical), path, missing)
+        levels = _validated_categorical(table, tuple(categorical), path, missing, fitting)
         return Dataset("csv", str(path), "categorical", levels, profile, "")
-    values = _validated_numeric(
-        table, tuple(features), path, "; categorical columns go in --categorical", missing
-    )
+    hint = "; categorical columns go in --categorical"
+    values = _validated_numeric(table, tuple(features), path, hint, missing, fitting)
     return Dataset("csv", str(path), "continuous", values, profile, "input units")
 
 
@@ -306,7 +310,7 @@ def load_dunnhumby_demographics() -> Dataset:
     )
 
 
-def _read_table(path: str | Path, sep: str) -> pd.DataFrame:
+def _read_table(path: str | Path, sep: str, fitting: bool = True) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
@@ -331,10 +335,9 @@ def _read_table(path: str | Path, sep: str) -> pd.DataFrame:
     except pd.errors.ParserError as error:
         first_line = str(error).strip().splitlines()[0]
         raise InputError(f"{path}: cannot parse as delimited text ({first_line})") from None
-    if len(table) < 2:
-        raise InputError(
-            f"{path}: {len(table)} data row(s) below the header; segments need at least 2 customers"
-        )
+    if len(table) < (2 if fitting else 1):
+        needed = "segments need at least 2 customers" if fitting else "no customers to score"
+        raise InputError(f"{path}: {len(table)} data row(s) below the header; {needed}")
     _require_unique_header(path, sep)
     return table
 
@@ -385,11 +388,16 @@ def _index_by_id(table: pd.DataFrame, id_column: str, path) -> pd.DataFrame:
 
 
 def _validated_numeric(
-    table: pd.DataFrame, columns: tuple[str, ...], path, hint: str = "", missing: str = "error"
+    table: pd.DataFrame,
+    columns: tuple[str, ...],
+    path,
+    hint: str = "",
+    missing: str = "error",
+    fitting: bool = True,
 ) -> pd.DataFrame:
-    """Check each feature column is numeric, finite and not constant, and complete unless
-    ``missing="marginalize"`` (then a customer with every feature missing is refused); ``hint``
-    ends the message for a non-numeric value."""
+    """Check each feature column is numeric, finite and (when ``fitting``) not constant, and
+    complete unless ``missing="marginalize"`` (then a customer with every feature missing is
+    refused); ``hint`` ends the message for a non-numeric value."""
     for column in columns:
         values = table[column]
         numeric = pd.to_numeric(values, errors="coerce")
@@ -410,7 +418,7 @@ def _validated_numeric(
             raise InputError(
                 f"{path}: column {column}: infinite values (first: {_where(table, infinite)})"
             )
-        if numeric.nunique() < 2:
+        if fitting and numeric.nunique() < 2:
             only = numeric.dropna().iloc[0] if numeric.notna().any() else "missing"
             raise InputError(f"{path}: column {column}: constant column (all {only})")
     values = table[list(columns)].apply(pd.to_numeric).astype(float)
@@ -429,10 +437,11 @@ def _require_some_value(frame: pd.DataFrame, path, what: str) -> None:
 
 
 def _validated_categorical(
-    table: pd.DataFrame, columns: tuple[str, ...], path, missing: str
+    table: pd.DataFrame, columns: tuple[str, ...], path, missing: str, fitting: bool = True
 ) -> pd.DataFrame:
     """Each column as a pandas Categorical of its distinct values (as text; numerals in numeric
-    order, other text in sorted order), NaN where missing. Refused: a single level, more than
+    order, other text in sorted order), NaN where missing. Refused: a single level (when
+    ``fitting``), more than
     :data:`MAX_LEVELS` levels, a missing value under ``missing="error"``, and a customer with
     every column missing (no data to assign)."""
     frame = {}
@@ -446,7 +455,7 @@ def _validated_categorical(
             )
         text = values.map(_level_text, na_action="ignore").astype("string")
         levels = sorted(text.dropna().unique(), key=_level_order)
-        if len(levels) < 2:
+        if len(levels) < (2 if fitting else 1):
             only = levels[0] if levels else "missing"
             raise InputError(f"{path}: column {column}: constant column (all {only})")
         if len(levels) > MAX_LEVELS:
