@@ -237,7 +237,7 @@ def load_csv(
     if categorical:
         levels = _validated_categorical(table, tuple(categorical), path, missing, fitting)
         return Dataset("csv", str(path), "categorical", levels, profile, "")
-    hint = "; categorical columns go in --categorical"
+    hint = "; categorical columns go in --categorical" if fitting else ""
     values = _validated_numeric(table, tuple(features), path, hint, missing, fitting)
     return Dataset("csv", str(path), "continuous", values, profile, "input units")
 
