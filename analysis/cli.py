@@ -21,7 +21,7 @@ from analysis.datasets import (
     load_dataset,
 )
 from analysis.errors import InputError
-from analysis.paths import RunPaths, run_lock
+from analysis.paths import RunPaths, atomic_path, check_output_file, run_lock
 from analysis.transforms import (
     CATEGORICAL_TRANSFORMS,
     LOG_TRANSFORMS,
@@ -94,6 +94,17 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
         help="comma-separated categorical columns (csv; levels read from the data, fitted with "
         "the latent class model)",
     )
+    add_row_options(group)
+    group.add_argument(
+        "--transform",
+        choices=TRANSFORMS,
+        help="feature transform (default: log-standardize for non-negative data such as spend, "
+        "standardize when a feature has negative values, one-hot for categorical)",
+    )
+
+
+def add_row_options(group) -> None:
+    """--missing and --id-column: how the rows of a data file are read (fit and score)."""
     group.add_argument(
         "--missing",
         choices=MISSING_POLICIES,
@@ -102,12 +113,6 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
         "default) or refuse the file (error)",
     )
     group.add_argument("--id-column", help="customer ID column (csv)")
-    group.add_argument(
-        "--transform",
-        choices=TRANSFORMS,
-        help="feature transform (default: log-standardize for non-negative data such as spend, "
-        "standardize when a feature has negative values, one-hot for categorical)",
-    )
 
 
 def prepare_data(
@@ -497,6 +502,45 @@ def prepare_report(args: argparse.Namespace) -> Callable[[], None]:
     return step
 
 
+def command_score(args: argparse.Namespace) -> None:
+    prepare_score(args)()
+
+
+def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
+    """Check the options, the run directory, the scored fit's configuration and the new table of
+    ``segment score`` (InputError), writing nothing; return the step itself, which loads the
+    fit, assigns the customers and writes --out."""
+    from analysis import report
+    from analysis.fit import load_fit, saved_attrs
+    from analysis.report_outputs import choose_k
+    from analysis.score import load_customers, model_scale, score_customers
+
+    report.check_threshold(args.precise_threshold)
+    paths = RunPaths(args.run)
+    if not paths.root.is_dir():
+        raise InputError(f"--run {paths.root}: not a directory")
+    check_output_file(args.out, "--out")
+    k, how = choose_k(paths, args.k)
+    config = saved_attrs(paths.fit(k))["config"]
+    dataset = load_customers(config, args.data, args.id_column, args.missing)
+
+    def step() -> None:
+        tree = load_fit(paths.fit(k))
+        x = model_scale(tree, dataset)
+        customers = dataset.features.index.to_numpy()
+        table = score_customers(tree, x, customers, args.precise_threshold)
+        with atomic_path(args.out) as temporary:
+            table.to_csv(temporary, index=False)
+        precise = int((table["confidence"] == "precise").sum())
+        print(
+            f"scored {len(table):,} customers of {dataset.source} with the K = {k} fit (chosen "
+            f"by {how}): {precise:,} precise, {int(table['novel'].sum()):,} novel"
+        )
+        print(f"wrote {args.out}")
+
+    return step
+
+
 def add_report_options(parser: argparse.ArgumentParser, k_option: str) -> None:
     from analysis.profiles import PRECISE_THRESHOLD
 
@@ -611,6 +655,22 @@ def build_parser() -> argparse.ArgumentParser:
     reporting.set_defaults(handler=command_report, prepare=prepare_report)
 
     from analysis.pipeline import DEFAULT_PRESET, PRESETS
+
+    scoring = steps.add_parser(
+        "score", help="assign new customers with a saved fit's posterior (no resampling)"
+    )
+    scoring.add_argument("--run", type=Path, required=True, help="run directory with fits/K*.nc")
+    scoring.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="the new customers: a file with the fit's columns (for a marketing fit, the "
+        "marketing file's layout)",
+    )
+    add_row_options(scoring.add_argument_group("data"))
+    scoring.add_argument("--out", type=Path, required=True, help="CSV file written")
+    add_report_options(scoring, "--k")
+    scoring.set_defaults(handler=command_score)
 
     main_job = steps.add_parser(
         "run", help="the main job: baseline -> fit -> compare -> report into one directory"
