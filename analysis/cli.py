@@ -516,6 +516,8 @@ def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
     from analysis.score import load_customers, model_scale, score_customers
 
     report.check_threshold(args.precise_threshold)
+    if args.draws is not None and args.draws < 1:
+        raise InputError(f"--draws must be >= 1, got {args.draws}")
     paths = RunPaths(args.run)
     if not paths.root.is_dir():
         raise InputError(f"--run {paths.root}: not a directory")
@@ -528,7 +530,7 @@ def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
         tree = load_fit(paths.fit(k))
         x = model_scale(tree, dataset)
         customers = dataset.features.index.to_numpy()
-        table = score_customers(tree, x, customers, args.precise_threshold)
+        table = score_customers(tree, x, customers, args.precise_threshold, args.draws)
         with atomic_path(args.out) as temporary:
             table.to_csv(temporary, index=False)
         precise = int((table["confidence"] == "precise").sum())
@@ -669,6 +671,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_row_options(scoring.add_argument_group("data"))
     scoring.add_argument("--out", type=Path, required=True, help="CSV file written")
+    scoring.add_argument(
+        "--draws",
+        type=int,
+        help="use at most this many posterior draws, evenly thinned within each chain (large "
+        "tables: time grows with customers x draws x segments; default: all, as "
+        "assignments.csv)",
+    )
     add_report_options(scoring, "--k")
     scoring.set_defaults(handler=command_score)
 

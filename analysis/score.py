@@ -16,9 +16,15 @@ fit's relabelled posterior draws of the mode its assignments describe
   own ``lpd`` ("fits no segment").
 
 Scoring the fitted customers themselves gives their rows of ``assignments.csv`` again.
+
+Time grows with customers x draws x segments (``bench.score``). ``draws`` thins the posterior
+evenly within each chain for large tables; the intervals and ``lpd`` then carry the Monte Carlo
+error of fewer draws, and the novelty threshold is taken from the same draws.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -86,27 +92,42 @@ def model_scale(tree: xr.DataTree, dataset: Dataset) -> np.ndarray:
     return transform.apply(dataset.features)
 
 
-def fitted_lpd(tree: xr.DataTree) -> np.ndarray:
-    """(N_fit,) log predictive density (nats) of the fitted customers, from the fit's pointwise
-    log-likelihood over the draws of ``tree`` (give it the described mode)."""
-    loglik = tree["log_likelihood"]["x"].stack(sample=("chain", "draw"))
+def fitted_lpd(log_likelihood: xr.Dataset) -> np.ndarray:
+    """(N_fit,) log predictive density (nats) of the fitted customers, from a fit's pointwise
+    ``log_likelihood`` group (chain, draw, customer)."""
+    loglik = log_likelihood["x"].stack(sample=("chain", "draw"))
     values = loglik.transpose("customer", "sample").values
     return logsumexp(values, axis=1) - np.log(values.shape[1])
 
 
+def thinned(dataset: xr.Dataset, draws: int | None) -> xr.Dataset:
+    """About ``draws`` posterior samples of (chain, draw, ...) ``dataset``: each chain's draws at
+    one even step (rounded up); all of them when ``draws`` is None or not fewer than they are."""
+    n_chains, n_draws = dataset.sizes["chain"], dataset.sizes["draw"]
+    if draws is None or draws >= n_chains * n_draws:
+        return dataset
+    step = math.ceil(n_chains * n_draws / draws)
+    return dataset.isel(draw=slice(None, None, step))
+
+
 def score_customers(
-    tree: xr.DataTree, x: np.ndarray, customers, threshold: float = PRECISE_THRESHOLD
+    tree: xr.DataTree,
+    x: np.ndarray,
+    customers,
+    threshold: float = PRECISE_THRESHOLD,
+    draws: int | None = None,
 ) -> pd.DataFrame:
     """One row per customer of model-scale ``x`` (N, D), from the saved fit ``tree``.
 
     Columns: those of ``assignments.csv`` (:func:`analysis.profiles.assignment_frame`; segment,
     probability with its 94% HDI, confidence at ``threshold``, tier, ``p_<k>``), then
     ``segment_name``, ``p_<k>_hdi_low``/``p_<k>_hdi_high`` (94% HDI of each segment's membership
-    probability), ``lpd`` (nats, model scale) and ``novel``.
+    probability), ``lpd`` (nats, model scale) and ``novel``. ``draws``: at most this many
+    posterior samples (:func:`thinned`; None: all, as ``assignments.csv`` was made).
     """
     described = described_mode(tree)
     config = fit_config(tree)
-    posterior = described["posterior"].to_dataset()
+    posterior = thinned(described["posterior"].to_dataset(), draws)
     outside = np.zeros(len(x), dtype=bool)
     mixture = MIXTURES[config["model"]]
     customers = np.asarray(customers)
@@ -120,5 +141,6 @@ def score_customers(
         table[f"p_{int(k)}_hdi_low"] = membership["membership_hdi_lower"].values.astype(float)
         table[f"p_{int(k)}_hdi_high"] = membership["membership_hdi_upper"].values.astype(float)
     table["lpd"] = scored["lpd"].values
-    table["novel"] = table["lpd"] < np.percentile(fitted_lpd(described), NOVEL_PERCENTILE)
+    fitted = fitted_lpd(thinned(described["log_likelihood"].to_dataset(), draws))
+    table["novel"] = table["lpd"] < np.percentile(fitted, NOVEL_PERCENTILE)
     return table
