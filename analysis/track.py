@@ -76,7 +76,7 @@ def track(
     customer of the later table is in the fit."""
     described = described_mode(tree)
     config = fit_config(tree)
-    observed = described["observed_data"]["x"].transpose("customer", "feature")
+    observed = described["observed_data"]["x"].transpose("customer", ...)  # features or items
     fit_rows, later_rows = matched_rows(observed["customer"].values, later_customers)
     if not len(fit_rows):
         raise InputError("no customer of the later table is in the fit (matched by ID)")
@@ -101,10 +101,11 @@ def track(
     replicated = described["posterior_predictive"]["x"].sel(customer=matched)
     replicated = replicated.stack(sample=("chain", "draw")).transpose("sample", "customer", ...)
     names = segment_profiles(described)[0].set_index("segment")["name"]
+    features = observed[observed.dims[1]].values
     return Tracking(
         migration=migration_table(migration, names),
         signal=drift_signal(np.concatenate(lpd), fit_elpd),
-        shifts=feature_shifts(earlier_x, replicated.values, later_x, observed["feature"].values),
+        shifts=feature_shifts(earlier_x, replicated.values, later_x, features),
         matched=len(fit_rows),
         new=len(later_customers) - len(fit_rows),
         gone=len(observed) - len(fit_rows),
