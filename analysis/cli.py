@@ -24,7 +24,7 @@ from analysis.datasets import (
     load_dataset,
 )
 from analysis.errors import InputError
-from analysis.paths import RunPaths, run_lock
+from analysis.paths import RunPaths, atomic_path, check_output_file, run_lock
 from analysis.transforms import (
     CATEGORICAL_TRANSFORMS,
     LOG_TRANSFORMS,
@@ -97,6 +97,17 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
         help="comma-separated categorical columns (csv; levels read from the data, fitted with "
         "the latent class model, or with the mixed model together with --features)",
     )
+    add_row_options(group)
+    group.add_argument(
+        "--transform",
+        choices=TRANSFORMS,
+        help="feature transform (default: log-standardize for non-negative data such as spend, "
+        "standardize when a feature has negative values, one-hot for categorical)",
+    )
+
+
+def add_row_options(group) -> None:
+    """--missing and --id-column: how the rows of a data file are read (fit and score)."""
     group.add_argument(
         "--missing",
         choices=MISSING_POLICIES,
@@ -105,12 +116,6 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
         "default) or refuse the file (error)",
     )
     group.add_argument("--id-column", help="customer ID column (csv)")
-    group.add_argument(
-        "--transform",
-        choices=TRANSFORMS,
-        help="feature transform (default: log-standardize for non-negative data such as spend, "
-        "standardize when a feature has negative values, one-hot for categorical)",
-    )
 
 
 def prepare_data(
@@ -539,6 +544,114 @@ def prepare_report(args: argparse.Namespace) -> Callable[[], None]:
     return step
 
 
+def command_score(args: argparse.Namespace) -> None:
+    prepare_score(args)()
+
+
+def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
+    """Check the options, the run directory, the scored fit's configuration and the new table of
+    ``segment score`` (InputError), writing nothing; return the step itself, which loads the
+    fit, assigns the customers and writes --out."""
+    from analysis import report
+    from analysis.fit import load_fit
+    from analysis.score import model_scale, score_customers
+
+    report.check_threshold(args.precise_threshold)
+    paths, k, how, dataset = scoring_inputs(args, check_output_file)
+
+    def step() -> None:
+        tree = load_fit(paths.fit(k))
+        x = model_scale(tree, dataset)
+        customers = dataset.features.index.to_numpy()
+        table = score_customers(tree, x, customers, args.precise_threshold, args.draws)
+        with atomic_path(args.out) as temporary:
+            table.to_csv(temporary, index=False)
+        precise = int((table["confidence"] == "precise").sum())
+        print(
+            f"scored {len(table):,} customers of {dataset.source} with the K = {k} fit (chosen "
+            f"by {how}): {precise:,} precise, {int(table['novel'].sum()):,} novel"
+        )
+        print(f"wrote {args.out}")
+
+    return step
+
+
+def scoring_inputs(
+    args: argparse.Namespace, check_out: Callable[[Path, str], None]
+) -> tuple[RunPaths, int, str, Dataset]:
+    """What ``segment score`` and ``track`` check before any work, in this order: --draws, the
+    run directory, --out (``check_out``), the fit chosen (--k or the comparison) and its
+    configuration, the table of --data read and validated for it. Returns (run paths, K, how K
+    was chosen, the table); InputError, one line, for the first problem."""
+    from analysis.fit import saved_attrs
+    from analysis.report_outputs import choose_k
+    from analysis.score import load_customers
+
+    if args.draws is not None and args.draws < 1:
+        raise InputError(f"--draws must be >= 1, got {args.draws}")
+    paths = RunPaths(args.run)
+    if not paths.root.is_dir():
+        raise InputError(f"--run {paths.root}: not a directory")
+    check_out(args.out, "--out")
+    k, how = choose_k(paths, args.k)
+    config = saved_attrs(paths.fit(k))["config"]
+    return paths, k, how, load_customers(config, args.data, args.id_column, args.missing)
+
+
+def command_track(args: argparse.Namespace) -> None:
+    prepare_track(args)()
+
+
+def prepare_track(args: argparse.Namespace) -> Callable[[], None]:
+    """Check what ``segment track`` needs as ``segment score`` does (:func:`scoring_inputs`),
+    writing nothing; return the step itself, which loads the fit, scores the later table, and
+    writes the migration matrix and the drift signal into the directory --out."""
+    from analysis.fit import load_fit
+    from analysis.score import model_scale
+    from analysis.track import (
+        OUTPUT_FILES,
+        check_output_directory,
+        summary_lines,
+        track,
+        write_tracking,
+    )
+
+    paths, k, how, dataset = scoring_inputs(args, check_output_directory)
+
+    def step() -> None:
+        tree = load_fit(paths.fit(k))
+        x = model_scale(tree, dataset)
+        tracking = track(tree, x, dataset.features.index.to_numpy(), args.draws)
+        write_tracking(tracking, args.out)
+        print(f"tracked {dataset.source} with the K = {k} fit (chosen by {how})")
+        print("\n".join(summary_lines(tracking)))
+        print(f"wrote {', '.join(OUTPUT_FILES)} in {args.out}")
+
+    return step
+
+
+def add_scoring_options(parser: argparse.ArgumentParser, data: str, out: str) -> None:
+    """--run, --data, the row options, --out and --draws of ``segment score`` and ``track``;
+    ``data`` and ``out`` say what the table and the output are."""
+    parser.add_argument("--run", type=Path, required=True, help="run directory with fits/K*.nc")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help=f"{data}: a file with the fit's columns (for a marketing fit, the marketing "
+        "file's layout)",
+    )
+    add_row_options(parser.add_argument_group("data"))
+    parser.add_argument("--out", type=Path, required=True, help=out)
+    parser.add_argument(
+        "--draws",
+        type=int,
+        help="use at most this many posterior draws, evenly thinned within each chain (large "
+        "tables: time grows with customers x draws x segments; default: all, as "
+        "assignments.csv)",
+    )
+
+
 def add_report_options(parser: argparse.ArgumentParser, k_option: str) -> None:
     from analysis.profiles import PRECISE_THRESHOLD
 
@@ -653,6 +766,28 @@ def build_parser() -> argparse.ArgumentParser:
     reporting.set_defaults(handler=command_report, prepare=prepare_report)
 
     from analysis.pipeline import DEFAULT_PRESET, PRESETS
+
+    scoring = steps.add_parser(
+        "score", help="assign new customers with a saved fit's posterior (no resampling)"
+    )
+    add_scoring_options(scoring, "the new customers", "CSV file written")
+    add_report_options(scoring, "--k")
+    scoring.set_defaults(handler=command_score)
+
+    tracking = steps.add_parser(
+        "track",
+        help="a later period of the fit's customers: migration between segments and drift (no "
+        "resampling)",
+    )
+    add_scoring_options(
+        tracking,
+        "the same customers in a later period (matched by ID)",
+        "directory written: migration.csv, migration.png, drift.csv, drift.txt",
+    )
+    tracking.add_argument(
+        "--k", type=int, help="track with this K instead of the one comparison.csv chose"
+    )
+    tracking.set_defaults(handler=command_track)
 
     main_job = steps.add_parser(
         "run", help="the main job: baseline -> fit -> compare -> report into one directory"

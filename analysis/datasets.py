@@ -166,11 +166,16 @@ def load_dataset(
     id_column: str | None = None,
     categorical: list[str] | None = None,
     missing: str = "marginalize",
+    fitting: bool = True,
 ) -> Dataset:
     """Load one of :data:`DATASETS` by name (``data`` is the file path for file-based ones).
 
     For ``csv``, ``features`` are numeric columns and ``categorical`` categorical ones (give one
     of the two); ``missing`` is what a missing value in them does (:func:`load_csv`).
+
+    ``fitting=False`` (customers scored with a saved fit, ``segment score``) accepts a single
+    row and a constant column, which a fit refuses: they carry nothing to fit segments on, but
+    each customer can still be assigned.
     """
     if name != "csv" and (features or categorical):
         raise InputError(
@@ -180,7 +185,7 @@ def load_dataset(
     if name == "marketing":
         if data is None:
             raise InputError("dataset 'marketing' needs --data PATH to marketing_campaign.csv")
-        return load_marketing(data, missing)
+        return load_marketing(data, missing, fitting)
     if name == "marketing-mixed":
         if data is None:
             raise InputError(
@@ -199,17 +204,17 @@ def load_dataset(
                 "dataset 'csv' needs --data PATH and --features a,b,c (numeric columns) or "
                 "--categorical a,b,c (categorical columns)"
             )
-        return load_csv(data, features or [], id_column, categorical or [], missing)
+        return load_csv(data, features or [], id_column, categorical or [], missing, fitting)
 
     raise InputError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
 
 
-def load_marketing(path: str | Path, missing: str = "marginalize") -> Dataset:
+def load_marketing(path: str | Path, missing: str = "marginalize", fitting: bool = True) -> Dataset:
     """The Kaggle "Customer Personality Analysis" file: tab-separated, 2,240 x 29.
 
     Its spend columns are complete; in an edited copy a missing spend is marginalized or
     refused as ``missing`` says (:func:`load_csv`)."""
-    table = _read_table(path, sep="\t")
+    table = _read_table(path, sep="\t", fitting=fitting)
     if table.shape[1] == 1:
         raise InputError(
             f"{path}: found 1 column; marketing_campaign.csv is tab-separated "
@@ -217,7 +222,7 @@ def load_marketing(path: str | Path, missing: str = "marginalize") -> Dataset:
         )
     _require_columns(table, ("ID", *MARKETING_SPEND), path)
     table = _index_by_id(table, "ID", path)
-    spend = _validated_numeric(table, MARKETING_SPEND, path, missing=missing)
+    spend = _validated_numeric(table, MARKETING_SPEND, path, missing=missing, fitting=fitting)
     profile = table[[c for c in MARKETING_PROFILE if c in table.columns]]
     return Dataset("marketing", str(path), "continuous", spend, profile, "MNT, 2 years")
 
@@ -263,6 +268,7 @@ def load_csv(
     id_column: str | None = None,
     categorical: list[str] | None = None,
     missing: str = "marginalize",
+    fitting: bool = True,
 ) -> Dataset:
     """Any delimited file; the separator is detected from the first lines.
 
@@ -270,7 +276,7 @@ def load_csv(
     categorical ones (a ``categorical`` dataset, levels read from the data); both give a
     ``mixed`` dataset. With ``missing="marginalize"`` a
     missing value stays NaN and drops out of that customer's likelihood; with ``"error"`` it is
-    refused.
+    refused. ``fitting``: as in :func:`load_dataset`.
     """
     categorical = list(categorical or [])
     chosen = [*features, *categorical]
@@ -286,7 +292,7 @@ def load_csv(
         raise InputError(f"{option}: {id_column} is the --id-column, not a feature")
     if missing not in MISSING_POLICIES:
         raise InputError(f"--missing: unknown '{missing}' (choose from marginalize, error)")
-    table = _read_table(path, sep=_sniff_separator(path))
+    table = _read_table(path, sep=_sniff_separator(path), fitting=fitting)
     _require_columns(table, (*chosen, *([id_column] if id_column else [])), path)
     if id_column:
         table = _index_by_id(table, id_column, path)
@@ -295,16 +301,18 @@ def load_csv(
     profile = table.drop(columns=chosen)
     mixed = bool(features and categorical)
     levels = (
-        _validated_categorical(table, tuple(categorical), path, missing, require_value=not mixed)
+        _validated_categorical(
+            table, tuple(categorical), path, missing, fitting, require_value=not mixed
+        )
         if categorical
         else None
     )
     if not features:
         return Dataset("csv", str(path), "categorical", levels, profile, "")
+    hint = "; categorical columns go in --categorical" if fitting else ""
     values = _validated_numeric(
-        table, tuple(features), path, "; categorical columns go in --categorical", missing,
-        require_value=not mixed,
-    )  # fmt: skip
+        table, tuple(features), path, hint, missing, fitting, require_value=not mixed
+    )
     if not mixed:
         return Dataset("csv", str(path), "continuous", values, profile, "input units")
     _require_some_value(pd.concat([values, levels], axis=1), path, "feature and answer")
@@ -404,7 +412,7 @@ def load_dunnhumby_mixed() -> Dataset:
     )
 
 
-def _read_table(path: str | Path, sep: str) -> pd.DataFrame:
+def _read_table(path: str | Path, sep: str, fitting: bool = True) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
@@ -429,10 +437,9 @@ def _read_table(path: str | Path, sep: str) -> pd.DataFrame:
     except pd.errors.ParserError as error:
         first_line = str(error).strip().splitlines()[0]
         raise InputError(f"{path}: cannot parse as delimited text ({first_line})") from None
-    if len(table) < 2:
-        raise InputError(
-            f"{path}: {len(table)} data row(s) below the header; segments need at least 2 customers"
-        )
+    if len(table) < (2 if fitting else 1):
+        needed = "segments need at least 2 customers" if fitting else "no customers to score"
+        raise InputError(f"{path}: {len(table)} data row(s) below the header; {needed}")
     _require_unique_header(path, sep)
     return table
 
@@ -488,12 +495,13 @@ def _validated_numeric(
     path,
     hint: str = "",
     missing: str = "error",
+    fitting: bool = True,
     require_value: bool = True,
 ) -> pd.DataFrame:
-    """Check each feature column is numeric, finite and not constant, and complete unless
-    ``missing="marginalize"`` (then a customer with every feature missing is refused, unless
-    not ``require_value``: a mixed table checks its answers too); ``hint`` ends the message
-    for a non-numeric value."""
+    """Check each feature column is numeric, finite and (when ``fitting``) not constant, and
+    complete unless ``missing="marginalize"`` (then a customer with every feature missing is
+    refused, unless not ``require_value``: a mixed table checks its answers too); ``hint`` ends
+    the message for a non-numeric value."""
     for column in columns:
         values = table[column]
         numeric = pd.to_numeric(values, errors="coerce")
@@ -514,7 +522,7 @@ def _validated_numeric(
             raise InputError(
                 f"{path}: column {column}: infinite values (first: {_where(table, infinite)})"
             )
-        if numeric.nunique() < 2:
+        if fitting and numeric.nunique() < 2:
             only = numeric.dropna().iloc[0] if numeric.notna().any() else "missing"
             raise InputError(f"{path}: column {column}: constant column (all {only})")
     values = table[list(columns)].apply(pd.to_numeric).astype(float)
@@ -534,10 +542,16 @@ def _require_some_value(frame: pd.DataFrame, path, what: str) -> None:
 
 
 def _validated_categorical(
-    table: pd.DataFrame, columns: tuple[str, ...], path, missing: str, require_value: bool = True
+    table: pd.DataFrame,
+    columns: tuple[str, ...],
+    path,
+    missing: str,
+    fitting: bool = True,
+    require_value: bool = True,
 ) -> pd.DataFrame:
     """Each column as a pandas Categorical of its distinct values (as text; numerals in numeric
-    order, other text in sorted order), NaN where missing. Refused: a single level, more than
+    order, other text in sorted order), NaN where missing. Refused: a single level (when
+    ``fitting``), more than
     :data:`MAX_LEVELS` levels, a missing value under ``missing="error"``, and a customer with
     every column missing (no data to assign; unless not ``require_value``)."""
     frame = {}
@@ -551,7 +565,7 @@ def _validated_categorical(
             )
         text = values.map(_level_text, na_action="ignore").astype("string")
         levels = sorted(text.dropna().unique(), key=_level_order)
-        if len(levels) < 2:
+        if len(levels) < (2 if fitting else 1):
             only = levels[0] if levels else "missing"
             raise InputError(f"{path}: column {column}: constant column (all {only})")
         if len(levels) > MAX_LEVELS:

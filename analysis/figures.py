@@ -155,7 +155,7 @@ def class_profiles_figure(profiles: pd.DataFrame, label: str = "class"):
         axis.tick_params(axis="x", labelsize=8)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3),
-                  fontsize=8, frameon=False)  # fmt: skip
+                  fontsize=9, frameon=False)  # fmt: skip
     return finish_panels(
         figure,
         axes,
@@ -315,3 +315,35 @@ def save(figure, path, dpi: int = DPI, tight: bool = False) -> None:
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=dpi, format="png", bbox_inches="tight" if tight else None)
     plt.close(figure)
+
+
+def migration_figure(migration: pd.DataFrame, matched: int):
+    """Heatmap of ``migration.csv`` rows (:func:`analysis.migration.migration_table`): earlier
+    segment down, later segment across, each cell the expected customers with its 94% HDI."""
+    expected = migration.pivot(index="from_segment", columns="to_segment", values="expected")
+    cells = migration.set_index(["from_segment", "to_segment"])
+    names = migration.drop_duplicates("from_segment").set_index("from_segment")["from_name"]
+    labels = [segment_label(k, names[k]) for k in expected.index]
+    size = 1.6 + 1.3 * len(labels)
+    figure, axis = plt.subplots(figsize=(size + 1.5, size))
+    image = axis.imshow(expected.values, cmap="Blues", vmin=0)
+    darkest = expected.values.max()
+    for row, origin in enumerate(expected.index):
+        for column, destination in enumerate(expected.columns):
+            cell = cells.loc[(origin, destination)]
+            axis.text(
+                column,
+                row,
+                f"{cell['expected']:,.1f}\n[{cell['hdi_low']:,.1f}, {cell['hdi_high']:,.1f}]",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if cell["expected"] > 0.6 * darkest else "black",
+            )
+    axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set_xlabel("later segment")
+    axis.set_ylabel("earlier segment (the fit)")
+    axis.set_title(f"Expected customers moving between segments\n({matched:,} matched; 94% HDI)")
+    figure.colorbar(image, ax=axis, shrink=0.8, label="expected customers")
+    return figure

@@ -108,6 +108,20 @@ class RunPaths:
                 raise InputError(f"{option} {self.root}: {named}is not writable")
 
 
+def check_output_file(path: Path, option: str) -> None:
+    """Before any long work: InputError unless ``path`` can be written as a file: it is not a
+    directory, and its nearest existing ancestor directory is writable (missing parents are
+    made when it is written; the file is replaced by a rename). Creates nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory, expected a file name")
+    existing = next(p for p in path.parents if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        raise InputError(f"{option} {path}: {existing} exists and is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: {existing} is not writable")
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process with this id exists (signal 0 asks without sending anything)."""
     if pid <= 0:

@@ -569,15 +569,24 @@ def mixed_names(segments: pd.DataFrame, levels: pd.DataFrame) -> pd.Series:
 def assignment_table(
     tree: xr.DataTree, tiers: pd.Series, threshold: float = PRECISE_THRESHOLD
 ) -> pd.DataFrame:
-    """One row per customer: modal segment, its membership probability (mean, 94% HDI), tier.
-
-    ``confidence`` is ``precise`` when the lower 94% HDI bound of the modal segment's membership
-    probability is >= ``threshold``, else ``broad``. ``p_<segment>`` columns hold the posterior
-    mean membership probability of every segment. ``tiers`` maps segment -> tier. A fit on a
+    """One row per customer of the fit (:func:`assignment_frame` of its assignments). A fit on a
     subsample (``analysis.scale``) gives every customer of the population a row, and ``fitted``
     says which were in the subsample.
     """
-    assignments = customer_assignments(tree)
+    return assignment_frame(customer_assignments(tree), tiers, threshold)
+
+
+def assignment_frame(
+    assignments: xr.Dataset, tiers: pd.Series, threshold: float = PRECISE_THRESHOLD
+) -> pd.DataFrame:
+    """One row per customer: modal segment, its membership probability (mean, 94% HDI), tier.
+
+    ``assignments`` holds :func:`analysis.assignments.summarize_memberships` variables over
+    (customer, segment), and optionally ``in_fit`` (customer,), which becomes ``fitted``.
+    ``confidence`` is ``precise`` when the lower 94% HDI bound of the modal segment's membership
+    probability is >= ``threshold``, else ``broad``. ``p_<segment>`` columns hold the posterior
+    mean membership probability of every segment. ``tiers`` maps segment -> tier.
+    """
     segment = assignments["modal_segment"].values.astype(int)
     low = assignments["modal_probability_hdi_lower"].values.astype(float)
     table = pd.DataFrame(

@@ -19,6 +19,7 @@ block of float32 memberships, at most :data:`BLOCK_ELEMENTS`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import xarray as xr
@@ -38,6 +39,27 @@ def subsample_indices(n_customers: int, n_fit: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_customers, size=n_fit, replace=False))
 
 
+def membership_blocks(
+    mixture: Mixture, options: dict, x: np.ndarray, posterior: xr.Dataset
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """(rows, membership (S, B, K) float32, loglik (S, B)) for consecutive blocks of the
+    customers of ``x`` (N, D), model scale, with all S draws of the relabelled ``posterior``.
+
+    A block holds at most :data:`BLOCK_ELEMENTS` memberships; equally long tables get equal
+    blocks, so two of them can be walked side by side. The compiled function serves every block,
+    unless the data must be a constant of the graph (``Mixture.data_in_graph``).
+    """
+    n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
+    block = max(1, BLOCK_ELEMENTS // (n_samples * posterior.sizes["segment"]))
+    function = None
+    if not mixture.data_in_graph(x):
+        parameters = stacked_parameters(posterior.isel(draw=[0]), mixture.parameters)
+        function = compile_memberships(mixture, options, x[:block], parameters)
+    for start in range(0, len(x), block):
+        rows = slice(start, min(start + block, len(x)))
+        yield rows, *memberships_and_loglik(mixture, options, x[rows], posterior, function)
+
+
 def population(
     mixture: Mixture,
     options: dict,
@@ -54,24 +76,12 @@ def population(
     and ``in_fit``, all over ``customer``. Prints progress per block on stderr.
     """
     n_chains = posterior.sizes["chain"]
-    n_samples = n_chains * posterior.sizes["draw"]
     segments = posterior["segment"].values
-    block = max(1, BLOCK_ELEMENTS // (n_samples * len(segments)))
-    function = None  # compiled once for all blocks, unless the data must be a constant
-    if not mixture.data_in_graph(x):
-        parameters = stacked_parameters(posterior.isel(draw=[0]), mixture.parameters)
-        function = compile_memberships(mixture, options, x[:block], parameters)
     summaries, lpd = [], []
-    for start in range(0, len(x), block):
-        stop = min(start + block, len(x))
-        membership, loglik = memberships_and_loglik(
-            mixture, options, x[start:stop], posterior, function
-        )
-        summaries.append(
-            summarize_memberships(membership, n_chains, customers[start:stop], segments)
-        )
-        lpd.append(logsumexp(loglik, axis=0) - np.log(n_samples))
-        print(f"{label}assigned {stop:,} of {len(x):,} customers", file=sys.stderr)
+    for rows, membership, loglik in membership_blocks(mixture, options, x, posterior):
+        summaries.append(summarize_memberships(membership, n_chains, customers[rows], segments))
+        lpd.append(logsumexp(loglik, axis=0) - np.log(len(loglik)))
+        print(f"{label}assigned {rows.stop:,} of {len(x):,} customers", file=sys.stderr)
     result = xr.concat(summaries, dim="customer")
     result["lpd"] = ("customer", np.concatenate(lpd))
     result["in_fit"] = ("customer", fitted)

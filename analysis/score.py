@@ -1,0 +1,146 @@
+"""``segment score``: assign new customers with a saved fit's posterior, without resampling.
+
+The new table is read and validated by the loaders a fit uses (:mod:`analysis.datasets`), with
+the fit's own feature columns, and mapped to the model scale with the fit's own transform
+constants (:class:`~analysis.transforms.FittedTransform`, never refitted on the new file). The
+fit's relabelled posterior draws of the mode its assignments describe
+(:func:`analysis.fit.described_mode`) then give every customer, as for the fitted ones
+(:func:`analysis.scale.population`):
+
+- the posterior mean and 94% HDI of the membership probability of each segment;
+- the modal segment with its probability (mean, 94% HDI), ``precise``/``broad`` and its tier
+  (:func:`analysis.profiles.assignment_frame`, the code that writes ``assignments.csv``);
+- the log predictive density ``lpd_i = log mean_s p(x_i | theta^s)`` (nats, model scale: no
+  Jacobian of the transform, so comparable between customers of one fit only);
+- ``novel``: ``lpd_i`` below the :data:`NOVEL_PERCENTILE` th percentile of the fitted customers'
+  own ``lpd`` ("fits no segment").
+
+Scoring the fitted customers themselves gives their rows of ``assignments.csv`` again.
+
+Time grows with customers x draws x segments (``bench.score``). ``draws`` thins the posterior
+evenly within each chain for large tables; the intervals and ``lpd`` then carry the Monte Carlo
+error of fewer draws, and the novelty threshold is taken from the same draws.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.special import logsumexp
+
+from analysis.datasets import Dataset, first_negative, load_dataset
+from analysis.errors import InputError
+from analysis.fit import described_mode
+from analysis.profiles import (
+    PRECISE_THRESHOLD,
+    assignment_frame,
+    fit_config,
+    fit_transform_of,
+    holds_amounts,
+    is_categorical,
+    segment_profiles,
+)
+from analysis.scale import population
+from models import MIXTURES
+
+NOVEL_PERCENTILE = 1.0  # percent of the fitted customers' lpd below which a customer is novel
+
+
+def fit_columns(config: dict) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) input columns a fit with configuration ``config`` was fitted on:
+    the transform's columns of a continuous fit, the levels' columns of a latent class fit."""
+    if MIXTURES[config["model"]].data_kind == "categorical":
+        return [], list(config["options"]["levels"])
+    return list(config["transform"]["columns"]), []
+
+
+def load_customers(
+    config: dict, path, id_column: str | None = None, missing: str = "marginalize"
+) -> Dataset:
+    """The new customers of ``path`` for the fit ``config``, validated as a fit's data are
+    (:func:`analysis.datasets.load_dataset`, ``fitting=False``): the marketing file's own layout
+    for a marketing fit, else a delimited file with the fit's columns and ``id_column``.
+    InputError, one line, for a missing column or a bad value."""
+    if config["dataset"] == "marketing":
+        return load_dataset("marketing", path, missing=missing, fitting=False)
+    features, categorical = fit_columns(config)
+    return load_dataset("csv", path, features, id_column, categorical, missing, fitting=False)
+
+
+def model_scale(tree: xr.DataTree, dataset: Dataset) -> np.ndarray:
+    """(N, D) model-scale values of the new customers with the fit's transform constants.
+
+    InputError when the table cannot be put on the fit's scale: a level of a categorical column
+    that the fit never saw, or a negative value where the fit's features are amounts.
+    """
+    transform = fit_transform_of(tree)
+    if is_categorical(tree):
+        for column, known in fit_config(tree)["options"]["levels"].items():
+            new = sorted(set(dataset.features[column].dropna()) - set(known))
+            if new:
+                raise InputError(
+                    f"{dataset.source}: column {column}: level(s) {', '.join(new)} not in the "
+                    f"fit (its levels: {', '.join(known)})"
+                )
+    elif holds_amounts(tree):
+        negative = first_negative(dataset)
+        if negative:
+            raise InputError(f"{dataset.source}: {negative}; the fit's features are amounts (>= 0)")
+    return transform.apply(dataset.features)
+
+
+def fitted_lpd(log_likelihood: xr.Dataset) -> np.ndarray:
+    """(N_fit,) log predictive density (nats) of the fitted customers, from a fit's pointwise
+    ``log_likelihood`` group (chain, draw, customer)."""
+    loglik = log_likelihood["x"].stack(sample=("chain", "draw"))
+    values = loglik.transpose("customer", "sample").values
+    return logsumexp(values, axis=1) - np.log(values.shape[1])
+
+
+def thinned(dataset: xr.Dataset, draws: int | None) -> xr.Dataset:
+    """About ``draws`` posterior samples of (chain, draw, ...) ``dataset``: each chain's draws at
+    one even step (rounded up); all of them when ``draws`` is None or not fewer than they are."""
+    n_chains, n_draws = dataset.sizes["chain"], dataset.sizes["draw"]
+    if draws is None or draws >= n_chains * n_draws:
+        return dataset
+    step = math.ceil(n_chains * n_draws / draws)
+    return dataset.isel(draw=slice(None, None, step))
+
+
+def score_customers(
+    tree: xr.DataTree,
+    x: np.ndarray,
+    customers,
+    threshold: float = PRECISE_THRESHOLD,
+    draws: int | None = None,
+) -> pd.DataFrame:
+    """One row per customer of model-scale ``x`` (N, D), from the saved fit ``tree``.
+
+    Columns: those of ``assignments.csv`` (:func:`analysis.profiles.assignment_frame`; segment,
+    probability with its 94% HDI, confidence at ``threshold``, tier, ``p_<k>``), then
+    ``segment_name``, ``p_<k>_hdi_low``/``p_<k>_hdi_high`` (94% HDI of each segment's membership
+    probability), ``lpd`` (nats, model scale) and ``novel``. ``draws``: at most this many
+    posterior samples (:func:`thinned`; None: all, as ``assignments.csv`` was made).
+    """
+    described = described_mode(tree)
+    config = fit_config(tree)
+    posterior = thinned(described["posterior"].to_dataset(), draws)
+    outside = np.zeros(len(x), dtype=bool)
+    mixture = MIXTURES[config["model"]]
+    customers = np.asarray(customers)
+    scored = population(mixture, config["options"], x, customers, outside, posterior, "score: ")
+    segments = segment_profiles(described)[0].set_index("segment")
+    table = assignment_frame(scored.drop_vars("in_fit"), segments["tier"], threshold)
+    names = segments["name"].reindex(table["segment"]).to_numpy()
+    table.insert(table.columns.get_loc("tier") + 1, "segment_name", names)
+    for k in scored["segment"].values:
+        membership = scored.sel(segment=k)
+        table[f"p_{int(k)}_hdi_low"] = membership["membership_hdi_lower"].values.astype(float)
+        table[f"p_{int(k)}_hdi_high"] = membership["membership_hdi_upper"].values.astype(float)
+    table["lpd"] = scored["lpd"].values
+    fitted = fitted_lpd(thinned(described["log_likelihood"].to_dataset(), draws))
+    table["novel"] = table["lpd"] < np.percentile(fitted, NOVEL_PERCENTILE)
+    return table
