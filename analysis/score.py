@@ -41,9 +41,12 @@ from analysis.profiles import (
     fit_transform_of,
     holds_amounts,
     is_categorical,
+    is_mixed,
+    part_view,
     segment_profiles,
 )
 from analysis.scale import population
+from analysis.transforms import indicators_of
 from models import MIXTURES
 
 NOVEL_PERCENTILE = 1.0  # percent of the fitted customers' lpd below which a customer is novel
@@ -51,10 +54,13 @@ NOVEL_PERCENTILE = 1.0  # percent of the fitted customers' lpd below which a cus
 
 def fit_columns(config: dict) -> tuple[list[str], list[str]]:
     """(numeric, categorical) input columns a fit with configuration ``config`` was fitted on:
-    the transform's columns of a continuous fit, the levels' columns of a latent class fit."""
-    if MIXTURES[config["model"]].data_kind == "categorical":
+    the transform's columns of a continuous fit, the levels' columns of a latent class fit,
+    both for a mixed fit."""
+    kind = MIXTURES[config["model"]].data_kind
+    if kind == "categorical":
         return [], list(config["options"]["levels"])
-    return list(config["transform"]["columns"]), []
+    categorical = list(config["options"]["levels"]) if kind == "mixed" else []
+    return list(config["transform"]["columns"]), categorical
 
 
 def load_customers(
@@ -64,8 +70,8 @@ def load_customers(
     (:func:`analysis.datasets.load_dataset`, ``fitting=False``): the marketing file's own layout
     for a marketing fit, else a delimited file with the fit's columns and ``id_column``.
     InputError, one line, for a missing column or a bad value."""
-    if config["dataset"] == "marketing":
-        return load_dataset("marketing", path, missing=missing, fitting=False)
+    if config["dataset"] in ("marketing", "marketing-mixed"):
+        return load_dataset(config["dataset"], path, missing=missing, fitting=False)
     features, categorical = fit_columns(config)
     return load_dataset("csv", path, features, id_column, categorical, missing, fitting=False)
 
@@ -77,19 +83,25 @@ def model_scale(tree: xr.DataTree, dataset: Dataset) -> np.ndarray:
     that the fit never saw, or a negative value where the fit's features are amounts.
     """
     transform = fit_transform_of(tree)
+    levels = fit_config(tree)["options"].get("levels", {})
+    answers = dataset.features if is_categorical(tree) else dataset.categories
+    for column, known in levels.items():
+        new = sorted(set(answers[column].dropna()) - set(known))
+        if new:
+            raise InputError(
+                f"{dataset.source}: column {column}: level(s) {', '.join(new)} not in the "
+                f"fit (its levels: {', '.join(known)})"
+            )
     if is_categorical(tree):
-        for column, known in fit_config(tree)["options"]["levels"].items():
-            new = sorted(set(dataset.features[column].dropna()) - set(known))
-            if new:
-                raise InputError(
-                    f"{dataset.source}: column {column}: level(s) {', '.join(new)} not in the "
-                    f"fit (its levels: {', '.join(known)})"
-                )
-    elif holds_amounts(tree):
+        return transform.apply(dataset.features)
+    if holds_amounts(part_view(tree, "continuous") if is_mixed(tree) else tree):
         negative = first_negative(dataset)
         if negative:
             raise InputError(f"{dataset.source}: {negative}; the fit's features are amounts (>= 0)")
-    return transform.apply(dataset.features)
+    x = transform.apply(dataset.features)
+    if not is_mixed(tree):
+        return x
+    return np.concatenate([x, indicators_of(levels).apply(answers)], axis=1)
 
 
 def fitted_lpd(log_likelihood: xr.Dataset) -> np.ndarray:

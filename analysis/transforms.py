@@ -126,6 +126,16 @@ def fit_transform(name: str, frame: pd.DataFrame) -> FittedTransform:
     )
 
 
+def indicators_of(levels: dict[str, list[str]]) -> FittedTransform:
+    """The ``indicators`` transform of categorical columns with known ``levels`` (variable ->
+    its levels, in column order), e.g. a saved fit's: new data get the fit's columns."""
+    columns = tuple(f"{c}={level}" for c, lv in levels.items() for level in lv)
+    width = len(columns)
+    return FittedTransform(
+        "indicators", columns, (0.0,) * width, (1.0,) * width, tuple(map(tuple, levels.values()))
+    )
+
+
 def _levels(column: pd.Series) -> list:
     if isinstance(column.dtype, pd.CategoricalDtype):
         return list(column.cat.categories)
