@@ -193,7 +193,15 @@ def command_data(args: argparse.Namespace) -> None:
         print(f"categorical: {', '.join(dataset.categories.columns)}")
     units = f"units: {dataset.unit}  " if dataset.unit else ""
     print(f"{units}transform: {transform.name} ({len(transform.columns)} model columns)")
-    print(dataset.summary().to_string(float_format=lambda v: f"{v:,.3f}"))
+    summary = dataset.summary()
+    parts = [dataset.features.columns]
+    if dataset.categories is not None:  # a mixed table: one summary per kind of column
+        parts.append(dataset.categories.columns)
+    for columns in parts:
+        shown = summary.loc[columns].dropna(axis=1, how="all")
+        counts = [c for c in ("missing", "unknown", "levels") if c in shown]
+        shown[counts] = shown[counts].astype(int)
+        print(shown.to_string(float_format=lambda v: f"{v:,.3f}"))
     answers = dataset.features if dataset.kind == "categorical" else dataset.categories
     if answers is not None and (answers == MISSING_LEVEL).any().any():
         print(
