@@ -234,7 +234,7 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
         "--model",
         choices=sorted(MIXTURES),
         help="mixture (default: hurdle for non-negative features with exact zeros in at least "
-        f"{HURDLE_ZERO_SHARE:.0%} of customers, such as spend; gmm for other continuous "
+        f"{HURDLE_ZERO_SHARE:.0%}% of customers, such as spend; gmm for other continuous "
         "features; lca for categorical ones)",
     )
     group.add_argument("--covariance", choices=("full", "diag"), default="full")
