@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analysis.local_dependence import FLAG_BELOW
 from analysis.paths import atomic_path
 
 DPI = 90
@@ -162,6 +163,47 @@ def class_profiles_figure(profiles: pd.DataFrame):
         "Latent classes: probability of each level per class, posterior mean and 94% HDI",
         tight=False,  # the figure uses a constrained layout for the legend outside
     )
+
+
+def local_dependence_figure(pairs: pd.DataFrame, variables: list[str]):
+    """Pairs heatmap of the local-dependence check (lower triangle, one cell per pair).
+
+    ``pairs`` has the columns of ``local_dependence.csv``; ``variables`` gives the axis order.
+    Colour: observed / replicated Pearson chi-square (``chi2_ratio``, log scale, 1 = as the model
+    replicates it); label: the ratio and the posterior predictive p-value; a flagged pair is
+    starred and outlined.
+    """
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
+
+    n = len(variables)
+    ratio = np.full((n - 1, n - 1), np.nan)
+    figure, axis = plt.subplots(figsize=(1.1 * n + 2.5, 0.9 * n + 1.5), layout="constrained")
+    cells = []
+    for _, pair in pairs.iterrows():
+        row, column = variables.index(pair["variable_b"]) - 1, variables.index(pair["variable_a"])
+        ratio[row, column] = pair["chi2_ratio"]
+        cells.append((row, column, pair))
+    norm = LogNorm(vmin=1, vmax=max(10.0, np.nanmax(ratio)), clip=True)
+    image = axis.imshow(np.ma.masked_invalid(ratio), cmap="Reds", norm=norm)
+    for row, column, pair in cells:
+        star = "*" if pair["flagged"] else ""
+        dark = norm(pair["chi2_ratio"]) > 0.6
+        axis.text(column, row, f"{pair['chi2_ratio']:.1f}x{star}\np={pair['p_value']:.2f}",
+                  ha="center", va="center", fontsize=8, color="white" if dark else "black",
+                  fontweight="bold" if star else "normal")  # fmt: skip
+        if pair["flagged"]:
+            axis.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, lw=2))
+    axis.set_xticks(range(n - 1), variables[:-1], rotation=35, ha="right", fontsize=9)
+    axis.set_yticks(range(n - 1), variables[1:], fontsize=9)
+    axis.spines[:].set_visible(False)
+    figure.colorbar(image, ax=axis, shrink=0.8, label="observed / replicated chi-square")
+    axis.set_title(
+        "Local dependence: Pearson chi-square of each two-way table, observed / replicated\n"
+        f"(* outlined: posterior predictive p < {FLAG_BELOW}: the classes do not reproduce it)",
+        fontsize=10,
+    )
+    return figure
 
 
 def revenue_figure(segments: pd.DataFrame):
