@@ -189,7 +189,8 @@ def local_dependence_figure(pairs: pd.DataFrame, variables: list[str]):
     for row, column, pair in cells:
         star = "*" if pair["flagged"] else ""
         dark = norm(pair["chi2_ratio"]) > 0.6
-        axis.text(column, row, f"{pair['chi2_ratio']:.1f}x{star}\np={pair['p_value']:.2f}",
+        p = f"p={pair['p_value']:.2f}" if pair["p_value"] else f"p<{1 / pair['draws']:.2g}"
+        axis.text(column, row, f"{pair['chi2_ratio']:.1f}x{star}\n{p}",
                   ha="center", va="center", fontsize=8, color="white" if dark else "black",
                   fontweight="bold" if star else "normal")  # fmt: skip
         if pair["flagged"]:
@@ -197,7 +198,10 @@ def local_dependence_figure(pairs: pd.DataFrame, variables: list[str]):
     axis.set_xticks(range(n - 1), variables[:-1], rotation=35, ha="right", fontsize=9)
     axis.set_yticks(range(n - 1), variables[1:], fontsize=9)
     axis.spines[:].set_visible(False)
-    figure.colorbar(image, ax=axis, shrink=0.8, label="observed / replicated chi-square")
+    bar = figure.colorbar(image, ax=axis, shrink=0.8, label="observed / replicated chi-square")
+    bar.set_ticks([t for t in (1, 2, 5, 10, 20, 50, 100, 200) if t <= norm.vmax])
+    bar.ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    bar.ax.yaxis.set_minor_formatter(mticker.NullFormatter())
     axis.set_title(
         "Local dependence: Pearson chi-square of each two-way table, observed / replicated\n"
         f"(* outlined: posterior predictive p < {FLAG_BELOW}: the classes do not reproduce it)",

@@ -43,8 +43,8 @@ DRAWS = 200  # posterior draws the check replicates data from (p-values in steps
 FLAG_BELOW = 0.05  # a pair whose posterior predictive p-value is below this is flagged
 CHUNK = 25  # draws replicated at once: memory is CHUNK x N x M doubles
 PAIR_COLUMNS = (
-    "variable_a", "variable_b", "customers", "cells", "chi2_observed", "chi2_replicated",
-    "chi2_ratio", "p_value", "flagged",
+    "variable_a", "variable_b", "customers", "cells", "draws", "chi2_observed",
+    "chi2_replicated", "chi2_ratio", "p_value", "flagged",
 )  # fmt: skip
 
 
@@ -115,8 +115,9 @@ def pair_checks(
     Returns
     -------
     pairs : one row per pair of variables (:data:`PAIR_COLUMNS`), most discrepant first:
-        customers who answered both, cells (L_a L_b), posterior means of the observed and
-        replicated chi-square, their ratio, the posterior predictive p-value and ``flagged``.
+        customers who answered both, cells (L_a L_b), posterior draws used, posterior means of
+        the observed and replicated chi-square, their ratio, the posterior predictive p-value
+        and ``flagged``.
     cells : one row per pair and level combination: observed count, model-implied expected
         count (posterior mean), replicated count (mean and 94% HDI over draws).
     """
@@ -144,6 +145,7 @@ def pair_checks(
                 "variable_b": variables[j],
                 "customers": int(table.sum()),
                 "cells": n_a * n_b,
+                "draws": len(weights),
                 "chi2_observed": chi2_observed.mean(),
                 "chi2_replicated": chi2_replicated.mean(),
                 "chi2_ratio": chi2_observed.mean() / chi2_replicated.mean(),

@@ -56,15 +56,17 @@ SETTINGS = "settings.csv"
 ZERO_SHARE = "zero_share.csv"
 LEVEL_SHARES = "level_shares.csv"
 MODES = "modes.csv"
+LOCAL_DEPENDENCE = "local_dependence.csv"  # per pair of variables (latent class fits)
+LOCAL_DEPENDENCE_CELLS = "local_dependence_cells.csv"  # per pair and level combination
 TABLES = (
     "profiles.csv", "assignments.csv", DATA_SUMMARY, SEGMENTS, SPLITS, SETTINGS, ZERO_SHARE,
-    LEVEL_SHARES, MODES,
+    LEVEL_SHARES, MODES, LOCAL_DEPENDENCE, LOCAL_DEPENDENCE_CELLS,
 )  # fmt: skip
 # Figures the report writes; baseline.png comes from `segment baseline`, COMPARE_FIGURES from
 # `segment compare` (shown when present).
 REPORT_FIGURES = (
     "trace", "rank", "energy", "posterior_predictive", "prior_predictive",
-    "profiles", "revenue", "assignment_uncertainty",
+    "profiles", "revenue", "assignment_uncertainty", "local_dependence",
 )  # fmt: skip
 COMPARE_FIGURES = ("compare", "elpd_vs_bic", "khat")
 # The earlier steps' CSVs the report reads: the columns it uses, and the step that writes them.
@@ -359,7 +361,10 @@ def write_outputs(
     if "stacking_weight" in modes[0]:  # a multimodal fit
         tables[MODES] = mode_table(modes)
     if categorical:
+        from analysis.local_dependence import local_dependence
+
         tables[LEVEL_SHARES] = level_share_table(tree)
+        tables[LOCAL_DEPENDENCE], tables[LOCAL_DEPENDENCE_CELLS] = local_dependence(tree)
     elif holds_amounts(tree):  # a share of zero spend means nothing for measurements
         from analysis.checks import zero_share_table
 
@@ -377,6 +382,10 @@ def write_outputs(
         paths.figure(name).unlink(missing_ok=True)
     if categorical:
         figures.save(figures.class_profiles_figure(profiles), paths.figure("profiles"))
+        figure = figures.local_dependence_figure(
+            tables[LOCAL_DEPENDENCE], list(config["options"]["levels"])
+        )
+        figures.save(figure, paths.figure("local_dependence"))
     else:
         unit = UNITS.get(config["dataset"], "input units")
         log = config["transform"]["name"] == "log-standardize"

@@ -174,3 +174,23 @@ def test_a_fitted_model_gets_the_near_copy_flagged(truth):
     flagged = pairs[pairs["flagged"]]
     assert ("q1", "q2") in set(zip(flagged["variable_a"], flagged["variable_b"], strict=True))
     assert len(flagged) <= 2
+
+
+def test_report_shows_the_heatmap_the_table_and_a_first_screen_warning(truth, tmp_path):
+    from analysis import figures
+    from analysis.paths import RunPaths
+    from analysis.report import Source, local_dependence_warnings, section_local_dependence
+    from analysis.report_outputs import LOCAL_DEPENDENCE
+
+    y = with_near_copy(truth, source=1, copy=2)
+    pairs, _ = local_dependence(fake_fit(y, *synthetic_posterior(y, truth.labels, 50, seed=2)))
+    paths = RunPaths(tmp_path)
+    pairs.to_csv(tmp_path / LOCAL_DEPENDENCE, index=False)
+    paths.figures_dir.mkdir()
+    figures.save(local_dependence_figure(pairs, list(LEVELS)), paths.figure("local_dependence"))
+    src = {LOCAL_DEPENDENCE: Source(paths, LOCAL_DEPENDENCE)}
+    section = section_local_dependence(paths, src)
+    assert 'data-file="local_dependence.png"' in section
+    assert section.count('<tr class="failed">') == 1
+    (warning,) = local_dependence_warnings(src)
+    assert ">q1</span> &times; <span" in warning and "q3" not in warning
