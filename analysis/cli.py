@@ -21,6 +21,7 @@ from analysis.datasets import (
     load_dataset,
 )
 from analysis.errors import InputError
+from analysis.joins import join_variables, parse_joins
 from analysis.paths import RunPaths, run_lock
 from analysis.transforms import (
     CATEGORICAL_TRANSFORMS,
@@ -103,6 +104,14 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--id-column", help="customer ID column (csv)")
     group.add_argument(
+        "--join",
+        action="append",
+        metavar="A+B+C",
+        help="categorical data: combine these variables into one whose levels are the "
+        "combinations that occur (for near-functions of each other, which the local-dependence "
+        "check flags); repeat for several groups",
+    )
+    group.add_argument(
         "--transform",
         choices=TRANSFORMS,
         help="feature transform (default: log-standardize for non-negative data such as spend, "
@@ -126,6 +135,7 @@ def prepare_data(
     dataset = load_dataset(
         args.dataset, args.data, features, args.id_column, categorical, args.missing
     )
+    dataset = join_variables(dataset, parse_joins(args.join))
     negative = first_negative(dataset) if dataset.kind == "continuous" else None
     name = args.transform or default_transform(dataset, negative, categorical_transform)
     if (name in CATEGORICAL_TRANSFORMS) != (dataset.kind == "categorical"):
