@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
+from analysis.datasets import Dataset
 from analysis.figures import local_dependence_figure
+from analysis.joins import join_variables
 from analysis.local_dependence import (
     PAIR_COLUMNS,
     answer_codes,
@@ -22,7 +25,8 @@ from analysis.local_dependence import (
     pair_checks,
     pair_counts,
 )
-from tests.test_lca_recovery import FEATURES, LEVELS, N_LEVELS, simulate
+from analysis.transforms import fit_transform
+from tests.test_lca_recovery import LEVELS, N_LEVELS, simulate
 
 HAND_LEVELS = {"a": ["0", "1"], "b": ["0", "1"]}
 # four customers on the diagonal of a 2 x 2 table, a fifth who answered only a
@@ -60,7 +64,7 @@ def test_chi_square_of_a_hand_table_is_exact():
     assert row["p_value"] in (0.0, 1.0)
 
 
-def synthetic_posterior(y, labels, draws: int, seed: int):
+def synthetic_posterior(y, labels, draws: int, seed: int, n_levels=N_LEVELS):
     """Draws (S, K) and (S, K, M) from the posterior given the true class labels (conjugate:
     Dirichlet(1 + class sizes) weights, Dirichlet(1 + class-wise level counts) probabilities),
     so they are centred on the data as a fitted posterior is, with its spread."""
@@ -68,28 +72,29 @@ def synthetic_posterior(y, labels, draws: int, seed: int):
     members = np.eye(labels.max() + 1)[labels]  # (N, K)
     weights = rng.dirichlet(1 + members.sum(0), size=draws)
     counts = 1 + members.T @ y  # (K, M)
-    starts = np.cumsum([0, *N_LEVELS[:-1]])
+    starts = np.cumsum([0, *n_levels[:-1]])
     blocks = [
         np.stack([rng.dirichlet(c, size=draws) for c in counts[:, s : s + m]], axis=1)
-        for s, m in zip(starts, N_LEVELS, strict=True)
+        for s, m in zip(starts, n_levels, strict=True)
     ]
     return weights, np.concatenate(blocks, axis=-1)
 
 
-def fake_fit(y, weights, item_probs, seed: int = 3) -> xr.DataTree:
+def fake_fit(y, weights, item_probs, seed: int = 3, levels=LEVELS) -> xr.DataTree:
     """A saved-fit look-alike: posterior (1 chain), observed data and the configuration."""
     k = weights.shape[-1]
+    features = [f"{variable}={level}" for variable, lv in levels.items() for level in lv]
     posterior = xr.Dataset(
         {
             "weights": (("chain", "draw", "segment"), weights[None]),
             "item_probs": (("chain", "draw", "segment", "item"), item_probs[None]),
         },
-        coords={"segment": np.arange(k), "item": FEATURES},
+        coords={"segment": np.arange(k), "item": features},
     )
-    observed = xr.Dataset({"x": (("customer", "item"), y)}, coords={"item": FEATURES})
+    observed = xr.Dataset({"x": (("customer", "item"), y)}, coords={"item": features})
     tree = xr.DataTree.from_dict({"posterior": posterior, "observed_data": observed})
     tree.attrs["segment_config"] = json.dumps(
-        {"options": {"levels": LEVELS}, "sampler": {"seed": seed}}
+        {"options": {"levels": levels}, "sampler": {"seed": seed}}
     )
     return tree
 
@@ -134,6 +139,29 @@ def test_a_near_copy_gets_exactly_its_pair_flagged(truth):
     diagonal = cells[(cells["variable_a"] == "q1") & (cells["variable_b"] == "q2")]
     diagonal = diagonal[diagonal["level_a"] == diagonal["level_b"]]
     assert (diagonal["observed"] > diagonal["replicated_hdi_high"]).all()
+
+
+def test_joining_the_near_copy_to_its_source_passes(truth):
+    """--join q1+q2: their dependence is now inside one variable, which the classes allow."""
+    codes = answer_codes(with_near_copy(truth, source=1, copy=2), N_LEVELS)
+    frame = pd.DataFrame(
+        {
+            variable: pd.Categorical(np.asarray(lv)[codes[:, j]], categories=lv)
+            for j, (variable, lv) in enumerate(LEVELS.items())
+        }
+    )
+    dataset = Dataset(
+        "simulated", "test", "categorical", frame, pd.DataFrame(index=frame.index), ""
+    )
+    joined = join_variables(dataset, [("q1", "q2")]).features
+    transform = fit_transform("indicators", joined)
+    levels = {v: list(lv) for v, lv in zip(joined.columns, transform.levels, strict=True)}
+    y = transform.apply(joined)
+    n_levels = [len(lv) for lv in levels.values()]
+    draws = synthetic_posterior(y, truth.labels, 200, seed=2, n_levels=n_levels)
+    pairs, _ = local_dependence(fake_fit(y, *draws, levels=levels))
+    assert len(pairs) == 6 and "q1+q2" in set(pairs["variable_a"]) | set(pairs["variable_b"])
+    assert not pairs["flagged"].any(), pairs
 
 
 def test_missing_answers_shrink_the_pair_counts_and_replicates_follow(truth):
