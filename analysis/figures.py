@@ -178,7 +178,8 @@ def local_dependence_figure(pairs: pd.DataFrame, variables: list[str]):
 
     n = len(variables)
     ratio = np.full((n - 1, n - 1), np.nan)
-    figure, axis = plt.subplots(figsize=(1.1 * n + 2.5, 0.9 * n + 1.5), layout="constrained")
+    size = (max(1.1 * n + 2.5, 8.0), max(0.9 * n + 1.5, 5.0))
+    figure, axis = plt.subplots(figsize=size, layout="constrained")
     cells = []
     for _, pair in pairs.iterrows():
         row, column = variables.index(pair["variable_b"]) - 1, variables.index(pair["variable_a"])
@@ -195,8 +196,9 @@ def local_dependence_figure(pairs: pd.DataFrame, variables: list[str]):
                   fontweight="bold" if star else "normal")  # fmt: skip
         if pair["flagged"]:
             axis.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, lw=2))
-    axis.set_xticks(range(n - 1), variables[:-1], rotation=35, ha="right", fontsize=9)
-    axis.set_yticks(range(n - 1), variables[1:], fontsize=9)
+    labels = [v.replace("+", "+\n") for v in variables]  # a joint variable a+b+c, one per line
+    axis.set_xticks(range(n - 1), labels[:-1], rotation=35, ha="right", fontsize=9)
+    axis.set_yticks(range(n - 1), labels[1:], fontsize=9)
     axis.spines[:].set_visible(False)
     bar = figure.colorbar(image, ax=axis, shrink=0.8, label="observed / replicated chi-square")
     bar.set_ticks([t for t in (1, 2, 5, 10, 20, 50, 100, 200) if t <= norm.vmax])
@@ -295,7 +297,8 @@ def worst_parameters(posterior: xr.DataTree | xr.Dataset, variables, n: int = N_
     """The ``n`` scalar parameters with the highest R-hat as a flat Dataset (chain, draw).
 
     Variables are named like ``means[2]`` + newline + ``MntWines`` (segment, then the other
-    coordinates one per line) so the panels say which element they show.
+    coordinates one per line) so the panels say which element they show; "/" is shown as the
+    division slash.
     """
     posterior = posterior.to_dataset() if isinstance(posterior, xr.DataTree) else posterior
     rhat = az.rhat(posterior[list(variables)])
@@ -310,8 +313,10 @@ def worst_parameters(posterior: xr.DataTree | xr.Dataset, variables, n: int = N_
         variable = posterior[name]
         dims = [d for d in variable.dims if d not in ("chain", "draw")]
         selection = dict(zip(dims, key, strict=True)) if dims else {}
-        # "means[1]" over "MntWines": long level names stay inside their panel
+        # "means[1]" over "MntWines": long level names stay inside their panel; a DataTree
+        # variable name may not hold "/" (a level "N/A", a joint level "2 / 2 Adults Kids / 1")
         label = f"{name}[{key[0]}]" + "".join(f"\n{v}" for v in key[1:]) if dims else name
+        label = label.replace("/", "\N{DIVISION SLASH}")
         chosen[label] = variable.sel(selection).drop_vars(list(selection), errors="ignore")
     return xr.Dataset(chosen)
 

@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from analysis.datasets import Dataset
 from analysis.errors import InputError
@@ -103,3 +104,19 @@ def test_segment_run_passes_every_join_to_its_data_steps():
         argv = step_argv(args)[step]
         assert argv.count("--join") == 2
         assert argv[argv.index("--join") + 1] == "age+income"
+
+
+def test_a_joint_level_names_a_trace_panel_without_breaking_it():
+    """DataTree variable names may not hold '/': the trace and rank panels of a joint level
+    ('2 / 2 Adults Kids / 1') show it as a division slash."""
+    from analysis.figures import worst_parameters
+
+    rng = np.random.default_rng(0)
+    items = ["a+b=x / 1", "a+b=y / 2"]
+    posterior = xr.Dataset(
+        {"item_probs": (("chain", "draw", "segment", "item"), rng.random((2, 20, 1, 2)))},
+        coords={"segment": [0], "item": items},
+    )
+    flat = worst_parameters(posterior, ["item_probs"])
+    assert not any("/" in name for name in flat.data_vars)
+    xr.DataTree.from_dict({"posterior": flat})
