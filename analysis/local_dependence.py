@@ -94,6 +94,40 @@ def replicated_codes(weights, item_probs, n_levels, n_customers, rng) -> np.ndar
     return np.concatenate(codes)
 
 
+def pair_check(table, tables, expected, levels_a, levels_b) -> tuple[dict, pd.DataFrame]:
+    """One pair: its row of the pairs table (without names) and its cells.
+
+    ``table`` (L_a, L_b) observed counts, ``tables`` (S, L_a, L_b) replicated ones and
+    ``expected`` (S, L_a, L_b) the model-implied tables of the same draws.
+    """
+    chi2_observed = pearson(table, expected)
+    chi2_replicated = pearson(tables, expected)
+    row = {
+        "customers": int(table.sum()),
+        "cells": table.size,
+        "draws": len(tables),
+        "chi2_observed": chi2_observed.mean(),
+        "chi2_replicated": chi2_replicated.mean(),
+        "chi2_ratio": chi2_observed.mean() / chi2_replicated.mean(),
+        "p_value": (chi2_replicated >= chi2_observed).mean(),
+    }
+    draws = xr.DataArray(tables.reshape(1, len(tables), -1), dims=("chain", "draw", "cell"))
+    hdi = az.hdi(draws, prob=HDI_PROB)
+    level_a, level_b = np.meshgrid(levels_a, levels_b, indexing="ij")
+    cells = pd.DataFrame(
+        {
+            "level_a": level_a.ravel(),
+            "level_b": level_b.ravel(),
+            "observed": table.ravel(),
+            "expected": expected.mean(axis=0).ravel(),
+            "replicated_mean": tables.mean(axis=0).ravel(),
+            "replicated_hdi_low": hdi.sel(ci_bound="lower").values,
+            "replicated_hdi_high": hdi.sel(ci_bound="upper").values,
+        }
+    )
+    return row, cells
+
+
 def pair_checks(
     x: np.ndarray,
     weights: np.ndarray,
@@ -101,7 +135,6 @@ def pair_checks(
     levels: dict[str, Sequence[str]],
     *,
     seed: int = 0,
-    flag_below: float = FLAG_BELOW,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The local-dependence check for indicators ``x`` (N, M) and posterior draws.
 
@@ -117,63 +150,34 @@ def pair_checks(
     pairs : one row per pair of variables (:data:`PAIR_COLUMNS`), most discrepant first:
         customers who answered both, cells (L_a L_b), posterior draws used, posterior means of
         the observed and replicated chi-square, their ratio, the posterior predictive p-value
-        and ``flagged``.
-    cells : one row per pair and level combination: observed count, model-implied expected
-        count (posterior mean), replicated count (mean and 94% HDI over draws).
+        and ``flagged`` (p below :data:`FLAG_BELOW`).
+    cells : one row per pair and level combination (variable_a, level_a, variable_b,
+        level_b): observed count, model-implied expected count (posterior mean), replicated
+        count (mean and 94% HDI over draws).
     """
-    n_levels = [len(lv) for lv in levels.values()]
-    starts = np.cumsum([0, *n_levels[:-1]])
+    variables, n_levels = list(levels), [len(lv) for lv in levels.values()]
+    blocks = np.split(np.arange(sum(n_levels)), np.cumsum(n_levels)[:-1])  # item columns
     observed = answer_codes(x, n_levels)
-    replicated = replicated_codes(
-        weights, item_probs, n_levels, len(x), np.random.default_rng(seed)
-    )
+    rng = np.random.default_rng(seed)
+    replicated = replicated_codes(weights, item_probs, n_levels, len(x), rng)
     replicated = np.where(observed >= 0, replicated, -1)  # the same customers answer the same
-    variables = list(levels)
-    pair_rows, cell_frames = [], []
+    rows, cell_frames = [], []
     for i, j in itertools.combinations(range(len(variables)), 2):
-        n_a, n_b = n_levels[i], n_levels[j]
-        table = pair_counts(observed[:, i], observed[:, j], n_a, n_b)
-        tables = pair_counts(replicated[..., i], replicated[..., j], n_a, n_b)
-        theta_a = item_probs[..., starts[i] : starts[i] + n_a]
-        theta_b = item_probs[..., starts[j] : starts[j] + n_b]
+        a, b = variables[i], variables[j]
+        table = pair_counts(observed[:, i], observed[:, j], n_levels[i], n_levels[j])
+        tables = pair_counts(replicated[..., i], replicated[..., j], n_levels[i], n_levels[j])
+        theta_a, theta_b = item_probs[..., blocks[i]], item_probs[..., blocks[j]]
         expected = expected_table(weights, theta_a, theta_b, int(table.sum()))
-        chi2_observed = pearson(table, expected)
-        chi2_replicated = pearson(tables, expected)
-        pair_rows.append(
-            {
-                "variable_a": variables[i],
-                "variable_b": variables[j],
-                "customers": int(table.sum()),
-                "cells": n_a * n_b,
-                "draws": len(weights),
-                "chi2_observed": chi2_observed.mean(),
-                "chi2_replicated": chi2_replicated.mean(),
-                "chi2_ratio": chi2_observed.mean() / chi2_replicated.mean(),
-                "p_value": (chi2_replicated >= chi2_observed).mean(),
-            }
-        )
-        draws = xr.DataArray(tables.reshape(1, len(tables), -1), dims=("chain", "draw", "cell"))
-        hdi = az.hdi(draws, prob=HDI_PROB)
-        level_a, level_b = np.meshgrid(levels[variables[i]], levels[variables[j]], indexing="ij")
-        cell_frames.append(
-            pd.DataFrame(
-                {
-                    "variable_a": variables[i],
-                    "level_a": level_a.ravel(),
-                    "variable_b": variables[j],
-                    "level_b": level_b.ravel(),
-                    "observed": table.ravel(),
-                    "expected": expected.mean(axis=0).ravel(),
-                    "replicated_mean": tables.mean(axis=0).ravel(),
-                    "replicated_hdi_low": hdi.sel(ci_bound="lower").values,
-                    "replicated_hdi_high": hdi.sel(ci_bound="upper").values,
-                }
-            )
-        )
-    pairs = pd.DataFrame(pair_rows)
-    pairs["flagged"] = pairs["p_value"] < flag_below
+        row, cells = pair_check(table, tables, expected, levels[a], levels[b])
+        rows.append({"variable_a": a, "variable_b": b} | row)
+        cell_frames.append(cells.assign(variable_a=a, variable_b=b))
+    pairs = pd.DataFrame(rows)
+    pairs["flagged"] = pairs["p_value"] < FLAG_BELOW
     pairs = pairs.sort_values(["p_value", "chi2_ratio"], ascending=[True, False], kind="stable")
-    return pairs.reset_index(drop=True), pd.concat(cell_frames, ignore_index=True)
+    cell_columns = ["variable_a", "level_a", "variable_b", "level_b"]
+    cells = pd.concat(cell_frames, ignore_index=True)
+    cells = cells[cell_columns + [c for c in cells.columns if c not in cell_columns]]
+    return pairs.reset_index(drop=True), cells
 
 
 def evenly_spaced(posterior: xr.DataArray, n: int) -> np.ndarray:
