@@ -392,7 +392,7 @@ def section_data(src, setting, item, categorical: bool) -> str:
     settings = src[SETTINGS]
     rows = [
         "dataset", "source", "data kind", "values", "customers", "unit", "model", "transform",
-        "options",
+        "joined variables", "options",
         "K fitted", "chains",
         "tune", "draws", "seed", "sampler", "backend", "sampling by K", "priors", "fit git commit",
         "fit packages", "report written",

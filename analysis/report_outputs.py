@@ -283,6 +283,7 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, configs, threshold:
         "unit": "categories" if categorical else UNITS.get(config["dataset"], "input units"),
         "model": config["model"],
         "transform": transform,
+        "joined variables": ", ".join("+".join(g) for g in config.get("joins", ())) or "none",
         "options": json.dumps(config.get("options", {})),
         "priors": json.dumps(config.get("priors", {})),
         "K fitted": ", ".join(str(c["K"]) for c in configs),
