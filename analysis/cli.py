@@ -24,6 +24,7 @@ from analysis.datasets import (
     load_dataset,
 )
 from analysis.errors import InputError
+from analysis.joins import join_variables, parse_joins
 from analysis.paths import RunPaths, atomic_path, check_output_file, run_lock
 from analysis.transforms import (
     CATEGORICAL_TRANSFORMS,
@@ -99,6 +100,14 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     )
     add_row_options(group)
     group.add_argument(
+        "--join",
+        action="append",
+        metavar="A+B+C",
+        help="categorical data: combine these variables into one whose levels are the "
+        "combinations that occur (for near-functions of each other, which the local-dependence "
+        "check flags); repeat for several groups",
+    )
+    group.add_argument(
         "--transform",
         choices=TRANSFORMS,
         help="feature transform (default: log-standardize for non-negative data such as spend, "
@@ -134,6 +143,7 @@ def prepare_data(
     dataset = load_dataset(
         args.dataset, args.data, features, args.id_column, categorical, args.missing
     )
+    dataset = join_variables(dataset, parse_joins(args.join))
     negative = first_negative(dataset) if dataset.kind != "categorical" else None
     name = args.transform or default_transform(dataset, negative, categorical_transform)
     if (name in CATEGORICAL_TRANSFORMS) != (dataset.kind == "categorical"):
@@ -272,7 +282,7 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
         "--model",
         choices=[*sorted(MIXTURES), "mixed"],
         help="mixture (default: hurdle for non-negative features with exact zeros in at least "
-        f"{HURDLE_ZERO_SHARE:.0%} of customers, such as spend; gmm for other continuous "
+        f"{HURDLE_ZERO_SHARE:.0%}% of customers, such as spend; gmm for other continuous "
         "features; lca for categorical ones; for continuous and categorical columns together "
         "mixed-hurdle or mixed-gmm by the same rule, which 'mixed' also picks)",
     )
@@ -450,6 +460,7 @@ def prepare_fit(args: argparse.Namespace) -> Callable[[], None]:
         options=options,
         sampler=settings,
         subsample=args.subsample,
+        joins=tuple(parse_joins(args.join)),
     )
     sweep.check_saved_fits(paths, ks)
     customers = dataset.features.index.to_numpy()

@@ -111,6 +111,7 @@ def settle_command(config: dict, status: str, root) -> str:
     data = f" --data {config['source']}" if config["dataset"] in DATA_FILE_DATASETS else ""
     if config["dataset"] == "csv":
         data += f" --features {','.join(transform['columns'])}"
+    data += "".join(f" --join {'+'.join(group)}" for group in config.get("joins", ()))
     command = (
         f"segment fit --dataset {config['dataset']}{data} --transform {transform['name']} "
         f"--model {config['model']} --k {config['K']} --chains {sampler['chains']} "

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analysis.local_dependence import FLAG_BELOW
 from analysis.paths import atomic_path
 
 DPI = 90
@@ -166,6 +167,53 @@ def class_profiles_figure(profiles: pd.DataFrame, label: str = "class"):
     )
 
 
+def local_dependence_figure(pairs: pd.DataFrame, variables: list[str]):
+    """Pairs heatmap of the local-dependence check (lower triangle, one cell per pair).
+
+    ``pairs`` has the columns of ``local_dependence.csv``; ``variables`` gives the axis order.
+    Colour: observed / replicated Pearson chi-square (``chi2_ratio``, log scale, 1 = as the model
+    replicates it); label: the ratio and the posterior predictive p-value; a flagged pair is
+    starred and outlined.
+    """
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
+
+    n = len(variables)
+    ratio = np.full((n - 1, n - 1), np.nan)
+    size = (max(1.1 * n + 2.5, 8.0), max(0.9 * n + 1.5, 5.0))
+    figure, axis = plt.subplots(figsize=size, layout="constrained")
+    cells = []
+    for _, pair in pairs.iterrows():
+        row, column = variables.index(pair["variable_b"]) - 1, variables.index(pair["variable_a"])
+        ratio[row, column] = pair["chi2_ratio"]
+        cells.append((row, column, pair))
+    norm = LogNorm(vmin=1, vmax=max(10.0, np.nanmax(ratio)), clip=True)
+    image = axis.imshow(np.ma.masked_invalid(ratio), cmap="Reds", norm=norm)
+    for row, column, pair in cells:
+        star = "*" if pair["flagged"] else ""
+        dark = norm(pair["chi2_ratio"]) > 0.6
+        p = f"p={pair['p_value']:.2f}" if pair["p_value"] else f"p<{1 / pair['draws']:.2g}"
+        axis.text(column, row, f"{pair['chi2_ratio']:.1f}x{star}\n{p}",
+                  ha="center", va="center", fontsize=8, color="white" if dark else "black",
+                  fontweight="bold" if star else "normal")  # fmt: skip
+        if pair["flagged"]:
+            axis.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, lw=2))
+    labels = [v.replace("+", "+\n") for v in variables]  # a joint variable a+b+c, one per line
+    axis.set_xticks(range(n - 1), labels[:-1], rotation=35, ha="right", fontsize=9)
+    axis.set_yticks(range(n - 1), labels[1:], fontsize=9)
+    axis.spines[:].set_visible(False)
+    bar = figure.colorbar(image, ax=axis, shrink=0.8, label="observed / replicated chi-square")
+    bar.set_ticks([t for t in (1, 2, 5, 10, 20, 50, 100, 200) if t <= norm.vmax])
+    bar.ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    bar.ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+    axis.set_title(
+        "Local dependence: Pearson chi-square of each two-way table, observed / replicated\n"
+        f"(* outlined: posterior predictive p < {FLAG_BELOW}: the classes do not reproduce it)",
+        fontsize=10,
+    )
+    return figure
+
+
 def revenue_figure(segments: pd.DataFrame):
     """Share of customers (segment weight) beside share of revenue per segment, 94% HDIs."""
     segments = segments.sort_values("segment")
@@ -251,7 +299,8 @@ def worst_parameters(posterior: xr.DataTree | xr.Dataset, variables, n: int = N_
     """The ``n`` scalar parameters with the highest R-hat as a flat Dataset (chain, draw).
 
     Variables are named like ``means[2]`` + newline + ``MntWines`` (segment, then the other
-    coordinates one per line) so the panels say which element they show.
+    coordinates one per line) so the panels say which element they show; "/" is shown as the
+    division slash.
     """
     posterior = posterior.to_dataset() if isinstance(posterior, xr.DataTree) else posterior
     rhat = az.rhat(posterior[list(variables)])
@@ -266,8 +315,10 @@ def worst_parameters(posterior: xr.DataTree | xr.Dataset, variables, n: int = N_
         variable = posterior[name]
         dims = [d for d in variable.dims if d not in ("chain", "draw")]
         selection = dict(zip(dims, key, strict=True)) if dims else {}
-        # "means[1]" over "MntWines": long level names stay inside their panel
+        # "means[1]" over "MntWines": long level names stay inside their panel; a DataTree
+        # variable name may not hold "/" (a level "N/A", a joint level "2 / 2 Adults Kids / 1")
         label = f"{name}[{key[0]}]" + "".join(f"\n{v}" for v in key[1:]) if dims else name
+        label = label.replace("/", "\N{DIVISION SLASH}")
         chosen[label] = variable.sel(selection).drop_vars(list(selection), errors="ignore")
     return xr.Dataset(chosen)
 

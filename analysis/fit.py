@@ -90,6 +90,7 @@ class FitSpec:
     priors: dict = field(default_factory=dict)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     subsample: int | None = None  # NUTS on this many random customers (analysis/scale.py)
+    joins: tuple[tuple[str, ...], ...] = ()  # --join groups of the data (analysis/joins.py)
 
     @property
     def mixture(self) -> Mixture:
@@ -107,6 +108,7 @@ class FitSpec:
             priors=config["priors"],
             sampler=sampler or SamplerSettings(**config["sampler"]),
             subsample=config.get("subsample"),
+            joins=tuple(tuple(group) for group in config.get("joins", ())),
         )
 
     def build_model(self, x: np.ndarray, k: int, customers, features) -> pm.Model:
@@ -120,6 +122,8 @@ class FitSpec:
         """The JSON-able configuration that decides whether a saved fit can be reused."""
         priors = self.mixture.merged_priors(self.priors)
         identity = {"K": k, "format": FIT_FORMAT} | asdict(self) | {"priors": priors}
+        if not self.joins:  # fits saved before --join existed stay reusable
+            del identity["joins"]
         return json.loads(json.dumps(identity))  # as read back from a file: tuples -> lists
 
 

@@ -65,16 +65,20 @@ def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _options(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
-    """``--name value`` for every attribute in ``names`` that is set (None means not given)."""
+    """``--name value`` for every attribute in ``names`` that is set (None means not given);
+    a repeated option (a list, e.g. ``--join``) once per value."""
     argv = []
     for name in names:
         value = getattr(args, name, None)
-        if value is not None:
-            argv += [f"--{name.replace('_', '-')}", str(value)]
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None:
+                argv += [f"--{name.replace('_', '-')}", str(item)]
     return argv
 
 
-DATA_OPTIONS = ("dataset", "data", "features", "categorical", "id_column", "transform", "missing")
+DATA_OPTIONS = (
+    "dataset", "data", "features", "categorical", "id_column", "transform", "missing", "join",
+)  # fmt: skip
 FIT_OPTIONS = (
     "model", "covariance", "chains", "draws", "tune", "seed", "sampler", "backend", "adaptation",
     "subsample", "budget", "patience",

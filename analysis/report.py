@@ -31,6 +31,7 @@ from analysis.comparison_text import shown_columns
 from analysis.decision import RULE_SE, better_unusable
 from analysis.diagnostics import CHOOSABLE
 from analysis.errors import InputError
+from analysis.local_dependence import FLAG_BELOW, PAIR_COLUMNS
 from analysis.paths import RunPaths, atomic_path
 from analysis.profiles import (
     PRECISE_THRESHOLD,
@@ -42,6 +43,8 @@ from analysis.report_outputs import (
     FALLBACK,
     LEVEL_PROFILES,
     LEVEL_SHARES,
+    LOCAL_DEPENDENCE,
+    LOCAL_DEPENDENCE_CELLS,
     MODES,
     SEGMENTS,
     SETTINGS,
@@ -67,7 +70,7 @@ def esc(value) -> str:
 INTEGER_COLUMNS = {
     "K", "K_from", "K_to", "segment", "segment_from", "segment_to", "seed", "customers",
     "precise", "broad", "divergences", "pareto_k_bad", "n_params", "pareto_k_remaining",
-    "pareto_k_good", "pareto_k_very_bad", "n_modes", "attempts",
+    "pareto_k_good", "pareto_k_very_bad", "n_modes", "attempts", "cells", "draws",
 }  # fmt: skip
 ID_COLUMNS = {"customer_id", "customer"}
 DECIMALS = {
@@ -76,7 +79,8 @@ DECIMALS = {
     "customer_share": 3, "zero_share": 4, "observed": 4, "replicated_mean": 4,
     "replicated_hdi_low": 4, "replicated_hdi_high": 4, "index": 2, "std_difference": 2,
     "k_threshold": 2,
-    "lift": 2, "share": 3, "population_share": 3, "stacking_weight": 3,
+    "lift": 2, "share": 3, "population_share": 3, "stacking_weight": 3, "chi2_ratio": 2,
+    "p_value": 3, "expected": 1,
 }  # fmt: skip
 THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability", "zero_prob")
 
@@ -302,6 +306,25 @@ def render(paths: RunPaths) -> str:
     )
 
 
+def local_dependence_warnings(src) -> list[str]:
+    """The first screen's warning when the local-dependence check flags pairs (none if not)."""
+    pairs = src[LOCAL_DEPENDENCE]
+    if not pairs.exists:
+        return []
+    flagged = [row for row in pairs.frame.index if is_true(pairs.frame.at[row, "flagged"])]
+    if not flagged:
+        return []
+    listed = ", ".join(
+        f"{pairs.text(row, 'variable_a')} &times; {pairs.text(row, 'variable_b')}"
+        for row in flagged
+    )
+    return [
+        f"The classes do not reproduce the cross-tabulation of {listed} (local dependence: "
+        f"posterior predictive p &lt; {FLAG_BELOW}, see Predictive checks): classes may be "
+        "spent on these pairs rather than on describing customers."
+    ]
+
+
 def section_answer(paths, src, chosen: int, chosen_html, setting, categorical: bool) -> str:
     """The first screen: the reported K with its status, every warning that bears on it (a
     better K that failed its diagnostics, the largest K fitted, an unreliable elpd_loo), and
@@ -328,6 +351,7 @@ def section_answer(paths, src, chosen: int, chosen_html, setting, categorical: b
                 f"{comparison.num(rows[0], 'pareto_k_remaining')} customer(s) keep a Pareto k "
                 "above the threshold at this K: its elpd_loo is not reliable."
             )
+    warnings += local_dependence_warnings(src)
     segments = src[SEGMENTS]
     columns = ["segment", "name", "weight~hdi", "customers", "precise"]
     headers = ["segment", "name", "share of customers [94% HDI]", "customers (modal)",
@@ -370,7 +394,7 @@ def section_data(src, setting, item, categorical: bool) -> str:
     settings = src[SETTINGS]
     rows = [
         "dataset", "source", "data kind", "values", "customers", "unit", "categorical columns",
-        "model", "transform", "options",
+        "model", "transform", "joined variables", "options",
         "K fitted", "chains",
         "tune", "draws", "seed", "sampler", "backend", "sampling by K", "priors", "fit git commit",
         "fit packages", "report written",
@@ -701,7 +725,9 @@ def section_checks(paths, src, categorical: bool) -> str:
         "<p>Posterior predictive check: the share of customers at each level, observed and "
         "in data sets replicated from the posterior (mean and 94% HDI over replications). "
         "A latent class model reproduces one-way shares easily; a miss flags a level the "
-        "classes cannot hold.</p>" + check_table(shares, ["variable", "level"])
+        "classes cannot hold.</p>"
+        + check_table(shares, ["variable", "level"])
+        + section_local_dependence(paths, src)
         if shares.exists
         else missing(LEVEL_SHARES, f"segment report --run {paths.root}")
     )
@@ -736,6 +762,34 @@ def section_checks(paths, src, categorical: bool) -> str:
     if src[LEVEL_PROFILES].exists:  # a mixed fit: its answers are checked too
         out.append("<h3>Answers (categorical part)</h3>" + level_check)
     return "".join(out)
+
+
+def section_local_dependence(paths, src) -> str:
+    """The pairs check of a latent class fit: heatmap and the per-pair table, failing rows red."""
+    pairs = src[LOCAL_DEPENDENCE]
+    if not pairs.exists:
+        return missing(LOCAL_DEPENDENCE, f"segment report --run {paths.root}")
+
+    def failed(row: int) -> str:
+        return "failed" if is_true(pairs.frame.at[row, "flagged"]) else ""
+
+    return (
+        "<h3>Local dependence: pairs of variables</h3><p>Within a class the model takes the "
+        "variables to be independent, so it implies each two-way table: the customers who "
+        "answered both times the class-weighted sum of products of their level probabilities. "
+        "Per pair, the Pearson chi-square of the observed table against that implied table is "
+        "set against the chi-square of a table replicated from the same posterior draw (the "
+        "same customers answering the same variables; <code>draws</code> evenly spaced draws). "
+        "The posterior predictive p-value is the share of draws whose replicated chi-square "
+        f"reaches the observed one. A pair with p &lt; {FLAG_BELOW} is flagged: the classes do "
+        "not reproduce its cross-tabulation, and extra classes may be spent on it (the Bayesian "
+        "counterpart of the bivariate residuals of LCA software). These p-values sit near 0.5 "
+        f"when the model holds, so {FLAG_BELOW} errs towards not flagging. "
+        "<code>chi2_ratio</code> (observed / replicated chi-square) says how far off a pair "
+        f"is; the cell counts are in <code>{esc(LOCAL_DEPENDENCE_CELLS)}</code>.</p>"
+        + image(paths, "local_dependence", "Local dependence per pair of variables")
+        + table(pairs, list(PAIR_COLUMNS), row_class=failed)
+    )
 
 
 NAME_RULE = (

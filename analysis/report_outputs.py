@@ -61,15 +61,17 @@ LEVEL_SHARES = "level_shares.csv"
 MODES = "modes.csv"
 LEVEL_PROFILES = "level_profiles.csv"  # a mixed fit's answers per segment
 ANSWER_SUMMARY = "answer_summary.csv"  # a mixed fit's categorical columns
+LOCAL_DEPENDENCE = "local_dependence.csv"  # per pair of variables (latent class fits)
+LOCAL_DEPENDENCE_CELLS = "local_dependence_cells.csv"  # per pair and level combination
 TABLES = (
     "profiles.csv", "assignments.csv", DATA_SUMMARY, SEGMENTS, SPLITS, SETTINGS, ZERO_SHARE,
-    LEVEL_SHARES, MODES, LEVEL_PROFILES, ANSWER_SUMMARY,
+    LEVEL_SHARES, MODES, LEVEL_PROFILES, ANSWER_SUMMARY, LOCAL_DEPENDENCE, LOCAL_DEPENDENCE_CELLS,
 )  # fmt: skip
 # Figures the report writes; baseline.png comes from `segment baseline`, COMPARE_FIGURES from
 # `segment compare` (shown when present).
 REPORT_FIGURES = (
     "trace", "rank", "energy", "posterior_predictive", "prior_predictive",
-    "profiles", "revenue", "assignment_uncertainty", "level_profiles",
+    "profiles", "revenue", "assignment_uncertainty", "level_profiles", "local_dependence",
 )  # fmt: skip
 COMPARE_FIGURES = ("compare", "elpd_vs_bic", "khat")
 # The earlier steps' CSVs the report reads: the columns it uses, and the step that writes them.
@@ -294,6 +296,7 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, configs, threshold:
         "categorical columns": ", ".join(config["options"].get("levels", {})) or "none",
         "model": config["model"],
         "transform": transform,
+        "joined variables": ", ".join("+".join(g) for g in config.get("joins", ())) or "none",
         "options": json.dumps(config.get("options", {})),
         "priors": json.dumps(config.get("priors", {})),
         "K fitted": ", ".join(str(c["K"]) for c in configs),
@@ -376,7 +379,10 @@ def write_outputs(
     if "stacking_weight" in modes[0]:  # a multimodal fit
         tables[MODES] = mode_table(modes)
     if categorical or mixed:
+        from analysis.local_dependence import local_dependence
+
         tables[LEVEL_SHARES] = level_share_table(answer_tree)
+        tables[LOCAL_DEPENDENCE], tables[LOCAL_DEPENDENCE_CELLS] = local_dependence(answer_tree)
     if mixed:
         names = segments.set_index("segment")["name"]
         answers = level_profiles(tree)
@@ -397,6 +403,11 @@ def write_outputs(
     paths.figures_dir.mkdir(parents=True, exist_ok=True)
     for name in REPORT_FIGURES:
         paths.figure(name).unlink(missing_ok=True)
+    if LOCAL_DEPENDENCE in tables:
+        figure = figures.local_dependence_figure(
+            tables[LOCAL_DEPENDENCE], list(config["options"]["levels"])
+        )
+        figures.save(figure, paths.figure("local_dependence"))
     if categorical:
         figures.save(figures.class_profiles_figure(profiles), paths.figure("profiles"))
     else:
