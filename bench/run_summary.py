@@ -4,7 +4,8 @@
 
 Prints the per-K diagnostics (status, attempts, seconds), the comparison (elpd_loo with its SE,
 elpd_diff and dse, the chosen K), the warnings ``segment compare`` gave, and the reported
-segments with their 94% HDIs. Nothing is typed by hand: paste the output into the README.
+segments with their 94% HDIs. Nothing is typed by hand: paste the output into bench/README.md,
+between the run's ``<!-- BEGIN run_summary ... -->`` and ``<!-- END run_summary ... -->`` lines.
 """
 
 from __future__ import annotations
