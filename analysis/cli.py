@@ -362,7 +362,8 @@ def default_model(dataset: Dataset, notes: list[str]) -> str:
     the rule for continuous data chooses. Non-negative data with exact zeros in at least
     :data:`HURDLE_ZERO_SHARE` of the customers of some feature (spend): the hurdle mixture, which
     gives a zero spend its own probability; a Gaussian mixture gives exact values none, and its
-    components spike on the tied zeros (README, "Models"). Otherwise the GMM.
+    components spike on the tied zeros (models/README.md, "Hurdle mixture for spend").
+    Otherwise the GMM.
     """
     if dataset.kind == "categorical":
         return "lca"

@@ -45,7 +45,7 @@ SAMPLERS = ("nutpie", "pymc")
 BACKENDS = ("jax", "numba")
 # nutpie's mass matrix adaptation: "low_rank" adds the leading eigenvectors of the draws'
 # covariance to the diagonal; on the main job's mixtures it gave 3x the bulk ESS per draw of
-# "diag" (dunnhumby-spend K = 3, README "Sampler settings")
+# "diag" (dunnhumby-spend K = 3, bench/README.md, "Sweep")
 ADAPTATIONS = ("low_rank", "diag")
 # Uniform jitter, on the unconstrained scale, added to each chain's EM start. At a mode the
 # gradient is near zero, and nutpie's first mass matrix, set from the gradient, is then far off:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from analysis.paths import RunPaths, run_lock
 
-# quick: a first look (its time on dunnhumby-spend is measured in the README, "segment run");
+# quick: a first look (its time on dunnhumby-spend: bench/README.md, "Reference runs");
 # full: the K range and sampling of the reported analyses.
 PRESETS = {
     "quick": {
