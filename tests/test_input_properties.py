@@ -2,7 +2,8 @@
 
 Generated tables vary the number of rows (none, one, a few), the column kinds (floats, integers,
 text levels, constants, mostly-missing), missing values, duplicated and unicode header names, the
-separator, and whether an ID column is named. Each goes through ``segment data``, ``segment
+separator, whether an ID column is named, and whether the chosen columns are passed as numeric,
+categorical or mixed (both options). Each goes through ``segment data``, ``segment
 baseline`` and a tiny ``segment fit``. The promise checked: exit 0 with complete outputs, or exit
 2 with one line on stderr and nothing written; never a traceback (an uncaught exception fails
 the test), never partial output.
@@ -98,9 +99,17 @@ def assert_kept_the_promise(code: int, err: str, out_dir: Path | None, outputs: 
         assert not out_dir.exists(), f"exit 2 but {out_dir} was written: {err}"
 
 
-def column_options(features, id_column, categorical: bool) -> list[str]:
-    option = "--categorical" if categorical else "--features"
-    return [option, ",".join(features), *(["--id-column", id_column] if id_column else [])]
+COLUMN_KINDS = ("numeric", "categorical", "mixed")  # how the chosen columns are passed
+
+
+def column_options(features, id_column, kind: str) -> list[str]:
+    """``--features`` or ``--categorical`` with the chosen columns; ``mixed``: the first as a
+    numeric feature and the rest as categorical ones (only numeric for a single column)."""
+    ids = ["--id-column", id_column] if id_column else []
+    if kind == "mixed" and len(features) > 1:
+        return ["--features", features[0], "--categorical", ",".join(features[1:]), *ids]
+    option = "--categorical" if kind == "categorical" else "--features"
+    return [option, ",".join(features), *ids]
 
 
 PROPERTY_SETTINGS = settings(
@@ -112,12 +121,12 @@ PROPERTY_SETTINGS = settings(
 
 
 @PROPERTY_SETTINGS
-@given(table=tables(), categorical=st.booleans())
-def test_data_and_baseline_give_a_result_or_one_line(table, categorical, capsys):
+@given(table=tables(), kind=st.sampled_from(COLUMN_KINDS))
+def test_data_and_baseline_give_a_result_or_one_line(table, kind, capsys):
     header, rows, separator, features, id_column = table
     with tempfile.TemporaryDirectory() as directory:
         path = write_table(Path(directory), header, rows, separator)
-        columns = column_options(features, id_column, categorical)
+        columns = column_options(features, id_column, kind)
         source = ["--dataset", "csv", "--data", str(path), *columns]
         code, out, err = run(["data", *source], capsys)
         assert_kept_the_promise(code, err, None, ())
@@ -143,13 +152,13 @@ def test_empty_and_header_only_files_are_one_line(tmp_path, capsys):
 
 
 @settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(table=tables(), categorical=st.booleans())
+@given(table=tables(), kind=st.sampled_from(COLUMN_KINDS))
 @pytest.mark.timeout(600)
-def test_a_tiny_fit_gives_a_result_or_one_line(table, categorical, capsys):
+def test_a_tiny_fit_gives_a_result_or_one_line(table, kind, capsys):
     header, rows, separator, features, id_column = table
     with tempfile.TemporaryDirectory() as directory:
         path = write_table(Path(directory), header, rows, separator)
-        columns = column_options(features, id_column, categorical)
+        columns = column_options(features, id_column, kind)
         out_dir = Path(directory) / "run"
         argv = [
             "fit", "--dataset", "csv", "--data", str(path), *columns, "--k", "1", "--chains", "1",
