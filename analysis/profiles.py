@@ -416,7 +416,6 @@ def part_view(tree: xr.DataTree, part: str) -> xr.DataTree:
         columns = slice(n_continuous, None)
         config = config | {"model": "lca", "options": {"levels": levels}}
     dim = PART_DIMS[part]
-    other = PART_DIMS["categorical" if part == "continuous" else "continuous"]
     groups = {}
     for name, node in tree.children.items():
         data = node.to_dataset()
@@ -424,20 +423,20 @@ def part_view(tree: xr.DataTree, part: str) -> xr.DataTree:
             data = data.assign(x=data["x"].isel(column=columns).rename(column=dim))
             data = data.drop_vars("column", errors="ignore")
         if name in ("posterior", "chain_starts"):
-            keep = [v for v in data.data_vars if "segment" in data[v].dims and (
-                other not in data[v].dims and not _belongs_to(str(v), other))]  # fmt: skip
-            data = data[keep]
+            data = data[[v for v in data.data_vars if _in_part(data[v], part)]]
         groups[name] = data
     view = xr.DataTree.from_dict(groups)
     view.attrs = tree.attrs | {"segment_config": json.dumps(config)}
     return view
 
 
-def _belongs_to(variable: str, dim: str) -> bool:
-    """Whether a posterior variable without that dim belongs to the other part: the latent
-    class model's ``theta_<variable>``, or the continuous part's scales and zero probabilities
-    (they carry ``feature``, handled by the dim test)."""
-    return dim == "item" and variable.startswith("theta_")
+def _in_part(variable: xr.DataArray, part: str) -> bool:
+    """Whether a posterior variable of a mixed fit belongs to ``part``'s view: the shared weights
+    and that part's parameters (the continuous part's carry ``feature``; the categorical part's
+    carry ``item`` or are its ``theta_<variable>``)."""
+    categorical = "item" in variable.dims or str(variable.name).startswith("theta_")
+    continuous = "feature" in variable.dims
+    return "segment" in variable.dims and not (categorical if part == "continuous" else continuous)
 
 
 def item_levels(tree: xr.DataTree) -> list[tuple[str, str]]:
