@@ -22,6 +22,7 @@ from analysis.datasets import (
     Dataset,
     first_negative,
     load_dataset,
+    parse_weeks,
 )
 from analysis.errors import InputError
 from analysis.paths import RunPaths, atomic_path, check_output_file, run_lock
@@ -98,6 +99,7 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
         "the latent class model, or with the mixed model together with --features)",
     )
     add_row_options(group)
+    add_weeks_option(group)
     group.add_argument(
         "--transform",
         choices=TRANSFORMS,
@@ -118,6 +120,17 @@ def add_row_options(group) -> None:
     group.add_argument("--id-column", help="customer ID column (csv)")
 
 
+def add_weeks_option(group) -> None:
+    """--weeks: a period of the built-in Dunnhumby transactions (data and scoring options)."""
+    group.add_argument(
+        "--weeks",
+        metavar="A-B",
+        help="only the transactions of weeks A to B, both included, of the data's weeks 1-53 "
+        "(dunnhumby-spend, dunnhumby-mixed; the households that shopped in them; default: the "
+        "whole year)",
+    )
+
+
 def prepare_data(
     args: argparse.Namespace, categorical_transform: str = "one-hot"
 ) -> tuple[Dataset, FittedTransform, list[str]]:
@@ -131,8 +144,9 @@ def prepare_data(
     """
     features = [f.strip() for f in args.features.split(",")] if args.features else None
     categorical = [c.strip() for c in args.categorical.split(",")] if args.categorical else None
+    weeks = parse_weeks(args.weeks) if args.weeks is not None else None
     dataset = load_dataset(
-        args.dataset, args.data, features, args.id_column, categorical, args.missing
+        args.dataset, args.data, features, args.id_column, categorical, args.missing, weeks=weeks
     )
     negative = first_negative(dataset) if dataset.kind != "categorical" else None
     name = args.transform or default_transform(dataset, negative, categorical_transform)
@@ -579,9 +593,10 @@ def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
 def scoring_inputs(
     args: argparse.Namespace, check_out: Callable[[Path, str], None]
 ) -> tuple[RunPaths, int, str, Dataset]:
-    """What ``segment score`` and ``track`` check before any work, in this order: --draws, the
-    run directory, --out (``check_out``), the fit chosen (--k or the comparison) and its
-    configuration, the table of --data read and validated for it. Returns (run paths, K, how K
+    """What ``segment score`` and ``track`` check before any work, in this order: --draws and
+    --weeks, the run directory, --out (``check_out``), the fit chosen (--k or the comparison)
+    and its configuration, the table of --data (or the weeks of the fit's built-in dataset)
+    read and validated for it. Returns (run paths, K, how K
     was chosen, the table); InputError, one line, for the first problem."""
     from analysis.fit import saved_attrs
     from analysis.report_outputs import choose_k
@@ -589,13 +604,15 @@ def scoring_inputs(
 
     if args.draws is not None and args.draws < 1:
         raise InputError(f"--draws must be >= 1, got {args.draws}")
+    weeks = parse_weeks(args.weeks) if args.weeks is not None else None
     paths = RunPaths(args.run)
     if not paths.root.is_dir():
         raise InputError(f"--run {paths.root}: not a directory")
     check_out(args.out, "--out")
     k, how = choose_k(paths, args.k)
     config = saved_attrs(paths.fit(k))["config"]
-    return paths, k, how, load_customers(config, args.data, args.id_column, args.missing)
+    customers = load_customers(config, args.data, args.id_column, args.missing, weeks)
+    return paths, k, how, customers
 
 
 def command_track(args: argparse.Namespace) -> None:
@@ -631,17 +648,18 @@ def prepare_track(args: argparse.Namespace) -> Callable[[], None]:
 
 
 def add_scoring_options(parser: argparse.ArgumentParser, data: str, out: str) -> None:
-    """--run, --data, the row options, --out and --draws of ``segment score`` and ``track``;
-    ``data`` and ``out`` say what the table and the output are."""
+    """--run, --data or --weeks, the row options, --out and --draws of ``segment score`` and
+    ``track``; ``data`` and ``out`` say what the table and the output are."""
     parser.add_argument("--run", type=Path, required=True, help="run directory with fits/K*.nc")
-    parser.add_argument(
+    group = parser.add_argument_group("data")
+    group.add_argument(
         "--data",
         type=Path,
-        required=True,
         help=f"{data}: a file with the fit's columns (for a marketing fit, the marketing "
-        "file's layout)",
+        "file's layout); for a dunnhumby-spend or dunnhumby-mixed fit, --weeks instead",
     )
-    add_row_options(parser.add_argument_group("data"))
+    add_row_options(group)
+    add_weeks_option(group)
     parser.add_argument("--out", type=Path, required=True, help=out)
     parser.add_argument(
         "--draws",

@@ -74,7 +74,9 @@ def _options(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     return argv
 
 
-DATA_OPTIONS = ("dataset", "data", "features", "categorical", "id_column", "transform", "missing")
+DATA_OPTIONS = (
+    "dataset", "data", "features", "categorical", "id_column", "weeks", "transform", "missing",
+)  # fmt: skip
 FIT_OPTIONS = (
     "model", "covariance", "chains", "draws", "tune", "seed", "sampler", "backend", "adaptation",
     "subsample", "budget", "patience",
