@@ -99,7 +99,7 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
         "the latent class model, or with the mixed model together with --features)",
     )
     add_row_options(group)
-    add_weeks_option(group)
+    add_weeks_option(group, "default: the whole year")
     group.add_argument(
         "--transform",
         choices=TRANSFORMS,
@@ -120,14 +120,14 @@ def add_row_options(group) -> None:
     group.add_argument("--id-column", help="customer ID column (csv)")
 
 
-def add_weeks_option(group) -> None:
-    """--weeks: a period of the built-in Dunnhumby transactions (data and scoring options)."""
+def add_weeks_option(group, default: str) -> None:
+    """--weeks: a period of the built-in Dunnhumby transactions (data and scoring options);
+    ``default`` says what is read without it."""
     group.add_argument(
         "--weeks",
         metavar="A-B",
         help="only the transactions of weeks A to B, both included, of the data's weeks 1-53 "
-        "(dunnhumby-spend, dunnhumby-mixed; the households that shopped in them; default: the "
-        "whole year)",
+        f"(dunnhumby-spend, dunnhumby-mixed; the households that shopped in them; {default})",
     )
 
 
@@ -659,7 +659,7 @@ def add_scoring_options(parser: argparse.ArgumentParser, data: str, out: str) ->
         "file's layout); for a dunnhumby-spend or dunnhumby-mixed fit, --weeks instead",
     )
     add_row_options(group)
-    add_weeks_option(group)
+    add_weeks_option(group, "of the fit's own dataset, in place of --data")
     parser.add_argument("--out", type=Path, required=True, help=out)
     parser.add_argument(
         "--draws",
