@@ -8,6 +8,7 @@ A run directory is shared by the pipeline steps::
     DIR/skipped.json            K the sweep's stopping rule did not fit, and why
     DIR/comparison.csv, .md     LOO / WAIC / BIC table (segment compare)
     DIR/profiles.csv, assignments.csv, report.html (segment report)
+    DIR/response.csv, targeting.csv  campaign response per segment (segment response)
     DIR/figures/*.png
     DIR/.segment.lock           held while a step writes (:func:`run_lock`)
 """
@@ -77,6 +78,14 @@ class RunPaths:
     @property
     def assignments_csv(self) -> Path:
         return self.root / "assignments.csv"
+
+    @property
+    def response_csv(self) -> Path:
+        return self.root / "response.csv"
+
+    @property
+    def targeting_csv(self) -> Path:
+        return self.root / "targeting.csv"
 
     @property
     def report_html(self) -> Path:

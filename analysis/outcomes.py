@@ -1,0 +1,91 @@
+"""0/1 campaign outcomes of a fit's customers, read from a data file (``segment response``).
+
+An outcome column holds 1 (responded), 0 (did not) or nothing (missing: that customer is left out
+of that outcome). Customers are matched to the fit's by ID; a fitted customer the file lacks has
+every outcome missing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.datasets import _index_by_id, _read_table, _require_columns, _sniff_separator, _where
+from analysis.errors import InputError
+
+# The marketing file's campaign outcomes (1 = accepted the offer of campaign 1..5 / the last one).
+MARKETING_OUTCOMES = ("AcceptedCmp1", "AcceptedCmp2", "AcceptedCmp3", "AcceptedCmp4",
+                      "AcceptedCmp5", "Response")  # fmt: skip
+MARKETING_ID = "ID"
+
+
+def parse_outcomes(text: str) -> list[str]:
+    """``"a,b"`` -> ["a", "b"]; InputError for an empty or repeated name."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise InputError(f"--outcomes: empty column name in '{text}'")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(f"--outcomes: {', '.join(repeated)} listed more than once")
+    return names
+
+
+def load_outcomes(path: str | Path, columns: list[str], id_column: str | None) -> pd.DataFrame:
+    """(customers, outcomes) float frame of 0.0, 1.0 and NaN, indexed by ``id_column`` (row
+    position when None, as ``load_csv`` numbers rows). The separator is detected (tab for the
+    marketing file). InputError, one line naming file, column and row, for a missing column or a
+    value other than 0, 1 or empty."""
+    table = _read_table(path, sep=_sniff_separator(path), fitting=False)
+    _require_columns(table, (*columns, *([id_column] if id_column else [])), path)
+    if id_column:
+        table = _index_by_id(table, id_column, path)
+    else:
+        table.index = pd.RangeIndex(len(table), name="customer")
+    for column in columns:
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = table[column].notna() & ~values.isin((0, 1))
+        if bad.any():
+            value = table[column][bad].iloc[0]
+            raise InputError(
+                f"{path}: column {column}: value {value!r} is not 0, 1 or empty "
+                f"({_where(table, bad)}); an outcome column holds 0/1 responses"
+            )
+        table[column] = values
+    return table[columns].astype(float)
+
+
+def fitted_outcomes(outcomes: pd.DataFrame, customers) -> np.ndarray:
+    """(N, J) outcomes of the fit's ``customers`` (N,), NaN for a customer not in ``outcomes``;
+    InputError when an outcome has no answer from any of them (e.g. no customer matched)."""
+    matched = outcomes.reindex(pd.Index(customers))
+    empty = matched.columns[matched.isna().all()]
+    if len(empty):
+        raise InputError(
+            f"outcome {empty[0]}: no 0/1 answer from any customer of the fit (matched by ID)"
+        )
+    return matched.to_numpy(dtype=float)
+
+
+def outcome_source(
+    config: dict, data: Path | None, outcomes: str | None, id_column: str | None
+) -> tuple[Path, list[str], str | None]:
+    """(file, outcome columns, ID column) of ``segment response`` for a fit with configuration
+    ``config``: a marketing fit defaults to its own data file, :data:`MARKETING_OUTCOMES` and
+    ``ID``; any other fit needs ``--outcomes`` (and ``--data`` unless its source is a file).
+    InputError, one line, when something needed is not given."""
+    marketing = config["dataset"] in ("marketing", "marketing-mixed")
+    if outcomes is None and not marketing:
+        raise InputError(
+            f"--outcomes a,b: which 0/1 columns of --data are outcomes (a {config['dataset']} "
+            "fit has no built-in ones)"
+        )
+    if data is None and config["dataset"] not in ("marketing", "marketing-mixed", "csv"):
+        raise InputError(f"--data FILE: a {config['dataset']} fit has no data file to read")
+    columns = parse_outcomes(outcomes) if outcomes else list(MARKETING_OUTCOMES)
+    return (
+        Path(data or config["source"]),
+        columns,
+        id_column or (MARKETING_ID if marketing else None),
+    )
