@@ -49,7 +49,7 @@ def load_outcomes(path: str | Path, columns: list[str], id_column: str | None) -
         if bad.any():
             value = table[column][bad].iloc[0]
             raise InputError(
-                f"{path}: column {column}: value {value!r} is not 0, 1 or empty "
+                f"{path}: column {column}: value {str(value)!r} is not 0, 1 or empty "
                 f"({_where(table, bad)}); an outcome column holds 0/1 responses"
             )
         table[column] = values
