@@ -28,6 +28,7 @@ import pandas as pd
 
 from analysis.errors import InputError
 
+RESPONSE_TABLES = ("response.csv", "targeting.csv")  # segment response; the report shows them
 # What atomic_path writes before the rename: .NAME.PID.tmp beside NAME.
 TEMPORARY = re.compile(r"\..+\.(?P<pid>\d+)\.tmp")
 _held_locks: set[Path] = set()  # run directories whose lock this process holds
@@ -81,11 +82,11 @@ class RunPaths:
 
     @property
     def response_csv(self) -> Path:
-        return self.root / "response.csv"
+        return self.root / RESPONSE_TABLES[0]
 
     @property
     def targeting_csv(self) -> Path:
-        return self.root / "targeting.csv"
+        return self.root / RESPONSE_TABLES[1]
 
     @property
     def report_html(self) -> Path:
