@@ -76,9 +76,10 @@ DECIMALS = {
     "customer_share": 3, "zero_share": 4, "observed": 4, "replicated_mean": 4,
     "replicated_hdi_low": 4, "replicated_hdi_high": 4, "index": 2, "std_difference": 2,
     "k_threshold": 2,
-    "lift": 2, "share": 3, "population_share": 3, "stacking_weight": 3,
+    "lift": 2, "lift_hdi_low": 2, "lift_hdi_high": 2, "share": 3, "population_share": 3,
+    "stacking_weight": 3,
 }  # fmt: skip
-THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability", "zero_prob")
+THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability", "zero_prob", "rate")
 
 
 def decimals_for(column: str) -> int | None:
