@@ -3,6 +3,8 @@ section: outcomes from the marketing file's rows of the 200 fitted customers."""
 
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
 import pytest
 
@@ -14,9 +16,12 @@ from tests.small_run import ROWS, small_run
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, marketing_csv):
+    """A copy of the shared run: the response files must not change what other tests read."""
     result = small_run(tmp_path_factory.getbasetemp() / "small-run", marketing_csv)
     assert result.code == 0, result.stderr[-3000:]
-    return result
+    copy = tmp_path_factory.mktemp("response-run") / "run"
+    shutil.copytree(result.root, copy)
+    return result.__class__(copy, result.figures_to, result.code, result.stdout, result.stderr)
 
 
 @pytest.fixture(scope="module")
