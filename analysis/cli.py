@@ -638,11 +638,13 @@ def prepare_response(args: argparse.Namespace) -> Callable[[], None]:
     """Check the run directory, the fit chosen (--k or the comparison) and the outcome file of
     ``segment response`` (InputError), writing nothing; return the step itself, which loads the
     fit and writes response.csv and targeting.csv into the run directory."""
+    from analysis import report
     from analysis.campaign import campaign_response
     from analysis.fit import load_fit, saved_attrs
     from analysis.outcomes import fit_outcomes
     from analysis.report_outputs import choose_k, write_csv
 
+    report.check_threshold(args.precise_threshold)
     if args.draws is not None and args.draws < 1:
         raise InputError(f"--draws must be >= 1, got {args.draws}")
     paths = RunPaths(args.run)
@@ -656,7 +658,9 @@ def prepare_response(args: argparse.Namespace) -> Callable[[], None]:
     def step() -> None:
         with run_lock(paths):
             tree = load_fit(paths.fit(k))
-            response, targeting = campaign_response(tree, outcomes, args.seed, args.draws)
+            response, targeting = campaign_response(
+                tree, outcomes, args.seed, args.draws, args.precise_threshold
+            )
             write_csv(response.assign(K=k), paths.response_csv)
             write_csv(targeting.assign(K=k), paths.targeting_csv)
         print(f"response of {', '.join(outcomes.columns)} ({source}) by segment of the K = {k} "
@@ -841,11 +845,11 @@ def build_parser() -> argparse.ArgumentParser:
         "AcceptedCmp1-5, Response)",
     )  # fmt: skip
     responding.add_argument("--id-column", help="customer ID column of --data (marketing: ID)")
-    responding.add_argument("--k", type=int, help="this K instead of the one comparison.csv chose")
     responding.add_argument(
         "--draws", type=int, help="at most this many posterior draws (default: all)"
     )
     responding.add_argument("--seed", type=int, default=0, help="seed of the segment draws")
+    add_report_options(responding, "--k")
     responding.set_defaults(handler=command_response)
 
     main_job = steps.add_parser(
