@@ -667,6 +667,46 @@ def prepare_track(args: argparse.Namespace) -> Callable[[], None]:
     return step
 
 
+def command_response(args: argparse.Namespace) -> None:
+    prepare_response(args)()
+
+
+def prepare_response(args: argparse.Namespace) -> Callable[[], None]:
+    """Check the run directory, the fit chosen (--k or the comparison) and the outcome file of
+    ``segment response`` (InputError), writing nothing; return the step itself, which loads the
+    fit and writes response.csv and targeting.csv into the run directory."""
+    from analysis import report
+    from analysis.campaign import campaign_response
+    from analysis.fit import load_fit, saved_attrs
+    from analysis.outcomes import fit_outcomes
+    from analysis.report_outputs import choose_k, write_csv
+
+    report.check_threshold(args.precise_threshold)
+    if args.draws is not None and args.draws < 1:
+        raise InputError(f"--draws must be >= 1, got {args.draws}")
+    paths = RunPaths(args.run)
+    if not paths.root.is_dir():
+        raise InputError(f"--run {paths.root}: not a directory")
+    paths.check_writable("--run")
+    k, how = choose_k(paths, args.k)
+    config = saved_attrs(paths.fit(k))["config"]
+    outcomes, source = fit_outcomes(config, args.data, args.outcomes, args.id_column)
+
+    def step() -> None:
+        with run_lock(paths):
+            tree = load_fit(paths.fit(k))
+            response, targeting = campaign_response(
+                tree, outcomes, args.seed, args.draws, args.precise_threshold
+            )
+            write_csv(response.assign(K=k), paths.response_csv)
+            write_csv(targeting.assign(K=k), paths.targeting_csv)
+        print(f"response of {', '.join(outcomes.columns)} ({source}) by segment of the K = {k} "
+              f"fit (chosen by {how})")  # fmt: skip
+        print(f"wrote {paths.response_csv} and {paths.targeting_csv}")
+
+    return step
+
+
 def add_scoring_options(parser: argparse.ArgumentParser, data: str, out: str) -> None:
     """--run, --data or --weeks, the row options, --out and --draws of ``segment score`` and
     ``track``; ``data`` and ``out`` say what the table and the output are."""
@@ -826,6 +866,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--k", type=int, help="track with this K instead of the one comparison.csv chose"
     )
     tracking.set_defaults(handler=command_track)
+
+    responding = steps.add_parser(
+        "response",
+        help="campaign response rate per segment, assignment uncertainty propagated (no "
+        "resampling); writes response.csv and targeting.csv into the run directory",
+    )
+    responding.add_argument("--run", type=Path, required=True, help="run directory")
+    responding.add_argument(
+        "--data", type=Path, help="file with the outcome columns (default: a marketing or csv "
+        "fit's own data file; for a Dunnhumby fit, redemptions among the households each "
+        "campaign reached)",
+    )  # fmt: skip
+    responding.add_argument(
+        "--outcomes", help="comma-separated 0/1 outcome columns of --data (default for marketing: "
+        "AcceptedCmp1-5, Response)",
+    )  # fmt: skip
+    responding.add_argument("--id-column", help="customer ID column of --data (marketing: ID)")
+    responding.add_argument(
+        "--draws", type=int, help="at most this many posterior draws (default: all)"
+    )
+    responding.add_argument("--seed", type=int, default=0, help="seed of the segment draws")
+    add_report_options(responding, "--k")
+    responding.set_defaults(handler=command_response)
 
     main_job = steps.add_parser(
         "run", help="the main job: baseline -> fit -> compare -> report into one directory"

@@ -8,6 +8,7 @@ A run directory is shared by the pipeline steps::
     DIR/skipped.json            K the sweep's stopping rule did not fit, and why
     DIR/comparison.csv, .md     LOO / WAIC / BIC table (segment compare)
     DIR/profiles.csv, assignments.csv, report.html (segment report)
+    DIR/response.csv, targeting.csv  campaign response per segment (segment response)
     DIR/figures/*.png
     DIR/.segment.lock           held while a step writes (:func:`run_lock`)
 """
@@ -27,6 +28,7 @@ import pandas as pd
 
 from analysis.errors import InputError
 
+RESPONSE_TABLES = ("response.csv", "targeting.csv")  # segment response; the report shows them
 # What atomic_path writes before the rename: .NAME.PID.tmp beside NAME.
 TEMPORARY = re.compile(r"\..+\.(?P<pid>\d+)\.tmp")
 _held_locks: set[Path] = set()  # run directories whose lock this process holds
@@ -77,6 +79,14 @@ class RunPaths:
     @property
     def assignments_csv(self) -> Path:
         return self.root / "assignments.csv"
+
+    @property
+    def response_csv(self) -> Path:
+        return self.root / RESPONSE_TABLES[0]
+
+    @property
+    def targeting_csv(self) -> Path:
+        return self.root / RESPONSE_TABLES[1]
 
     @property
     def report_html(self) -> Path:

@@ -32,7 +32,7 @@ from analysis.decision import RULE_SE, better_unusable
 from analysis.diagnostics import CHOOSABLE
 from analysis.errors import InputError
 from analysis.local_dependence import FLAG_BELOW, PAIR_COLUMNS
-from analysis.paths import RunPaths, atomic_path
+from analysis.paths import RESPONSE_TABLES, RunPaths, atomic_path
 from analysis.profiles import (
     PRECISE_THRESHOLD,
 )
@@ -79,10 +79,10 @@ DECIMALS = {
     "customer_share": 3, "zero_share": 4, "observed": 4, "replicated_mean": 4,
     "replicated_hdi_low": 4, "replicated_hdi_high": 4, "index": 2, "std_difference": 2,
     "k_threshold": 2,
-    "lift": 2, "share": 3, "population_share": 3, "stacking_weight": 3, "chi2_ratio": 2,
-    "p_value": 3, "expected": 1,
+    "lift": 2, "lift_hdi_low": 2, "lift_hdi_high": 2, "share": 3, "population_share": 3,
+    "stacking_weight": 3, "chi2_ratio": 2, "p_value": 3, "expected": 1,
 }  # fmt: skip
-THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability", "zero_prob")
+THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability", "zero_prob", "rate")
 
 
 def decimals_for(column: str) -> int | None:
@@ -242,7 +242,7 @@ def render(paths: RunPaths) -> str:
     """The report as one HTML string, from the run directory's CSVs and PNGs only."""
     src = {
         name: Source(paths, name)
-        for name in (*TABLES, "baseline.csv", "comparison.csv", "diagnostics.csv")
+        for name in (*TABLES, *RESPONSE_TABLES, "baseline.csv", "comparison.csv", "diagnostics.csv")
     }
     settings = src[SETTINGS]
     if not settings.exists:
@@ -276,6 +276,7 @@ def render(paths: RunPaths) -> str:
         ("profiles", "Segment profiles", section_profiles(paths, src, setting, categorical)),
         ("revenue", "Revenue concentration", section_revenue(paths, src, categorical)),
         ("assignments", "Customer assignments", section_assignments(paths, src, setting, item)),
+        ("response", "Campaign response by segment", section_response(paths, src, chosen)),
         ("splits", "How segments split as K grows", section_splits(src, chosen)),
         ("files", "Files in the run directory", section_files(paths)),
     ]
@@ -987,6 +988,47 @@ def section_assignments(paths, src, setting, item) -> str:
             rows=range(min(ASSIGNMENT_PREVIEW, len(assignments.frame))),
         ),
     ]
+    return "".join(out)
+
+
+def section_response(paths, src, chosen: int) -> str:
+    response, targeting = (src[name] for name in RESPONSE_TABLES)
+    if not response.exists:
+        return missing("response.csv", f"segment response --run {paths.root}")
+    k = int(response.frame.at[0, "K"])
+    stale = (
+        f'<p class="warning">response.csv is for K = {response.num(0, "K", None)}, not the '
+        f"reported K = {chosen}: rerun <code>segment response --run {esc(paths.root)}</code>.</p>"
+        if k != chosen
+        else ""
+    )
+    columns = ["outcome", "segment", "name", "customers", "responders", "rate~hdi", "lift~hdi"]
+    headers = ["outcome", "segment", "name", "customers (expected)", "responders (expected)",
+               "response rate [94% HDI]", "lift over all customers [94% HDI]"]  # fmt: skip
+    out = [
+        stale,
+        "<p>Per posterior draw every customer's segment is drawn from their membership "
+        "probabilities, and the segment's rate from Beta(1 + responders, 1 + non-responders) of "
+        "that draw's counts, so the intervals carry the assignment uncertainty. The population "
+        "rate is the count-weighted mean of the same draw's segment rates; lift = segment rate / "
+        "population rate. Customers and responders are posterior means of the drawn counts; "
+        "missing outcomes are left out. Segments are drawn from spend alone, so where "
+        "memberships are uncertain the rates are pulled toward the population rate.</p>",
+        table(response, columns, headers=headers,
+              row_class=lambda r: "chosen" if response.frame.at[r, "segment"] == "all" else ""),
+    ]  # fmt: skip
+    if targeting.exists:
+        columns = ["outcome", "segment", "name", "group", "customers", "responders", "rate~hdi"]
+        out.append(
+            "<details><summary>Targeting rule: precise vs broad customers, and what a membership "
+            "threshold would have reached</summary><p><b>precise</b>/<b>broad</b>: customers "
+            "with the segment as modal segment, by confidence; <b>p &ge; t</b>: customers whose "
+            "posterior-mean membership probability in the segment is at least t. Customers "
+            "reached and responders are plain counts of these fixed groups (no draws); the rate "
+            "is their Beta posterior (94% HDI).</p>"
+            + table(targeting, columns, headers=[*columns[:-1], "response rate [94% HDI]"])
+            + "</details>"
+        )
     return "".join(out)
 
 
