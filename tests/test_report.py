@@ -113,7 +113,7 @@ def test_report_is_one_self_contained_file(report, html):
 def test_sections_tables_and_figures_are_there(report, run):
     assert report.sections == [
         "answer", "data", "baseline", "choice", "diagnostics", "checks", "profiles", "revenue",
-        "assignments", "splits", "files",
+        "assignments", "response", "splits", "files",
     ]  # fmt: skip
     for source in ("data_summary.csv", "settings.csv", "baseline.csv", "diagnostics.csv",
                    "zero_share.csv", "segments.csv", "profiles.csv", "assignments.csv",
@@ -235,7 +235,7 @@ def test_report_is_rebuilt_from_the_csvs_alone(run, tmp_path):
     copy = tmp_path / "no-fits"
     shutil.copytree(run.root, copy, ignore=shutil.ignore_patterns("fits", "report.html"))
     document = render(RunPaths(copy))
-    assert document.count("<section") == 11  # the answer and the ten numbered sections
+    assert document.count("<section") == 12  # the answer and the eleven numbered sections
     assert Path(copy / "fits").exists() is False
 
 

@@ -103,6 +103,7 @@ def sweep_three_groups(paths: RunPaths, truth, ks: list[int]) -> list[int]:
     return [row["K"] for row in rows]
 
 
+@pytest.mark.slow  # 148 s on an idle 2-core machine: with it the default run took 924 s (> 15 min)
 def test_stopping_rule_does_not_fit_large_k(tmp_path, three_groups):
     """From K = 3 up (K = 1, 2 are in the slow test below): K >= 6 is never fitted."""
     paths = RunPaths(tmp_path)
