@@ -13,6 +13,7 @@ from analysis.datasets import (
     load_dunnhumby_spend,
     load_marketing,
 )
+from tests.small_run import small_run
 
 REPO_ROOT = Path(__file__).parents[1]
 # The shared data directory sits beside the repository; the file is never copied into it.
@@ -54,3 +55,12 @@ def dunnhumby_spend() -> Dataset:
 @pytest.fixture(scope="session")
 def demographics() -> Dataset:
     return load_dunnhumby_demographics()
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory, marketing_csv: Path):
+    """The shared small run (tests/small_run.py): one per session, read by the report, run,
+    score, track and response tests."""
+    result = small_run(tmp_path_factory.getbasetemp() / "small-run", marketing_csv)
+    assert result.code == 0, result.stderr[-3000:]
+    return result

@@ -25,16 +25,9 @@ from analysis.paths import RunPaths
 from analysis.profiles import PROFILE_COLUMNS, SEGMENT_COLUMNS
 from analysis.report import Source, render
 from analysis.report_outputs import FALLBACK, choose_k
-from tests.small_run import ROWS, small_run
+from tests.small_run import ROWS
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, marketing_csv):
-    result = small_run(tmp_path_factory.getbasetemp() / "small-run", marketing_csv)
-    assert result.code == 0, result.stderr[-3000:]
-    return result
 
 
 class Report(HTMLParser):

@@ -11,14 +11,13 @@ import pytest
 from analysis.cli import main
 from analysis.paths import RunPaths
 from analysis.report import render
-from tests.small_run import ROWS, small_run
+from tests.small_run import ROWS
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, marketing_csv):
+def run(run, tmp_path_factory):
     """A copy of the shared run: the response files must not change what other tests read."""
-    result = small_run(tmp_path_factory.getbasetemp() / "small-run", marketing_csv)
-    assert result.code == 0, result.stderr[-3000:]
+    result = run
     copy = tmp_path_factory.mktemp("response-run") / "run"
     shutil.copytree(result.root, copy)
     return result.__class__(copy, result.figures_to, result.code, result.stdout, result.stderr)

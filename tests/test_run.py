@@ -12,14 +12,6 @@ import pytest
 
 from analysis.cli import add_fit_options, build_parser, main
 from analysis.pipeline import PRESETS, apply_preset, step_argv
-from tests.small_run import small_run
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, marketing_csv):
-    result = small_run(tmp_path_factory.getbasetemp() / "small-run", marketing_csv)
-    assert result.code == 0, result.stderr[-3000:]
-    return result
 
 
 def parse_run(*options: str) -> argparse.Namespace:

@@ -14,14 +14,6 @@ import xarray as xr
 
 from analysis.cli import main
 from analysis.score import thinned
-from tests.small_run import small_run
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, marketing_csv):
-    result = small_run(tmp_path_factory.getbasetemp() / "small-run", marketing_csv)
-    assert result.code == 0, result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from analysis.cli import main
 from analysis.drift import drift_signal, feature_shifts
 from analysis.migration import migration_draws, migration_table
 from analysis.track import OUTPUT_FILES, matched_rows
-from tests.small_run import FEATURES, small_run
+from tests.small_run import FEATURES
 
 NAMES = pd.Series(["low", "high"], index=[0, 1])
 
@@ -65,13 +65,6 @@ def test_feature_shifts_are_against_the_replicated_mean_in_fit_sd():
     b = shifts.iloc[0]
     assert b["replicated_mean"] == pytest.approx(2.1)
     assert b["shift_sd"] == pytest.approx((5.0 - 2.1) / np.sqrt(3.0))
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, marketing_csv):
-    result = small_run(tmp_path_factory.getbasetemp() / "small-run", marketing_csv)
-    assert result.code == 0, result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")
