@@ -18,6 +18,7 @@ from analysis.datasets import (
     load_dataset,
 )
 from analysis.errors import InputError
+from tests.test_weeks import expected_spend
 
 
 def test_marketing_shape_index_and_columns(marketing, marketing_raw):
@@ -59,16 +60,8 @@ def test_dunnhumby_spend_shape_and_index(dunnhumby_spend):
 
 def test_dunnhumby_spend_equals_direct_groupby(dunnhumby_spend, dunnhumby_tables):
     transactions = dunnhumby_tables["transactions"]
-    products = dunnhumby_tables["products"]
-    department = transactions["product_id"].map(products.set_index("product_id")["department"])
-    totals = (
-        transactions.assign(department=department)
-        .groupby(["household_id", "department"])["sales_value"]
-        .sum()
-        .unstack(fill_value=0.0)
-    )
+    expected = expected_spend(dunnhumby_tables, 1, int(transactions["week"].max()))  # the year
     households = np.sort(transactions["household_id"].unique())
-    expected = totals.reindex(index=households, columns=list(DUNNHUMBY_DEPARTMENTS), fill_value=0)
     np.testing.assert_allclose(
         dunnhumby_spend.features.to_numpy(), expected.to_numpy(dtype=float), rtol=1e-9, atol=1e-6
     )
