@@ -18,7 +18,7 @@ import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 
-from models import Mixture
+from models import Mixture, compiled
 
 CHUNK_ELEMENTS = 20_000_000  # doubles per chunk of draws (160 MB): sets how many draws go at once
 
@@ -47,25 +47,33 @@ def compile_memberships(
 
     The data are an input, so one compiled function serves every block of customers of the
     shape of ``value``. Data the mixture needs in its graph (``Mixture.data_in_graph``) are a
-    constant instead, and the function refuses any other data.
+    constant instead, compiled once per process for those data (``models.compiled``: every K
+    of a sweep shares it), and the function refuses any other data.
     """
     inputs = [
         pt.tensor(name, shape=(None,) * p.ndim)
         for name, p in zip(mixture.parameters, parameters, strict=True)
     ]
-    in_graph = mixture.data_in_graph(value)
-    data = pt.as_tensor(value) if in_graph else pt.matrix("value", dtype=value.dtype)
-    log_joint = mixture.log_joint(options)(data, *inputs)
-    loglik = pt.logsumexp(log_joint, axis=-1)
-    membership = pt.exp(log_joint - loglik[..., None]).astype("float32")
-    if not in_graph:
-        return pytensor.function([data, *inputs], [loglik, membership])
-    compiled = pytensor.function(inputs, [loglik, membership])
+
+    def outputs(data):
+        log_joint = mixture.log_joint(options)(data, *inputs)
+        loglik = pt.logsumexp(log_joint, axis=-1)
+        return [loglik, pt.exp(log_joint - loglik[..., None]).astype("float32")]
+
+    if not mixture.data_in_graph(value):
+        data = pt.matrix("value", dtype=value.dtype)
+        return pytensor.function([data, *inputs], outputs(data))
+    in_graph = compiled.of_data(
+        f"memberships of {mixture.name}",
+        value,
+        {"options": options, "ndims": [p.ndim for p in parameters]},
+        lambda: pytensor.function(inputs, outputs(pt.as_tensor(value))),
+    )
 
     def function(block: np.ndarray, *chunk: np.ndarray):
         if block is not value:
             raise ValueError(f"{mixture.name}: compiled for other data (data in the graph)")
-        return compiled(*chunk)
+        return in_graph(*chunk)
 
     return function
 

@@ -34,11 +34,11 @@ from functools import partial
 
 import numpy as np
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
 from pytensor.tensor.variable import TensorConstant
 from scipy.special import logsumexp
 
+from models import compiled
 from models.priors import merge_priors
 
 DEFAULT_PRIORS = {
@@ -54,7 +54,9 @@ COVARIANCES = ("full", "diag")
 # density as the idiomatic pm.Mixture over a list of K pm.MvNormal.dist (for the benchmark).
 LIKELIHOODS = ("vectorized", "pm_mixture")
 PARAMETERS = ("weights", "means", "chol")  # what segment_log_joint needs, in order
-EM_ITERATIONS = 50  # EM rounds for the chains' start when some coordinates are hidden
+EM_ITERATIONS = 50  # most EM rounds for the chains' start when some coordinates are hidden
+EM_TOLERANCE = 1e-3  # ...stopping when the mean log-likelihood per customer gains less (nats;
+# scikit-learn GaussianMixture's default tol)
 DIAGNOSED = ("weights", "means", "scales")  # convergence is judged on these
 
 
@@ -419,13 +421,11 @@ def initial_point(
 
 
 def log_joint_function(value: np.ndarray):
-    """:func:`segment_log_joint` of ``value`` (N, D) compiled once: f(weights, means, chol) ->
-    (N, K) for one set of parameters (no draw dims). ``value`` is built in as a constant."""
-    parameters = [
-        pt.tensor(name, shape=(None,) * ndim)
-        for name, ndim in zip(PARAMETERS, (1, 2, 3), strict=True)
-    ]
-    return pytensor.function(parameters, segment_log_joint(value, *parameters))
+    """:func:`segment_log_joint` of ``value`` (N, D) compiled once per process
+    (``models.compiled``): f(weights, means, chol) -> (N, K) for one set of parameters."""
+    return compiled.log_joint_function(
+        segment_log_joint, {"weights": 1, "means": 2, "chol": 3}, value
+    )
 
 
 def em_with_hidden(
@@ -444,7 +444,8 @@ def em_with_hidden(
     The first memberships come from scikit-learn's EM on x with every hidden value replaced by
     its feature's mean visible value. Then :data:`EM_ITERATIONS` rounds: parameters from
     ``step(responsibility, previous)`` (a :func:`moment_step`, or the hurdle's), memberships
-    from the compiled ``log_joint`` (:func:`log_joint_function`) of the point's ``parameters``.
+    from the compiled ``log_joint`` (:func:`log_joint_function`) of the point's ``parameters``,
+    until the mean log-likelihood per customer gains less than :data:`EM_TOLERANCE`.
     """
     from sklearn.mixture import GaussianMixture
 
@@ -454,11 +455,15 @@ def em_with_hidden(
         k, covariance_type=covariance, n_init=5, random_state=seed, reg_covar=1e-3, max_iter=500
     ).fit(imputed)
     responsibility = em.predict_proba(imputed)
-    point = None
+    point, previous = None, -np.inf
     for _ in range(EM_ITERATIONS):
         point = step(responsibility, point)
         joint = log_joint(*(point[name] for name in parameters))
-        responsibility = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
+        loglik = logsumexp(joint, axis=1, keepdims=True)
+        responsibility = np.exp(joint - loglik)
+        if loglik.mean() - previous < EM_TOLERANCE:
+            break
+        previous = loglik.mean()
     return point
 
 
@@ -469,30 +474,40 @@ def conditional_moments(x, hidden, responsibility, means, covariances):
     The E-step of EM with missing values: a customer's hidden features are replaced by their
     conditional mean given the visible ones under the current ``means`` (K, D) and
     ``covariances`` (K, D, D), and the conditional covariance is added to the second moments.
+    ``x`` (N, D) holds 0 at the hidden coordinates.
+
+    Vectorized over the P patterns of hidden coordinates: with M_p = diag(visible) and
+    H_p = I - M_p, the gain is G_pk = H_p Sigma_k (M_p Sigma_k M_p + H_p)^-1 M_p (the padded
+    inverse is Sigma_k[o, o]^-1 on the visible block), the conditional mean
+    x~ + H_p mu_k + G_pk (x~ - mu_k), and the conditional covariance
+    H_p Sigma_k H_p - G_pk Sigma_k H_p.
     """
-    n_segments, n_features = means.shape
-    codes = pattern_codes(hidden)
-    first = np.zeros((n_segments, n_features))
-    second = np.zeros((n_segments, n_features, n_features))
-    for code in np.unique(codes):
-        rows = codes == code
-        missing = hidden[rows][0]
-        kept = ~missing
-        weight = responsibility[rows]  # (n, K)
-        for k in range(n_segments):
-            filled = np.where(missing, means[k], x[rows])  # (n, D)
-            extra = np.zeros((n_features, n_features))
-            if missing.any():
-                cov = covariances[k]
-                gain = cov[np.ix_(missing, kept)] @ np.linalg.pinv(cov[np.ix_(kept, kept)])
-                filled[:, missing] += (x[rows][:, kept] - means[k, kept]) @ gain.T
-                extra[np.ix_(missing, missing)] = (
-                    cov[np.ix_(missing, missing)] - gain @ cov[np.ix_(kept, missing)]
-                )
-            first[k] += weight[:, k] @ filled
-            second[k] += filled.T @ (weight[:, k, None] * filled) + weight[:, k].sum() * extra
-    mass = responsibility.sum(axis=0)[:, None] + 1e-12
-    new_means = first / mass
+    n_features = means.shape[1]
+    patterns, pattern_of = np.unique(pattern_codes(hidden), return_inverse=True)
+    hidden_p = ((patterns[:, None] >> np.arange(n_features)) & 1).astype(float)  # (P, D)
+    visible_p = 1.0 - hidden_p
+    eye = np.eye(n_features)
+    padded = (
+        covariances[None] * visible_p[:, None, :, None] * visible_p[:, None, None, :]
+        + eye * hidden_p[:, None, None, :]
+    )  # (P, K, D, D)
+    kept_inverse = np.linalg.inv(padded) * visible_p[:, None, :, None] * visible_p[:, None, None, :]
+    gain = hidden_p[:, None, :, None] * (covariances[None] @ kept_inverse)  # (P, K, D, D)
+    extra = (covariances[None] - gain @ covariances[None]) * (
+        hidden_p[:, None, :, None] * hidden_p[:, None, None, :]
+    )  # (P, K, D, D)
+    centred = x[:, None, :] - means[None]  # (N, K, D)
+    filled = (
+        x[:, None, :]
+        + hidden[:, None, :] * means[None]
+        + np.einsum("nkde,nke->nkd", gain[pattern_of], centred)
+    )  # (N, K, D)
+    pattern_mass = np.eye(len(patterns))[pattern_of].T @ responsibility  # (P, K)
+    mass = responsibility.sum(axis=0)[:, None] + 1e-12  # (K, 1)
+    new_means = np.einsum("nk,nkd->kd", responsibility, filled) / mass
+    second = np.einsum("nk,nkd,nke->kde", responsibility, filled, filled) + np.einsum(
+        "pk,pkde->kde", pattern_mass, extra
+    )
     return new_means, second / mass[:, :, None] - new_means[:, :, None] * new_means[:, None, :]
 
 

@@ -30,10 +30,9 @@ from functools import partial
 
 import numpy as np
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
 
-from models import gmm
+from models import compiled, gmm
 from models.priors import merge_priors
 
 DEFAULT_PRIORS = gmm.DEFAULT_PRIORS | {"zero_prob_a": 1.0, "zero_prob_b": 1.0}
@@ -177,14 +176,15 @@ def build_hurdle(
 
 
 def log_joint_function(value: np.ndarray, zero_values):
-    """:func:`segment_log_joint` of ``value`` (N, D) compiled once: f(weights, means, chol,
-    zero_prob) -> (N, K) for one set of parameters (no draw dims)."""
-    parameters = [
-        pt.tensor(name, shape=(None,) * ndim)
-        for name, ndim in zip(PARAMETERS, (1, 2, 3, 2), strict=True)
-    ]
-    output = segment_log_joint(value, *parameters, zero_values=tuple(zero_values))
-    return pytensor.function(parameters, output)
+    """:func:`segment_log_joint` of ``value`` (N, D) compiled once per process
+    (``models.compiled``): f(weights, means, chol, zero_prob) -> (N, K) for one set of
+    parameters."""
+    return compiled.log_joint_function(
+        segment_log_joint,
+        {"weights": 1, "means": 2, "chol": 3, "zero_prob": 2},
+        value,
+        zero_values=tuple(float(v) for v in zero_values),
+    )
 
 
 def moment_step(

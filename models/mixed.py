@@ -42,10 +42,9 @@ from functools import partial
 
 import numpy as np
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
 
-from models import gmm, hurdle, lca
+from models import compiled, gmm, hurdle, lca
 from models.priors import merge_priors
 
 CONTINUOUS_PARTS = ("gmm", "hurdle")
@@ -270,12 +269,11 @@ def initial_point(
 
 
 def log_joint_function(value: np.ndarray, n_continuous: int, zero_values=None):
-    """:func:`segment_log_joint` of ``value`` (N, D + M) compiled once: f(*parameters) -> (N, K)
-    for one set of parameters (no draw dims), ``value`` built in as a constant."""
-    part = part_of(zero_values)
+    """:func:`segment_log_joint` of ``value`` (N, D + M) compiled once per process
+    (``models.compiled``): f(*parameters) -> (N, K) for one set of parameters."""
     dims = {"weights": 1, "means": 2, "chol": 3, "zero_prob": 2, "item_probs": 2}
-    parameters = [pt.tensor(name, shape=(None,) * dims[name]) for name in PARAMETERS[part]]
-    output = segment_log_joint(
-        value, *parameters, n_continuous=n_continuous, zero_values=zero_values
+    parameters = {name: dims[name] for name in PARAMETERS[part_of(zero_values)]}
+    zero_values = None if zero_values is None else tuple(float(v) for v in zero_values)
+    return compiled.log_joint_function(
+        segment_log_joint, parameters, value, n_continuous=n_continuous, zero_values=zero_values
     )
-    return pytensor.function(parameters, output)
