@@ -131,16 +131,17 @@ def clusters_as_latent_classes(
 
 
 def clusters_as_hurdle_segments(
-    memberships: np.ndarray, train: np.ndarray, score_test, zero_values, covariance: str
+    memberships: np.ndarray, train: np.ndarray, score, zero_values, covariance: str
 ) -> np.ndarray:
-    """Log probability of held-out customers under a segmentation's hurdle segments.
+    """Log probability of customers under a segmentation's hurdle segments.
 
     ``memberships`` (n_train, K) soft cluster memberships of the ``train`` rows (N_train, D).
     Per cluster: weight, zero probability per feature, and mean and covariance of the Gaussian
     part, membership-weighted: :data:`YARDSTICK_ROUNDS` rounds of ``models.hurdle.moment_step``
     (the hurdle EM's M-step, zeros as missing values, default nugget) with the memberships fixed.
-    ``score_test`` is ``models.hurdle.log_joint_function`` of the test rows. Returns
-    (n_test,) natural logs.
+    ``score`` is ``models.hurdle.log_joint_function`` of the customers to score, e.g. every
+    customer, of whom the caller keeps the held-out ones: one compiled function serves every
+    fold and K. Returns (n,) natural logs.
     """
     is_zero = hurdle.zero_mask(train, zero_values)
     point = None
@@ -153,7 +154,7 @@ def clusters_as_hurdle_segments(
             covariance=covariance,
             nugget_sd=hurdle.DEFAULT_PRIORS["nugget_sd"],
         )
-    return logsumexp(score_test(*(point[name] for name in hurdle.PARAMETERS)), axis=1)
+    return logsumexp(score(*(point[name] for name in hurdle.PARAMETERS)), axis=1)
 
 
 def gmm_heldout(
@@ -186,24 +187,20 @@ def gmm_heldout(
     the number of parameters / 10, in LOO's favour.)
     """
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(x))
-    if zero_values is not None:  # compiled once per fold, reused for every K
-        scorers = [hurdle.log_joint_function(x[test], zero_values) for _, test in splits]
+    if zero_values is not None:  # every customer, compiled once: each fold keeps its test rows
+        score = hurdle.log_joint_function(x, zero_values)
     rows = []
     for k in ks:
         pointwise = np.empty(len(x))
-        for fold, (train, test) in enumerate(splits):
+        for train, test in splits:
             model, _ = baseline.try_fit_gmm(x[train], k, covariance_type, n_init, seed)
             if model is None:  # EM cannot fit this K on the fold: no held-out score
                 pointwise[:] = np.nan
                 break
             if zero_values is not None:
                 pointwise[test] = clusters_as_hurdle_segments(
-                    model.predict_proba(x[train]),
-                    x[train],
-                    scorers[fold],
-                    zero_values,
-                    covariance_type,
-                )
+                    model.predict_proba(x[train]), x[train], score, zero_values, covariance_type
+                )[test]
             elif categories is None:
                 pointwise[test] = model.score_samples(x[test])
             else:
