@@ -341,16 +341,14 @@ def command_compare(args: argparse.Namespace) -> None:
 def prepare_compare(args: argparse.Namespace) -> Callable[[], None]:
     """Check the options of ``segment compare`` (InputError); return the step itself, which
     reads the run directory's fits and writes the comparison."""
+    from analysis.compare import check_compare_options
     from analysis.loo import MAX_MOMENT_MATCH
 
     kfold = getattr(args, "kfold", None)
     max_moment_match = getattr(args, "max_moment_match", None)
     if max_moment_match is None:
         max_moment_match = MAX_MOMENT_MATCH
-    if kfold is not None and kfold < 2:
-        raise InputError(f"--kfold: need at least 2 folds, got {kfold}")
-    if max_moment_match < 0:
-        raise InputError(f"--max-moment-match: must be >= 0, got {max_moment_match}")
+    check_compare_options(kfold, max_moment_match)
     paths = RunPaths(args.run)
     paths.check_writable("--run")
 
