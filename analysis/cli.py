@@ -403,16 +403,13 @@ def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
     fit, assigns the customers and writes --out."""
     from analysis import report
     from analysis.fit import load_fit
-    from analysis.score import model_scale, score_customers
+    from analysis.score import score_dataset
 
     report.check_threshold(args.precise_threshold)
     paths, k, how, dataset = scoring_inputs(args, check_output_file)
 
     def step() -> None:
-        tree = load_fit(paths.fit(k))
-        x = model_scale(tree, dataset)
-        customers = dataset.features.index.to_numpy()
-        table = score_customers(tree, x, customers, args.precise_threshold, args.draws)
+        table = score_dataset(load_fit(paths.fit(k)), dataset, args.precise_threshold, args.draws)
         with atomic_path(args.out) as temporary:
             table.to_csv(temporary, index=False)
         precise = int((table["confidence"] == "precise").sum())
@@ -435,10 +432,9 @@ def scoring_inputs(
     was chosen, the table); InputError, one line, for the first problem."""
     from analysis.fit import saved_attrs
     from analysis.report_outputs import choose_k
-    from analysis.score import load_customers
+    from analysis.score import check_draws, load_customers
 
-    if args.draws is not None and args.draws < 1:
-        raise InputError(f"--draws must be >= 1, got {args.draws}")
+    check_draws(args.draws)
     weeks = parse_weeks(args.weeks) if args.weeks is not None else None
     paths = RunPaths(args.run)
     if not paths.root.is_dir():
@@ -495,10 +491,10 @@ def prepare_response(args: argparse.Namespace) -> Callable[[], None]:
     from analysis.fit import load_fit, saved_attrs
     from analysis.outcomes import fit_outcomes
     from analysis.report_outputs import choose_k, write_csv
+    from analysis.score import check_draws
 
     report.check_threshold(args.precise_threshold)
-    if args.draws is not None and args.draws < 1:
-        raise InputError(f"--draws must be >= 1, got {args.draws}")
+    check_draws(args.draws)
     paths = RunPaths(args.run)
     if not paths.root.is_dir():
         raise InputError(f"--run {paths.root}: not a directory")
