@@ -6,13 +6,9 @@ Bad input (``InputError`` or a malformed option) prints one line on stderr and e
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
 
 from analysis import baseline, fit, sweep
 from analysis.datasets import (
@@ -20,24 +16,28 @@ from analysis.datasets import (
     MISSING_LEVEL,
     MISSING_POLICIES,
     Dataset,
-    first_negative,
     load_dataset,
     parse_weeks,
 )
-from analysis.errors import InputError
+from analysis.errors import InputError, check_choice
+from analysis.fit_plan import (
+    HURDLE_ZERO_SHARE,
+    MODELS,
+    announce,
+    fitted_transform,
+    model_matrix,
+    parse_k_range,
+    plan_fit,
+    run_plan,
+    sampler_settings,
+    sweep_rules,
+)
 from analysis.joins import join_variables, parse_joins
 from analysis.paths import RunPaths, atomic_path, check_output_file, run_lock
-from analysis.transforms import (
-    CATEGORICAL_TRANSFORMS,
-    LOG_TRANSFORMS,
-    TRANSFORMS,
-    FittedTransform,
-    fit_transform,
-)
-from models import MIXTURES
+from analysis.transforms import TRANSFORMS, FittedTransform
+from models.gmm import COVARIANCES
 
 DEFAULT_DATASET = "dunnhumby-spend"
-HURDLE_ZERO_SHARE = 0.01  # exact zeros in this share of customers make the hurdle the default
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -45,20 +45,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def parse_k_range(text: str) -> list[int]:
-    """``"1-10"`` -> [1..10], ``"2,4,6"`` -> [2, 4, 6], ``"3"`` -> [3]; raises InputError."""
-    ks: set[int] = set()
-    for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not match:
-            raise InputError(f"--k: malformed K range '{text}' (use e.g. 1-10 or 2,4,6)")
-        low, high = int(match[1]), int(match[2] or match[1])
-        if low < 1 or high < low:
-            raise InputError(f"--k: malformed K range '{text}' (K >= 1, low <= high)")
-        ks.update(range(low, high + 1))
-    return sorted(ks)
 
 
 def parse_int_list(text: str, option: str) -> list[int]:
@@ -74,11 +60,7 @@ def parse_covariance_types(text: str | None) -> list[str] | None:
         return None
     types = [part.strip() for part in text.split(",")]
     for covariance_type in types:
-        if covariance_type not in baseline.COVARIANCE_TYPES:
-            raise InputError(
-                f"--covariance-types: unknown '{covariance_type}' "
-                f"(choose from {', '.join(baseline.COVARIANCE_TYPES)})"
-            )
+        check_choice("--covariance-types", covariance_type, baseline.COVARIANCE_TYPES)
     return types
 
 
@@ -143,14 +125,10 @@ def add_weeks_option(group, default: str) -> None:
 def prepare_data(
     args: argparse.Namespace, categorical_transform: str = "one-hot"
 ) -> tuple[Dataset, FittedTransform, list[str]]:
-    """Load and validate the dataset, then fit the chosen transform on it.
-
-    Also returns the notes to print (:func:`announce`) once every option has been checked, e.g.
-    which transform a signed table got by default.
-
-    Categorical data default to ``categorical_transform``: drop-first ``one-hot`` dummies for the
-    baseline, ``indicators`` of every level for the latent class model (``segment fit``).
-    """
+    """Load and validate the dataset, then fit the chosen transform on it
+    (:func:`analysis.fit_plan.fitted_transform`, with ``categorical_transform`` the default for
+    categorical data). Also returns the notes to print (:func:`announce`) once every option has
+    been checked."""
     features = [f.strip() for f in args.features.split(",")] if args.features else None
     categorical = [c.strip() for c in args.categorical.split(",")] if args.categorical else None
     weeks = parse_weeks(args.weeks) if args.weeks is not None else None
@@ -158,54 +136,8 @@ def prepare_data(
         args.dataset, args.data, features, args.id_column, categorical, args.missing, weeks=weeks
     )
     dataset = join_variables(dataset, parse_joins(args.join))
-    negative = first_negative(dataset) if dataset.kind != "categorical" else None
-    name = args.transform or default_transform(dataset, negative, categorical_transform)
-    if (name in CATEGORICAL_TRANSFORMS) != (dataset.kind == "categorical"):
-        part = " (it applies to the continuous columns)" if dataset.kind == "mixed" else ""
-        raise InputError(f"--transform {name} does not apply to {dataset.kind} data{part}")
-    if name in LOG_TRANSFORMS and negative:
-        raise InputError(
-            f"{dataset.source}: {negative}; --transform {name} takes log1p and needs values "
-            ">= 0 (signed data: --transform standardize or none)"
-        )
-    notes = (
-        [f"note: {negative}; using --transform {name}"]
-        if args.transform is None and negative
-        else []
-    )
-    missing = dataset.features.isna().sum()
-    if dataset.categories is not None:
-        missing = pd.concat([missing, dataset.categories.isna().sum()])
-    if missing.any():
-        notes.append(
-            f"note: {int(missing.sum())} missing values ("
-            + ", ".join(f"{column} {count}" for column, count in missing[missing > 0].items())
-            + ") drop out of their customers' likelihood (--missing error refuses them)"
-        )
-    return dataset, fit_transform(name, dataset.features), notes
-
-
-def default_transform(dataset: Dataset, negative: str | None, categorical_transform: str) -> str:
-    """The transform used when none is given: ``categorical_transform`` for categorical data;
-    log-standardize for spend, and for a csv file unless ``negative`` names a negative value
-    in it (then standardize). A built-in spend table with a negative value is an error."""
-    if dataset.kind == "categorical":
-        return categorical_transform
-    return "standardize" if negative and dataset.name == "csv" else "log-standardize"
-
-
-def model_matrix(
-    dataset: Dataset, transform: FittedTransform, categorical_transform: str, rows=slice(None)
-) -> tuple[np.ndarray, list[str], FittedTransform | None]:
-    """The (N, D) model-scale matrix of the dataset's ``rows``, its column names, and for mixed
-    data the categorical columns' fitted ``categorical_transform`` (``indicators`` for the
-    mixed model, ``one-hot`` for the baseline), whose columns follow the D continuous ones."""
-    x = transform.apply(dataset.features[rows])
-    if dataset.kind != "mixed":
-        return x, list(transform.columns), None
-    answers = fit_transform(categorical_transform, dataset.categories)
-    x = np.concatenate([x, answers.apply(dataset.categories[rows])], axis=1)
-    return x, [*transform.columns, *answers.columns], answers
+    transform, notes = fitted_transform(dataset, args.transform, categorical_transform)
+    return dataset, transform, notes
 
 
 def command_data(args: argparse.Namespace) -> None:
@@ -294,13 +226,13 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Bayesian fit")
     group.add_argument(
         "--model",
-        choices=[*sorted(MIXTURES), "mixed"],
+        choices=MODELS,
         help="mixture (default: hurdle for non-negative features with exact zeros in at least "
         f"{HURDLE_ZERO_SHARE:.0%}% of customers, such as spend; gmm for other continuous "
         "features; lca for categorical ones; for continuous and categorical columns together "
         "mixed-hurdle or mixed-gmm by the same rule, which 'mixed' also picks)",
     )
-    group.add_argument("--covariance", choices=("full", "diag"), default="full")
+    group.add_argument("--covariance", choices=COVARIANCES, default="full")
     group.add_argument("--chains", type=int, default=4)
     group.add_argument("--draws", type=int, default=1000)
     group.add_argument("--tune", type=int, default=1000)
@@ -349,94 +281,6 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def announce(notes: list[str]) -> None:
-    """Print the notes on stderr: after validation, so that an error stays one line."""
-    for note in notes:
-        print(note, file=sys.stderr)
-
-
-def chosen_model(model: str | None, dataset: Dataset, notes: list[str]) -> str:
-    """``--model``, with ``mixed`` resolved to the mixed model whose continuous part
-    :func:`default_model` would choose; :func:`default_model` when not given."""
-    if model == "mixed":
-        if dataset.kind != "mixed":
-            raise InputError(
-                f"{dataset.source}: --model mixed needs continuous and categorical columns, "
-                f"{dataset.name} has {dataset.kind} ones only"
-            )
-        return default_model(dataset, notes)
-    return model or default_model(dataset, notes)
-
-
-def default_model(dataset: Dataset, notes: list[str]) -> str:
-    """The mixture fitted when --model is not given; a hurdle default adds its reason to
-    ``notes``.
-
-    Categorical data: the latent class model; mixed data: the mixed model whose continuous part
-    the rule for continuous data chooses. Non-negative data with exact zeros in at least
-    :data:`HURDLE_ZERO_SHARE` of the customers of some feature (spend): the hurdle mixture, which
-    gives a zero spend its own probability; a Gaussian mixture gives exact values none, and its
-    components spike on the tied zeros (models/README.md, "Hurdle mixture for spend").
-    Otherwise the GMM.
-    """
-    if dataset.kind == "categorical":
-        return "lca"
-    prefix = "mixed-" if dataset.kind == "mixed" else ""
-    zero_share = (dataset.features == 0).mean()
-    non_negative = not (dataset.features < 0).to_numpy().any()
-    if non_negative and zero_share.max() >= HURDLE_ZERO_SHARE:
-        notes.append(
-            f"model: {prefix}hurdle (default: {zero_share.idxmax()} is exactly 0 for "
-            f"{zero_share.max():.1%} of customers; --model {prefix}gmm for the Gaussian mixture)"
-        )
-        return f"{prefix}hurdle"
-    return f"{prefix}gmm"
-
-
-def warn_parameters_exceed_rows(n: int, d: int, ks: list[int], covariance: str) -> None:
-    """One stderr line for the K whose segment parameters outnumber the ``n`` fitted rows: the
-    priors keep their posteriors proper, but the data say little about each parameter."""
-    over = [k for k in ks if baseline.em_problem(n, d, k, covariance) is not None]
-    if over:
-        print(
-            f"warning: K = {', '.join(map(str, over))} have more parameters than the {n} rows "
-            f"(K={over[0]}: {baseline.n_parameters(over[0], d, covariance)}); the priors keep "
-            "their posteriors proper, expect wide intervals",
-            file=sys.stderr,
-        )
-
-
-def check_subsample(subsample: int | None, n_customers: int, source: str) -> int:
-    """The number of customers the posterior is fitted on; InputError unless 1 <= N < rows."""
-    if subsample is None:
-        return n_customers
-    if not 1 <= subsample < n_customers:
-        raise InputError(
-            f"--subsample {subsample}: {source} has {n_customers} customers; give 1 <= N < "
-            f"{n_customers}, or leave --subsample out to fit them all"
-        )
-    return subsample
-
-
-def sweep_rules(args: argparse.Namespace) -> sweep.SweepRules:
-    """The sweep's rules from the fit options, each sampler and sweep option checked."""
-    for option in ("chains", "draws", "tune"):
-        if getattr(args, option) < 1:
-            raise InputError(f"--{option} must be >= 1, got {getattr(args, option)}")
-    if args.seed < 0:
-        raise InputError(f"--seed must be >= 0, got {args.seed}")
-    if args.budget is not None and not args.budget >= 0:
-        raise InputError(f"--budget must be >= 0 minutes, got {args.budget}")
-    patience = sweep.PATIENCE if args.patience is None else args.patience
-    if patience < 0:
-        raise InputError(f"--patience must be >= 0, got {patience}")
-    return sweep.SweepRules(
-        budget_seconds=60 * args.budget if args.budget else None,
-        patience=patience,
-        stop_at_empty=args.stop_at_empty is not False,
-    )
-
-
 def command_fit(args: argparse.Namespace) -> None:
     prepare_fit(args)()
 
@@ -445,48 +289,21 @@ def prepare_fit(args: argparse.Namespace) -> Callable[[], None]:
     """Check every option, the data and the saved fits of ``segment fit`` (InputError), writing
     nothing; return the step itself: the sweep, which samples and writes the fits."""
     ks = parse_k_range(args.k)
-    rules = sweep_rules(args)
+    settings = sampler_settings(
+        args.chains, args.draws, args.tune, args.seed, args.sampler, args.backend, args.adaptation
+    )
+    rules = sweep_rules(args.budget, args.patience, args.stop_at_empty is not False)
     paths = RunPaths(args.out)
     paths.check_writable("--out")
     dataset, transform, notes = prepare_data(args, categorical_transform="indicators")
-    model = chosen_model(args.model, dataset, notes)
-    mixture = MIXTURES[model]
-    if mixture.data_kind != dataset.kind:
-        raise InputError(
-            f"{dataset.source}: --model {model} needs {mixture.data_kind} features, "
-            f"{dataset.name} has {dataset.kind} ones"
-        )
-    if dataset.kind == "categorical" and transform.name != "indicators":
-        raise InputError(f"--transform {transform.name}: --model {model} needs indicators")
-    x, columns, answers = model_matrix(dataset, transform, "indicators")
-    n_fit = check_subsample(args.subsample, len(x), dataset.source)
-    categorical = [] if answers is None else [answers, list(dataset.categories.columns)]
-    options = mixture.data_options(transform, list(dataset.features.columns), *categorical)
-    if mixture.data_kind != "categorical":
-        options = {"covariance": args.covariance} | options
-    settings = fit.SamplerSettings(
-        args.chains, args.draws, args.tune, args.seed, args.sampler, args.backend, args.adaptation
-    )
-    spec = fit.FitSpec(
-        dataset=dataset.name,
-        source=dataset.source,
-        model=model,
-        transform=transform.to_config(),
-        options=options,
-        sampler=settings,
-        subsample=args.subsample,
-        joins=tuple(parse_joins(args.join)),
+    joins = tuple(parse_joins(args.join))
+    plan = plan_fit(
+        dataset, transform, notes, args.model, args.covariance, settings, args.subsample, joins
     )
     sweep.check_saved_fits(paths, ks)
-    customers = dataset.features.index.to_numpy()
 
     def step() -> None:
-        with run_lock(paths):
-            announce(notes)
-            if mixture.data_kind != "categorical":
-                warn_parameters_exceed_rows(n_fit, len(transform.columns), ks, args.covariance)
-            sweep.fit_sweep(spec, x, ks, customers, columns, paths, rules)
-            table = sweep.write_diagnostics(paths)
+        table = run_plan(plan, ks, paths, rules)
         shown = [c for c in table.columns if c != "reason"]
         print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         report_statuses(table, args)
@@ -524,16 +341,14 @@ def command_compare(args: argparse.Namespace) -> None:
 def prepare_compare(args: argparse.Namespace) -> Callable[[], None]:
     """Check the options of ``segment compare`` (InputError); return the step itself, which
     reads the run directory's fits and writes the comparison."""
+    from analysis.compare import check_compare_options
     from analysis.loo import MAX_MOMENT_MATCH
 
     kfold = getattr(args, "kfold", None)
     max_moment_match = getattr(args, "max_moment_match", None)
     if max_moment_match is None:
         max_moment_match = MAX_MOMENT_MATCH
-    if kfold is not None and kfold < 2:
-        raise InputError(f"--kfold: need at least 2 folds, got {kfold}")
-    if max_moment_match < 0:
-        raise InputError(f"--max-moment-match: must be >= 0, got {max_moment_match}")
+    check_compare_options(kfold, max_moment_match)
     paths = RunPaths(args.run)
     paths.check_writable("--run")
 
@@ -588,16 +403,13 @@ def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
     fit, assigns the customers and writes --out."""
     from analysis import report
     from analysis.fit import load_fit
-    from analysis.score import model_scale, score_customers
+    from analysis.score import score_dataset
 
     report.check_threshold(args.precise_threshold)
     paths, k, how, dataset = scoring_inputs(args, check_output_file)
 
     def step() -> None:
-        tree = load_fit(paths.fit(k))
-        x = model_scale(tree, dataset)
-        customers = dataset.features.index.to_numpy()
-        table = score_customers(tree, x, customers, args.precise_threshold, args.draws)
+        table = score_dataset(load_fit(paths.fit(k)), dataset, args.precise_threshold, args.draws)
         with atomic_path(args.out) as temporary:
             table.to_csv(temporary, index=False)
         precise = int((table["confidence"] == "precise").sum())
@@ -620,10 +432,9 @@ def scoring_inputs(
     was chosen, the table); InputError, one line, for the first problem."""
     from analysis.fit import saved_attrs
     from analysis.report_outputs import choose_k
-    from analysis.score import load_customers
+    from analysis.score import check_draws, load_customers
 
-    if args.draws is not None and args.draws < 1:
-        raise InputError(f"--draws must be >= 1, got {args.draws}")
+    check_draws(args.draws)
     weeks = parse_weeks(args.weeks) if args.weeks is not None else None
     paths = RunPaths(args.run)
     if not paths.root.is_dir():
@@ -680,10 +491,10 @@ def prepare_response(args: argparse.Namespace) -> Callable[[], None]:
     from analysis.fit import load_fit, saved_attrs
     from analysis.outcomes import fit_outcomes
     from analysis.report_outputs import choose_k, write_csv
+    from analysis.score import check_draws
 
     report.check_threshold(args.precise_threshold)
-    if args.draws is not None and args.draws < 1:
-        raise InputError(f"--draws must be >= 1, got {args.draws}")
+    check_draws(args.draws)
     paths = RunPaths(args.run)
     if not paths.root.is_dir():
         raise InputError(f"--run {paths.root}: not a directory")

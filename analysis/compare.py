@@ -34,7 +34,8 @@ the uncertainty of the comparison. Fits whose diagnostics failed are listed but 
 get no weight. The BIC choice (smallest best-over-seeds BIC among the same K values) is shown
 beside it and a disagreement is spelled out in ``comparison.md``.
 
-This module assembles the table and writes the outputs; the parts live in ``analysis.loo``
+This module assembles the table (:func:`compare_fits`) and writes the outputs
+(:func:`write_comparison`); the parts live in ``analysis.loo``
 (per fit: PSIS-LOO, moment matching, K-fold, WAIC), ``analysis.yardstick`` (the scikit-learn
 baseline: BIC per K and held-out scores), ``analysis.decision`` (the rule and the sentences that
 explain it), ``analysis.comparison_text`` (terminal and markdown tables) and
@@ -45,11 +46,13 @@ from __future__ import annotations
 
 import sys
 import warnings
+from dataclasses import dataclass
 
 import arviz as az
 import numpy as np
 import pandas as pd
 
+from analysis import baseline
 from analysis.comparison_figures import (
     COMPARE_DPI,
     plot_compare_figure,
@@ -79,6 +82,7 @@ from analysis.yardstick import (
     HELDOUT_MEANING,
     baseline_matrix,
     baseline_per_k,
+    default_baseline_title,
     ensure_baseline,
     gmm_heldout,
     heldout_kind,
@@ -226,7 +230,56 @@ def _consistent(configs: list[dict], customers: list[np.ndarray], paths: RunPath
             )
 
 
-def compare_run(
+def check_compare_options(kfold_folds: int | None, max_moment_match: int) -> None:
+    """Before any work: InputError for fewer than 2 K-fold folds or a negative moment-matching
+    cap."""
+    if kfold_folds is not None and kfold_folds < 2:
+        raise InputError(f"--kfold: need at least 2 folds, got {kfold_folds}")
+    if max_moment_match < 0:
+        raise InputError(f"--max-moment-match: must be >= 0, got {max_moment_match}")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The fits of a run directory compared (:func:`compare_fits`); nothing written yet.
+
+    Attributes
+    ----------
+    table : one row per K, sorted by K, columns :data:`COLUMNS` (boolean ``chosen``); its
+        ``attrs["skipped"]`` maps the K the sweep did not fit to the reason.
+    compared : ``az.compare``'s table, the reference fit first (the ArviZ comparison plot).
+    chosen_estimate : the chosen fit's LOO estimate (its Pareto k figure), None when no K is
+        chosen.
+    title, model, heldout_kind : the figures' title, the fits' model and the baseline yardstick
+        (:data:`analysis.yardstick.HELDOUT_LABEL`).
+    context, notes : what ``comparison.md`` says besides the table.
+    new_baseline : the default baseline, run because the directory had no ``baseline.csv``
+        (:func:`write_comparison` saves it); None when it was read.
+    baseline_title : the baseline figure's title.
+    """
+
+    table: pd.DataFrame
+    compared: pd.DataFrame
+    chosen_estimate: FitEstimate | None
+    title: str
+    model: str
+    heldout_kind: str
+    context: dict
+    notes: list[str]
+    new_baseline: pd.DataFrame | None
+    baseline_title: str
+
+
+def compare_run(paths: RunPaths, **options) -> pd.DataFrame:
+    """Compare every fit in ``paths.fits_dir`` (:func:`compare_fits`, which takes the keyword
+    ``options``) and write comparison.csv/.md and the figures (:func:`write_comparison`).
+    Returns the table."""
+    comparison = compare_fits(paths, **options)
+    write_comparison(comparison, paths)
+    return comparison.table
+
+
+def compare_fits(
     paths: RunPaths,
     *,
     moment_matching: bool = True,
@@ -235,10 +288,11 @@ def compare_run(
     kfold_settings: SamplerSettings | None = None,
     heldout: bool = True,
     progress=sys.stderr,
-) -> pd.DataFrame:
-    """Compare every fit in ``paths.fits_dir``; write comparison.csv/.md and figures.
+) -> Comparison:
+    """Compare every fit in ``paths.fits_dir``, reading the run directory and writing nothing.
 
-    Returns the table (one row per K, sorted by K, columns :data:`COLUMNS`, boolean ``chosen``).
+    ``baseline.csv`` is read when present, else the default baseline is run on the fits' data
+    (:attr:`Comparison.new_baseline`). ``progress``: a text stream for progress lines, or None.
     Raises InputError when the directory has no fits or the fits are not comparable.
     """
     files = paths.fit_files()
@@ -362,24 +416,55 @@ def compare_run(
             f"covariance, {baseline_source}."
         ),
     }
+    chosen_estimate = next((e for e in estimates if e.k == chosen), None)
+    return Comparison(
+        table=table,
+        compared=compared,
+        chosen_estimate=chosen_estimate,
+        title=title,
+        model=config["model"],
+        heldout_kind=kind,
+        context=context,
+        notes=notes,
+        new_baseline=baseline_table if ran else None,
+        baseline_title=default_baseline_title(config),
+    )
+
+
+def write_comparison(comparison: Comparison, paths: RunPaths) -> None:
+    """Write ``comparison.csv`` and ``.md``, the comparison figures and, when the comparison ran
+    it, the default baseline (``baseline.csv`` and its figure) into the run directory."""
+    table, title = comparison.table, comparison.title
+    chosen, bic_k = choose_k(table), bic_choice(table)
+    if comparison.new_baseline is not None:
+        baseline.write_run_files(comparison.new_baseline, comparison.baseline_title, paths)
     figures = {
         "ArviZ comparison plot": "compare",
         "elpd and BIC against K": "elpd_vs_bic",
     }
     save_figure(
-        plot_compare_figure(compared, title), paths.figure("compare"), COMPARE_DPI, tight=True
+        plot_compare_figure(comparison.compared, title),
+        paths.figure("compare"),
+        COMPARE_DPI,
+        tight=True,
     )
-    model = config["model"].upper()
     save_figure(
-        plot_elpd_and_bic(table, chosen, bic_k, title, model, HELDOUT_LABEL[kind]),
+        plot_elpd_and_bic(
+            table,
+            chosen,
+            bic_k,
+            title,
+            comparison.model.upper(),
+            HELDOUT_LABEL[comparison.heldout_kind],
+        ),
         paths.figure("elpd_vs_bic"),
         COMPARE_DPI,
         tight=True,
     )
-    if chosen is not None:
-        chosen_estimate = next(e for e in estimates if e.k == chosen)
+    estimate = comparison.chosen_estimate
+    if estimate is not None:
         save_figure(
-            plot_khat_figure(chosen_estimate.psis, chosen, title, chosen_estimate.method),
+            plot_khat_figure(estimate.psis, chosen, title, estimate.method),
             paths.figure("khat"),
             COMPARE_DPI,
             tight=True,
@@ -387,5 +472,4 @@ def compare_run(
         figures[f"Pareto k of the chosen fit (K={chosen}), plain PSIS"] = "khat"
     with atomic_path(paths.comparison_csv) as temporary:
         table.to_csv(temporary, index=False)
-    write_markdown(paths.comparison_md, table, context, notes, figures)
-    return table
+    write_markdown(paths.comparison_md, table, comparison.context, comparison.notes, figures)

@@ -1,10 +1,11 @@
 """Datasets: load, validate and describe the customer tables the models see.
 
-Every loader returns a :class:`Dataset` whose ``features`` frame is indexed by customer ID (index
-name ``customer``) and has been validated (columns present, numeric, finite, not constant)
-before any model sees it; :func:`first_negative` finds the value that a log transform refuses.
-Bad input raises :class:`~analysis.errors.InputError` with a one-line message naming the file,
-the column and the problem.
+Every loader (the built-in datasets, delimited files, and a pandas DataFrame:
+:func:`load_frame`) returns a :class:`Dataset` whose ``features`` frame is indexed by customer ID
+(index name ``customer``) and has been validated (columns present, numeric, finite, not
+constant) before any model sees it; :func:`first_negative` finds the value that a log transform
+refuses. Bad input raises :class:`~analysis.errors.InputError` with a one-line message naming the
+file, the column and the problem.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.errors import InputError
+from analysis.errors import InputError, check_choice
 
 MARKETING_SPEND = (
     "MntWines",
@@ -290,7 +291,76 @@ def load_csv(
     refused. ``fitting``: as in :func:`load_dataset`.
     """
     categorical = list(categorical or [])
-    chosen = [*features, *categorical]
+    _check_column_choice(features, categorical, id_column, missing)
+    table = _read_table(path, sep=_sniff_separator(path), fitting=fitting)
+    _require_columns(table, (*features, *categorical, *([id_column] if id_column else [])), path)
+    if id_column:
+        table = _index_by_id(table, id_column, path)
+    else:
+        table.index = pd.RangeIndex(len(table), name="customer")
+    return _table_dataset(table, str(path), features, categorical, missing, fitting)
+
+
+FRAME_SOURCE = "DataFrame"  # the source a table given as a pandas DataFrame is named by
+
+
+def load_frame(
+    frame: pd.DataFrame,
+    features: list[str] | None = None,
+    categorical: list[str] | None = None,
+    missing: str = "marginalize",
+    fitting: bool = True,
+) -> Dataset:
+    """A pandas DataFrame of customers, validated as :func:`load_csv` validates a file.
+
+    Parameters
+    ----------
+    frame : (customers, columns) table; its index holds the customer IDs (a default
+        ``RangeIndex``: the customers are numbered by row). Column names are read as text.
+    features : numeric columns; default: every column that is not categorical.
+    categorical : categorical columns; default: the columns of dtype ``category``.
+    missing, fitting : as in :func:`load_csv`.
+
+    Returns
+    -------
+    A ``csv`` dataset whose source is :data:`FRAME_SOURCE`; the columns not chosen are its
+    profile. InputError, one line as for a file, for a table a fit (or scoring, when not
+    ``fitting``) cannot take.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(f"expected a pandas DataFrame of customers, got {type(frame).__name__}")
+    table = frame.rename(columns=str)
+    repeated = table.columns[table.columns.duplicated()]
+    if len(repeated):
+        raise InputError(
+            f"{FRAME_SOURCE}: column {repeated[0]} appears "
+            f"{int((table.columns == repeated[0]).sum())} times; which one is meant is ambiguous "
+            "(rename or drop the copies)"
+        )
+    _require_rows(len(table), FRAME_SOURCE, "row(s)", fitting)
+    if categorical is None:
+        categorical = [c for c in table.columns if isinstance(table[c].dtype, pd.CategoricalDtype)]
+    categorical = [str(c) for c in categorical]
+    if features is None:
+        features = [c for c in table.columns if c not in categorical]
+    features = [str(c) for c in features]
+    if not (features or categorical):
+        raise InputError(f"{FRAME_SOURCE}: no columns; give numeric --features or --categorical")
+    _check_column_choice(features, categorical, None, missing)
+    _require_columns(table, (*features, *categorical), FRAME_SOURCE)
+    if table.index.equals(pd.RangeIndex(len(table))):
+        table = table.set_axis(pd.RangeIndex(len(table), name="customer"))
+    else:
+        _check_ids(table.index.to_series(), "index", FRAME_SOURCE)
+        table = table.rename_axis("customer")
+    return _table_dataset(table, FRAME_SOURCE, features, categorical, missing, fitting)
+
+
+def _check_column_choice(
+    features: list[str], categorical: list[str], id_column: str | None, missing: str
+) -> None:
+    """InputError for a column listed twice, in both lists or as the ID column too, and for an
+    unknown ``missing`` policy."""
     for option, names in (("--features", features), ("--categorical", categorical)):
         repeated = sorted({f for f in names if names.count(f) > 1})
         if repeated:
@@ -298,36 +368,42 @@ def load_csv(
     both = sorted(set(features) & set(categorical))
     if both:
         raise InputError(f"--features and --categorical both list {', '.join(both)}")
-    if id_column and id_column in chosen:
+    if id_column and id_column in (*features, *categorical):
         option = "--features" if id_column in features else "--categorical"
         raise InputError(f"{option}: {id_column} is the --id-column, not a feature")
-    if missing not in MISSING_POLICIES:
-        raise InputError(f"--missing: unknown '{missing}' (choose from marginalize, error)")
-    table = _read_table(path, sep=_sniff_separator(path), fitting=fitting)
-    _require_columns(table, (*chosen, *([id_column] if id_column else [])), path)
-    if id_column:
-        table = _index_by_id(table, id_column, path)
-    else:
-        table.index = pd.RangeIndex(len(table), name="customer")
-    profile = table.drop(columns=chosen)
+    check_choice("--missing", missing, MISSING_POLICIES)
+
+
+def _table_dataset(
+    table: pd.DataFrame,
+    source: str,
+    features: list[str],
+    categorical: list[str],
+    missing: str,
+    fitting: bool,
+) -> Dataset:
+    """The ``csv`` dataset of a table indexed by customer that holds the chosen columns: its
+    ``features`` validated as numeric, its ``categorical`` columns as levels, the rest kept as
+    profile."""
+    profile = table.drop(columns=[*features, *categorical])
     mixed = bool(features and categorical)
     levels = (
         _validated_categorical(
-            table, tuple(categorical), path, missing, fitting, require_value=not mixed
+            table, tuple(categorical), source, missing, fitting, require_value=not mixed
         )
         if categorical
         else None
     )
     if not features:
-        return Dataset("csv", str(path), "categorical", levels, profile, "")
+        return Dataset("csv", source, "categorical", levels, profile, "")
     hint = "; categorical columns go in --categorical" if fitting else ""
     values = _validated_numeric(
-        table, tuple(features), path, hint, missing, fitting, require_value=not mixed
+        table, tuple(features), source, hint, missing, fitting, require_value=not mixed
     )
     if not mixed:
-        return Dataset("csv", str(path), "continuous", values, profile, "input units")
-    _require_some_value(pd.concat([values, levels], axis=1), path, "feature and answer")
-    return Dataset("csv", str(path), "mixed", values, profile, "input units", levels)
+        return Dataset("csv", source, "continuous", values, profile, "input units")
+    _require_some_value(pd.concat([values, levels], axis=1), source, "feature and answer")
+    return Dataset("csv", source, "mixed", values, profile, "input units", levels)
 
 
 def parse_weeks(text: str) -> tuple[int, int]:
@@ -484,11 +560,17 @@ def _read_table(path: str | Path, sep: str, fitting: bool = True) -> pd.DataFram
     except pd.errors.ParserError as error:
         first_line = str(error).strip().splitlines()[0]
         raise InputError(f"{path}: cannot parse as delimited text ({first_line})") from None
-    if len(table) < (2 if fitting else 1):
-        needed = "segments need at least 2 customers" if fitting else "no customers to score"
-        raise InputError(f"{path}: {len(table)} data row(s) below the header; {needed}")
+    _require_rows(len(table), path, "data row(s) below the header", fitting)
     _require_unique_header(path, sep)
     return table
+
+
+def _require_rows(n: int, source, rows: str, fitting: bool) -> None:
+    """InputError for fewer than 2 customers to fit (1 to score, when not ``fitting``); ``rows``
+    names what was counted."""
+    if n < (2 if fitting else 1):
+        needed = "segments need at least 2 customers" if fitting else "no customers to score"
+        raise InputError(f"{source}: {n} {rows}; {needed}")
 
 
 def _require_unique_header(path: Path, sep: str) -> None:
@@ -527,13 +609,18 @@ def _require_columns(table: pd.DataFrame, columns: tuple[str, ...], path) -> Non
 
 
 def _index_by_id(table: pd.DataFrame, id_column: str, path) -> pd.DataFrame:
-    ids = table[id_column]
+    _check_ids(table[id_column], f"column {id_column}", path)
+    return table.set_index(id_column).rename_axis("customer")
+
+
+def _check_ids(ids: pd.Series, where: str, path) -> None:
+    """InputError for a missing or a repeated customer ID in ``ids`` (``where``: e.g. "column
+    ID")."""
     if ids.isna().any():
-        raise InputError(f"{path}: column {id_column}: {int(ids.isna().sum())} missing IDs")
+        raise InputError(f"{path}: {where}: {int(ids.isna().sum())} missing IDs")
     if ids.duplicated().any():
         first = ids[ids.duplicated()].iloc[0]
-        raise InputError(f"{path}: column {id_column}: duplicated ID {first}")
-    return table.set_index(id_column).rename_axis("customer")
+        raise InputError(f"{path}: {where}: duplicated ID {first}")
 
 
 def _validated_numeric(

@@ -109,8 +109,11 @@ def check_step_outputs(paths: RunPaths) -> None:
             read_step_output(paths, name)
 
 
-def choose_k(paths: RunPaths, k: int | None) -> tuple[int, str]:
-    """The K to report and how it was chosen; InputError when there is none."""
+def choose_k(
+    paths: RunPaths, k: int | None, comparison: pd.DataFrame | None = None
+) -> tuple[int, str]:
+    """The K to report and how it was chosen: ``k`` when given, else the ``comparison``
+    table's chosen K (None: read from ``comparison.csv``); InputError when there is none."""
     fitted = fitted_ks(paths)
     if not fitted:
         raise InputError(f"{paths.fits_dir}: no fits found; run `segment fit --out {paths.root}`")
@@ -120,12 +123,14 @@ def choose_k(paths: RunPaths, k: int | None) -> tuple[int, str]:
                 f"--k {k}: no fit {paths.fit(k)} (fitted: {', '.join(map(str, fitted))})"
             )
         return k, "the --k option"
-    if not paths.comparison_csv.is_file():
-        raise InputError(
-            f"{paths.comparison_csv}: not found; run `segment compare --run {paths.root}` first "
-            "or pass --k"
-        )
-    comparison = read_step_output(paths, "comparison.csv")
+    how = "the comparison"
+    if comparison is None:
+        if not paths.comparison_csv.is_file():
+            raise InputError(
+                f"{paths.comparison_csv}: not found; run `segment compare --run {paths.root}` "
+                "first or pass --k"
+            )
+        comparison, how = read_step_output(paths, "comparison.csv"), "comparison.csv"
     chosen = comparison.loc[comparison["chosen"].map(is_true), "K"]
     if len(chosen) > 1:
         raise InputError(f"{paths.comparison_csv}: {len(chosen)} rows with chosen == True")
@@ -134,7 +139,7 @@ def choose_k(paths: RunPaths, k: int | None) -> tuple[int, str]:
     chosen_k = int(chosen.iloc[0])
     if chosen_k not in fitted:
         raise InputError(f"{paths.comparison_csv}: chosen K = {chosen_k} has no fit file")
-    return chosen_k, "comparison.csv"
+    return chosen_k, how
 
 
 FALLBACK = "fallback: no fit passed its diagnostics, the comparison rule applied to all fits"

@@ -96,6 +96,12 @@ def load_customers(
     return load_dataset("csv", path, features, id_column, categorical, missing, fitting=False)
 
 
+def check_draws(draws: int | None) -> None:
+    """InputError unless ``draws`` (use at most this many posterior draws) is None or >= 1."""
+    if draws is not None and draws < 1:
+        raise InputError(f"--draws must be >= 1, got {draws}")
+
+
 def model_scale(tree: xr.DataTree, dataset: Dataset) -> np.ndarray:
     """(N, D) model-scale values of the new customers with the fit's transform constants.
 
@@ -176,3 +182,15 @@ def score_customers(
     fitted = fitted_lpd(thinned(described["log_likelihood"].to_dataset(), draws))
     table["novel"] = table["lpd"] < np.percentile(fitted, NOVEL_PERCENTILE)
     return table
+
+
+def score_dataset(
+    tree: xr.DataTree,
+    dataset: Dataset,
+    threshold: float = PRECISE_THRESHOLD,
+    draws: int | None = None,
+) -> pd.DataFrame:
+    """:func:`score_customers` of the customers of a validated table (:func:`load_customers`),
+    put on the fit's scale (:func:`model_scale`); one row per customer, in the table's order."""
+    x = model_scale(tree, dataset)
+    return score_customers(tree, x, dataset.features.index.to_numpy(), threshold, draws)

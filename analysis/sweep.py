@@ -227,13 +227,14 @@ def skipped_ks(paths: RunPaths) -> dict[int, str]:
     return {int(k): reason for k, reason in json.loads(paths.skipped_json.read_text()).items()}
 
 
-def write_diagnostics(paths: RunPaths) -> pd.DataFrame:
-    """Rebuild ``diagnostics.csv`` from every saved fit in the run directory, plus a ``skipped``
-    row for each K the stopping rule did not fit (sorted by K)."""
-    rows = [
-        {"K": saved_attrs(path)["config"]["K"]} | saved_attrs(path)["diagnostics"]
-        for path in paths.fit_files()
-    ]
+def diagnostics_table(paths: RunPaths) -> pd.DataFrame:
+    """One row per saved fit of the run directory (its diagnostics, columns
+    :data:`analysis.diagnostics.COLUMNS`), plus a ``skipped`` row for each K the stopping rule
+    did not fit; sorted by K. Reads the fits' attributes only."""
+    rows = []
+    for path in paths.fit_files():
+        attrs = saved_attrs(path)
+        rows.append({"K": attrs["config"]["K"]} | attrs["diagnostics"])
     fitted = {row["K"] for row in rows}
     rows += [
         {"K": k, "status": "skipped", "reason": f"not fitted: {reason}"}
@@ -243,6 +244,13 @@ def write_diagnostics(paths: RunPaths) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("K")
     counts = ["divergences", "n_modes", "attempts"]  # whole numbers, blank for skipped K
     table[counts] = table[counts].astype("Int64")
+    return table
+
+
+def write_diagnostics(paths: RunPaths) -> pd.DataFrame:
+    """Rebuild ``diagnostics.csv`` from every saved fit in the run directory
+    (:func:`diagnostics_table`); return the table."""
+    table = diagnostics_table(paths)
     with atomic_path(paths.diagnostics_csv) as temporary:
         table.to_csv(temporary, index=False)
     return table

@@ -235,8 +235,9 @@ def ensure_baseline(
     config: dict,
     progress,
 ):
-    """The ``saved`` baseline table (:func:`read_baseline`); when None, run the default baseline
-    on the fits' data and save it."""
+    """(table, covariance type, whether it ran): the ``saved`` baseline table
+    (:func:`read_baseline`); when None, the default baseline run on the fits' data, not saved
+    (``analysis.compare.write_comparison`` saves it, titled :func:`default_baseline_title`)."""
     matrix, covariance_type = baseline_matrix(x, config)
     if saved is not None:
         return saved, covariance_type, False
@@ -250,7 +251,11 @@ def ensure_baseline(
     table = baseline.sweep(
         matrix, ks_run, [covariance_type], BASELINE_N_INIT, list(BASELINE_SEEDS), progress
     )
-    transform = config["transform"].get("name", "model scale")
-    title = f"scikit-learn GMM on {config['dataset']} ({transform}, n_init={BASELINE_N_INIT})"
-    baseline.write_run_files(table, title, paths)
     return table, covariance_type, True
+
+
+def default_baseline_title(config: dict) -> str:
+    """The figure title of the default baseline on the data of fits with configuration
+    ``config``."""
+    transform = config["transform"].get("name", "model scale")
+    return f"scikit-learn GMM on {config['dataset']} ({transform}, n_init={BASELINE_N_INIT})"

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.cli import default_model
 from analysis.datasets import (
     DEMOGRAPHIC_LEVELS,
     DUNNHUMBY_DEMOGRAPHICS,
@@ -18,6 +17,7 @@ from analysis.datasets import (
     load_dataset,
 )
 from analysis.errors import InputError
+from analysis.fit_plan import default_model
 from tests.test_weeks import expected_spend
 
 
