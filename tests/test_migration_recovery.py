@@ -1,0 +1,140 @@
+"""Recovery of a known transition matrix by the migration matrix of ``segment track``, no sampling.
+
+Customers are drawn from a known, well-separated K = 3 Gaussian mixture in period 1
+(:func:`analysis.simulate.gaussian_mixture`), each moves to a period-2 segment with a known
+transition matrix, and their period-2 features are drawn from that segment. A fake posterior sits
+tightly around the true parameters (jitter about the size of a real posterior's sd for these N).
+Memberships of both periods go through :func:`analysis.scale.membership_blocks` with the GMM's
+``segment_log_joint`` and :func:`analysis.migration.migration_draws`, as ``analysis.track`` does.
+
+The migration matrix is the *expected* count given the data and theta, so its 94% HDI over draws
+covers parameter uncertainty only: here it is under one customer wide, and the realised counts
+(which also vary with which segment each customer actually took) mostly fall just outside it. The
+HDI check therefore widens it by 3 sd of the realised count given theta (Poisson-binomial, from the
+same memberships).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from analysis.migration import migration_draws, migration_table
+from analysis.scale import membership_blocks
+from analysis.simulate import gaussian_mixture
+from models import MIXTURES
+
+TRANSITION = np.array([[0.80, 0.15, 0.05], [0.10, 0.70, 0.20], [0.05, 0.25, 0.70]])
+N_CUSTOMERS, CHAINS, DRAWS = 3000, 2, 50
+NAMES = pd.Series(["a", "b", "c"], index=[0, 1, 2])
+
+
+def simulated_periods(seed: int = 17):
+    """The period-1 truth, the period-2 labels and features (N, D), and the true (K, K) counts."""
+    truth = gaussian_mixture(n=N_CUSTOMERS, seed=seed)
+    rng = np.random.default_rng(seed)
+    cumulative = np.cumsum(TRANSITION[truth.labels], axis=1)
+    later_labels = (rng.random(N_CUSTOMERS)[:, None] > cumulative).sum(axis=1)
+    chols = np.linalg.cholesky(truth.covariances)
+    noise = rng.standard_normal(truth.x.shape)
+    later_x = truth.means[later_labels] + np.einsum("nde,ne->nd", chols[later_labels], noise)
+    counts = np.zeros((3, 3))
+    np.add.at(counts, (truth.labels, later_labels), 1)
+    return truth, later_x, counts
+
+
+def fake_posterior(truth, seed: int = 1) -> xr.Dataset:
+    """(chain, draw) weights, means and chol around the truth, jittered by about a real
+    posterior's sd for N customers: Dirichlet(N w) weights, means +- sd / sqrt(N_k), and the
+    Cholesky factor scaled by exp(+- 1 / sqrt(2 N_k))."""
+    rng = np.random.default_rng(seed)
+    sizes = N_CUSTOMERS * truth.weights
+    k, d = truth.means.shape
+    sd = np.sqrt(np.diagonal(truth.covariances, axis1=1, axis2=2) / sizes[:, None])
+    weights = rng.dirichlet(sizes, size=(CHAINS, DRAWS))
+    means = truth.means + rng.standard_normal((CHAINS, DRAWS, k, d)) * sd
+    scale = np.exp(rng.normal(size=(CHAINS, DRAWS, k, 1, 1)) / np.sqrt(2 * sizes)[:, None, None])
+    chol = np.linalg.cholesky(truth.covariances) * scale
+    return xr.Dataset(
+        {
+            "weights": (("chain", "draw", "segment"), weights),
+            "means": (("chain", "draw", "segment", "feature"), means),
+            "chol": (("chain", "draw", "segment", "feature", "feature_bis"), chol),
+        },
+        coords={"segment": np.arange(k)},
+    )
+
+
+def migration(earlier_x, later_x, earlier_posterior, later_posterior):
+    """(S, K, K) migration draws as ``analysis.track`` sums them block by block, and the (K, K)
+    sd of the realised counts given theta (Poisson-binomial, averaged over draws)."""
+    gmm = MIXTURES["gmm"]
+    draws = variance = 0.0
+    pairs = zip(
+        membership_blocks(gmm, {}, earlier_x, earlier_posterior),
+        membership_blocks(gmm, {}, later_x, later_posterior),
+        strict=True,
+    )
+    for (_, earlier, _), (_, later, _) in pairs:
+        block = migration_draws(earlier, later)
+        draws = draws + block
+        variance = variance + block - migration_draws(earlier**2, later**2)
+    return draws, np.sqrt(variance.mean(axis=0))
+
+
+@pytest.fixture(scope="module")
+def periods():
+    truth, later_x, counts = simulated_periods()
+    return truth, later_x, counts, fake_posterior(truth)
+
+
+def row_normalised(matrix: np.ndarray) -> np.ndarray:
+    return matrix / matrix.sum(axis=1, keepdims=True)
+
+
+def covered(table: pd.DataFrame, counts: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """(K * K,) whether each true count lies in its cell's HDI widened by 3 realised-count sd."""
+    margin = 3 * sd.ravel()
+    true = counts.ravel()
+    return (table["hdi_low"] - margin <= true) & (true <= table["hdi_high"] + margin)
+
+
+def test_migration_matrix_recovers_a_known_transition_matrix(periods):
+    truth, later_x, counts, posterior = periods
+    draws, sd = migration(truth.x, later_x, posterior, posterior)
+    table = migration_table(draws, NAMES)
+    expected = table["expected"].to_numpy().reshape(3, 3)
+    assert np.abs(row_normalised(expected) - TRANSITION).max() < 0.05
+    assert np.abs(row_normalised(expected) - row_normalised(counts)).max() < 0.01
+    assert np.abs(expected - counts).max() < 0.005 * N_CUSTOMERS
+    assert covered(table, counts, sd).sum() >= 8  # "most cells": all but at most one of 9
+    np.testing.assert_allclose(draws.sum(axis=(1, 2)), N_CUSTOMERS, rtol=1e-6)
+
+
+def swapped(posterior: xr.Dataset) -> xr.Dataset:
+    """Segments 1 and 2 exchanged: a later period scored with inconsistent labels."""
+    return posterior.isel(segment=[0, 2, 1]).assign_coords(segment=np.arange(3))
+
+
+def shifted(posterior: xr.Dataset) -> xr.Dataset:
+    """Segment 1's mean moved 70% of the way to segment 2's, in every draw."""
+    means = posterior["means"].values.copy()
+    means[:, :, 1] += 0.7 * (means[:, :, 2] - means[:, :, 1])
+    return posterior.assign(means=(posterior["means"].dims, means))
+
+
+@pytest.mark.parametrize(
+    ("earlier_wrong", "later_wrong"),
+    [(lambda p: p, swapped), (shifted, shifted)],
+    ids=["later-segments-swapped", "means-shifted"],
+)
+def test_a_wrong_posterior_does_not_recover_it(periods, earlier_wrong, later_wrong):
+    truth, later_x, counts, posterior = periods
+    draws, sd = migration(truth.x, later_x, earlier_wrong(posterior), later_wrong(posterior))
+    table = migration_table(draws, NAMES)
+    expected = table["expected"].to_numpy().reshape(3, 3)
+    assert np.abs(row_normalised(expected) - TRANSITION).max() > 0.1  # twice the recovery tolerance
+    assert np.abs(expected - counts).max() > 0.02 * N_CUSTOMERS  # four times the tolerance
+    assert covered(table, counts, sd).sum() < 8  # fails the recovery test's coverage too
