@@ -1,4 +1,4 @@
-"""Time the project's K sweep against the idiomatic PyMC mixture and scikit-learn EM, same run.
+"""Time the project's K sweep against NumPyro, the idiomatic PyMC mixture and scikit-learn EM.
 
 ``python -m bench.sweep [--quick] [--k 2,4,6,9] [--models gmm,hurdle] [--tune N] [--data PATH]``
 (``make bench`` runs --quick).
@@ -10,15 +10,22 @@ On ``marketing`` (log-standardize, 2,240 x 6), for every K:
    method ``project`` is the GMM (the same posterior as the idiomatic model), ``project-hurdle``
    the hurdle mixture (models/hurdle.py: a point mass at zero spend, so a different model of the
    same data, timed with the same settings);
-2. idiomatic: the same priors with ``pm.Mixture`` over K ``pm.MvNormal.dist`` sampled by
+2. numpyro: the project's model (``FitSpec.build_model``), priors and EM chain starts sampled by
+   NumPyro's NUTS through ``pm.sample(nuts_sampler="numpyro")`` with the project's chains and
+   draws (method ``numpyro``; ``numpyro-hurdle`` for the hurdle), chains one after another
+   (``chain_method="sequential"``), wall time including JAX compilation; needs the ``bench``
+   extra (``pip install -e '.[bench]'``), skipped with a note without it;
+3. idiomatic: the same priors with ``pm.Mixture`` over K ``pm.MvNormal.dist`` sampled by
    ``pm.sample()`` defaults (``bench.idiomatic``, in a child process that stops sampling at
-   ``--cap`` seconds), fewer draws; its draws go through the same relabelling and diagnostics;
-3. sklearn: ``GaussianMixture(K, full, n_init=10)`` wall time.
+   ``--cap`` seconds), fewer draws;
+4. sklearn: ``GaussianMixture(K, full, n_init=10)`` wall time.
 
-ESS is the minimum bulk ESS over weights and means after relabelling; ESS/s divides it by the
-whole wall time of the fit (compile + sampling) and, separately, by sampling time alone. An
-idiomatic fit stopped at the cap is measured on the posterior draws it made by then (its row
-says how far every chain got); one with no posterior draw has ESS/s 0 and an infinite ratio.
+Every Bayesian fit's draws go through the same relabelling and diagnostics. ESS is the minimum
+bulk ESS over weights and means after relabelling; ESS/s divides it by the whole wall time of the
+fit (compile + sampling) and, separately, by sampling time alone (numpyro's sampling time
+includes the compilation of its NUTS loop, which runs inside ``MCMC.run``). An idiomatic fit
+stopped at the cap is measured on the posterior draws it made by then (its row says how far
+every chain got); one with no posterior draw has ESS/s 0 and an infinite ratio.
 Compilation options (numba, jax, caches) are measured by ``bench.compile``.
 Writes ``bench/results/sweep.csv`` (one row per method and K) and ``bench/results/ratios.csv``.
 """
@@ -26,6 +33,8 @@ Writes ``bench/results/sweep.csv`` (one row per method and K) and ``bench/result
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
 import json
 import os
 import resource
@@ -39,9 +48,21 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import pandas as pd
+import pymc as pm
+import xarray as xr
 from sklearn.mixture import GaussianMixture
 
-from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
+from analysis.fit import (
+    SAMPLE_STATS,
+    FitSpec,
+    SamplerSettings,
+    fit_k,
+    load_fit,
+    postprocess,
+    save_fit,
+    saved_attrs,
+)
+from analysis.starts import chain_starts
 from bench.idiomatic import marketing_spec
 from bench.output import DEFAULT_DATA, RESULTS, machine, peak_rss_mb, write_table
 
@@ -81,6 +102,15 @@ def fit_row(method: str, k: int, path: Path, draws: int) -> dict:
 
 
 PROJECT_METHODS = {"gmm": "project", "hurdle": "project-hurdle"}
+# the NumPyro peer of each project method: the same model, priors and starts
+NUMPYRO_METHODS = {"project": "numpyro", "project-hurdle": "numpyro-hurdle"}
+NUMPYRO_MISSING = (
+    "bench.sweep: numpyro is not installed, so the numpyro peer is skipped "
+    "(install it with: pip install -e '.[bench]')"
+)
+# numpyro 0.22 with jax 0.12 fails with chain_method="parallel" (TracerArrayConversionError);
+# without XLA host devices it would run the chains one after another anyway
+NUMPYRO_CHAIN_METHOD = "sequential"
 
 
 def project_fit(spec: FitSpec, x, k: int, customers, features, workdir: Path) -> dict:
@@ -88,6 +118,70 @@ def project_fit(spec: FitSpec, x, k: int, customers, features, workdir: Path) ->
     path = workdir / f"{method}_K{k}.nc"
     save_fit(fit_k(spec, x, k, customers, features), path)
     return fit_row(method, k, path, spec.sampler.chains * spec.sampler.draws)
+
+
+def numpyro_fit(spec: FitSpec, x, k: int, customers, features, workdir: Path) -> dict:
+    """The NumPyro peer of :func:`project_fit`: the same fit sampled by NumPyro's NUTS.
+
+    The model is the project's (``spec.build_model``, the marginalized mixture with its
+    priors), sampled by ``pm.sample(nuts_sampler="numpyro")`` with the project's chains, warm-up,
+    draws and seed, each chain started at the project's EM start
+    (:func:`analysis.starts.chain_starts`) without PyMC's U(-1, 1) jitter. The clock runs, as
+    for the project, from the EM starts to the last draw, JAX compilation included.
+
+    Parameters
+    ----------
+    spec : FitSpec
+        The project's fit spec; its sampler settings are kept, with ``sampler="numpyro"``.
+    x : np.ndarray
+        Model-scale data (N, D).
+    k : int
+        Number of segments.
+    customers, features
+        Customer ids (N,) and feature names (D,).
+    workdir : Path
+        Where the fit is saved (``numpyro_K{k}.nc`` or ``numpyro-hurdle_K{k}.nc``).
+
+    Returns
+    -------
+    dict
+        The sweep row (:func:`fit_row`) of method ``NUMPYRO_METHODS[project method]``.
+    """
+    method = NUMPYRO_METHODS[PROJECT_METHODS[spec.model]]
+    settings = dataclasses.replace(spec.sampler, sampler="numpyro")
+    spec = dataclasses.replace(spec, sampler=settings)
+    model = spec.build_model(x, k, customers, features)
+    started = time.perf_counter()
+    starts = chain_starts(
+        spec.mixture,
+        x,
+        k,
+        chains=settings.chains,
+        seed=settings.seed,
+        priors=spec.mixture.merged_priors(spec.priors),
+        options=spec.options,
+    )
+    sampled = pm.sample(
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        random_seed=settings.seed,
+        initvals=starts,
+        model=model,
+        nuts_sampler="numpyro",
+        nuts={"chain_method": NUMPYRO_CHAIN_METHOD, "jitter": False},
+        progressbar=False,
+        compute_convergence_checks=False,
+    )
+    seconds = time.perf_counter() - started
+    sampled = sampled.map_over_datasets(xr.Dataset.as_numpy)  # PyMC leaves the draws in JAX arrays
+    stats = sampled["sample_stats"].to_dataset()
+    # PyMC 6.4 renames NumPyro's potential energy (minus the log density) to lp
+    stats["lp"] = -stats["lp"]
+    sampled["sample_stats"] = xr.DataTree(stats[list(SAMPLE_STATS)])
+    path = workdir / f"{method}_K{k}.nc"
+    save_fit(postprocess(sampled, model, spec.mixture, x, spec.identity(k), seconds), path)
+    return fit_row(method, k, path, settings.chains * settings.draws)
 
 
 KILL_GRACE = 300  # seconds past the cap before a child that ignored it is killed
@@ -143,40 +237,62 @@ def sklearn_fit(x, k: int, seed: int) -> dict:
 
 
 def ratios(table: pd.DataFrame) -> pd.DataFrame:
-    """Per project method and K: its ESS/s over the idiomatic ESS/s; then per project method the
-    sweep wall over sklearn's."""
+    """ESS/s ratios per project method and K, then sweep walls per project method.
+
+    Parameters
+    ----------
+    table : pd.DataFrame
+        The sweep rows (:func:`fit_row` and the peers' rows), with an ``idiomatic`` and a
+        ``sklearn`` row per K; the NumPyro peer's rows (``NUMPYRO_METHODS``) are optional.
+
+    Returns
+    -------
+    pd.DataFrame
+        Per project method and K: its ESS/s over the idiomatic ESS/s (wall and sampling time) and
+        over its NumPyro peer's (wall), with the fits' statuses; then per project method
+        (``K`` = "sweep") the summed wall seconds over sklearn's, and the peer's sum.
+    """
     by = table.set_index(["method", "K"])
     methods = [m for m in PROJECT_METHODS.values() if m in set(table["method"])]
     rows = []
     for method in methods:
+        peer = NUMPYRO_METHODS[method]
         for k in sorted(table["K"].unique()):
             project, idiomatic = by.loc[(method, k)], by.loc[("idiomatic", k)]
             with np.errstate(divide="ignore"):  # no idiomatic posterior draw: infinite ratio
-                rows.append(
-                    {
-                        "method": method,
-                        "K": k,
-                        "project_ess_per_s": project["ess_per_second"],
-                        "idiomatic_ess_per_s": idiomatic["ess_per_second"],
-                        "ess_per_s_ratio": np.float64(project["ess_per_second"])
-                        / idiomatic["ess_per_second"],
-                        "ess_per_sampling_s_ratio": np.float64(project["ess_per_sampling_second"])
-                        / idiomatic.get("ess_per_sampling_second", np.nan),
-                        "project_status": project["status"],
-                        "idiomatic_status": idiomatic["status"],
-                    }
-                )
+                row = {
+                    "method": method,
+                    "K": k,
+                    "project_ess_per_s": project["ess_per_second"],
+                    "idiomatic_ess_per_s": idiomatic["ess_per_second"],
+                    "ess_per_s_ratio": np.float64(project["ess_per_second"])
+                    / idiomatic["ess_per_second"],
+                    "ess_per_sampling_s_ratio": np.float64(project["ess_per_sampling_second"])
+                    / idiomatic.get("ess_per_sampling_second", np.nan),
+                }
+            if (peer, k) in by.index:
+                numpyro = by.loc[(peer, k)]
+                row |= {
+                    "numpyro_ess_per_s": numpyro["ess_per_second"],
+                    "numpyro_ess_per_s_ratio": project["ess_per_second"]
+                    / numpyro["ess_per_second"],
+                    "numpyro_status": numpyro["status"],
+                }
+            rows.append(
+                row | {"project_status": project["status"], "idiomatic_status": idiomatic["status"]}
+            )
     walls = table.groupby("method")["seconds"].sum()
     for method in methods:
-        rows.append(
-            {
-                "method": method,
-                "K": "sweep",
-                "project_seconds": walls[method],
-                "sklearn_seconds": walls["sklearn"],
-                "project_over_sklearn": walls[method] / walls["sklearn"],
-            }
-        )
+        row = {
+            "method": method,
+            "K": "sweep",
+            "project_seconds": walls[method],
+            "sklearn_seconds": walls["sklearn"],
+            "project_over_sklearn": walls[method] / walls["sklearn"],
+        }
+        if NUMPYRO_METHODS[method] in walls:
+            row["numpyro_seconds"] = walls[NUMPYRO_METHODS[method]]
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -215,6 +331,9 @@ def main(argv: list[str] | None = None) -> None:
         f"settings {settings}",
         file=sys.stderr,
     )
+    with_numpyro = importlib.util.find_spec("numpyro") is not None
+    if not with_numpyro:
+        print(NUMPYRO_MISSING, file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
@@ -224,6 +343,10 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{say} project {model} fit", file=sys.stderr)
                 rows.append(project_fit(model_spec, x, k, customers, features, workdir))
                 rows[-1]["peak_rss_mb"] = peak_rss_mb()
+                if with_numpyro:
+                    print(f"{say} numpyro {model} fit ({NUMPYRO_CHAIN_METHOD})", file=sys.stderr)
+                    rows.append(numpyro_fit(model_spec, x, k, customers, features, workdir))
+                    rows[-1]["peak_rss_mb"] = peak_rss_mb()
             print(f"{say} idiomatic pm.Mixture fit (cap {settings['cap']:.0f} s)", file=sys.stderr)
             rows.append(idiomatic_fit(args.data, k, settings, args.seed, workdir))
             rows[-1]["peak_rss_mb"] = peak_rss_mb(resource.RUSAGE_CHILDREN)

@@ -1,11 +1,15 @@
-"""The benchmark's ratio table: ESS/s ratios per K, and an idiomatic fit with no posterior draw."""
+"""The benchmark's ratio table: ESS/s ratios per K (over the idiomatic fit and the NumPyro peer),
+and an idiomatic fit with no posterior draw."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from bench import sweep
 from bench.sweep import ratios
 
 
@@ -30,3 +34,46 @@ def test_ratios_divide_ess_per_second_and_mark_a_fit_without_draws_infinite():
     assert result.loc[4, "ess_per_s_ratio"] == np.inf
     assert pd.isna(result.loc[4, "ess_per_sampling_s_ratio"])
     assert result.loc["sweep", "project_over_sklearn"] == pytest.approx(200.0 / 5.0)
+
+
+def test_ratios_divide_by_the_numpyro_peer_when_the_table_has_it():
+    table = pd.DataFrame(
+        [
+            {"method": "project", "K": 2, "status": "ok", "seconds": 50.0,
+             "ess_per_second": 20.0, "ess_per_sampling_second": 40.0},
+            {"method": "numpyro", "K": 2, "status": "slow", "seconds": 100.0,
+             "ess_per_second": 4.0, "ess_per_sampling_second": 5.0},
+            {"method": "idiomatic", "K": 2, "status": "failed", "seconds": 480.0,
+             "ess_per_second": 0.5, "ess_per_sampling_second": 1.0},
+            {"method": "sklearn", "K": 2, "status": "ok", "seconds": 2.0},
+        ]
+    )  # fmt: skip
+    result = ratios(table).set_index("K")
+    assert result.loc[2, "numpyro_ess_per_s_ratio"] == pytest.approx(5.0)
+    assert result.loc[2, "numpyro_status"] == "slow"
+    assert result.loc[2, "ess_per_s_ratio"] == pytest.approx(40.0)
+    assert result.loc["sweep", "numpyro_seconds"] == pytest.approx(100.0)
+
+
+def test_the_sweep_without_numpyro_says_how_to_install_it_and_skips_the_peer(
+    monkeypatch, tmp_path, capsys, marketing_csv
+):
+    """The fits are stubs: this is about the sweep's control flow when numpyro is missing."""
+    monkeypatch.setitem(sys.modules, "numpyro", None)  # import numpyro fails, find_spec: None
+
+    def stub(method: str, k: int) -> dict:
+        return {"method": method, "K": k, "status": "ok", "reason": "", "seconds": 1.0,
+                "ess_per_second": 1.0, "ess_per_sampling_second": 1.0}  # fmt: skip
+
+    def numpyro_fit(*args):
+        raise AssertionError("the numpyro peer ran without numpyro")
+
+    monkeypatch.setattr(sweep, "project_fit", lambda spec, x, k, *rest: stub("project", k))
+    monkeypatch.setattr(sweep, "idiomatic_fit", lambda data, k, *rest: stub("idiomatic", k))
+    monkeypatch.setattr(sweep, "sklearn_fit", lambda x, k, seed: stub("sklearn", k))
+    monkeypatch.setattr(sweep, "numpyro_fit", numpyro_fit)
+    argv = ["--k", "2", "--models", "gmm", "--data", str(marketing_csv), "--out", str(tmp_path)]
+    sweep.main(argv)
+    assert sweep.NUMPYRO_MISSING in capsys.readouterr().err.splitlines()
+    assert set(pd.read_csv(tmp_path / "sweep.csv")["method"]) == {"project", "idiomatic", "sklearn"}
+    assert "numpyro_ess_per_s_ratio" not in pd.read_csv(tmp_path / "ratios.csv").columns
