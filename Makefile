@@ -53,6 +53,7 @@ format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"  # numpyro, the sweep's JAX peer
 	$(BIN)/python -m bench.sweep --quick
 
 clean:
