@@ -49,15 +49,38 @@ Categorical (latent class) fits
 Per class k, variable j and level l: the class's probability of that level (``item_probs``,
 posterior mean and 94% HDI), the population share of the level (observed share of customers),
 and the lift = posterior-mean probability / population share. No spend, so no revenue share and
-no value tier (``tier`` is "n/a"). The name lists the (at most two) levels with the highest lift
-among those the class has with probability >= :data:`NAME_MIN_PROBABILITY` and lift >=
-:data:`NAME_MIN_LIFT`, e.g. "age 65+ · household_size 1"; "typical mix" when none qualifies;
-"all customers" for K = 1.
+no value tier (``tier`` is "n/a").
+
+Variables are ranked by how much they distinguish the classes: the **distinctiveness** of
+variable j is the weight-averaged total-variation distance between each class's level
+distribution and the population's, D_j = sum_k w_k * 1/2 sum_l |p_kjl - s_jl| (w_k the
+posterior-mean weight, p_kjl the posterior-mean class probability, s_jl the population share):
+0 when every class answers like everyone, 1 when each class has levels no one else has.
+A class's **distinctive level** of a variable is its level with the highest lift among those the
+class has with probability >= :data:`NAME_MIN_PROBABILITY` and lift >= :data:`NAME_MIN_LIFT`
+(a level that describes most of the class, above its population share), else none.
+
+Two levels are **redundant** (:class:`Redundancy`) when Cramér's V of their variables' observed
+two-way table (customers who answered both) exceeds :data:`REDUNDANT_CRAMERS_V` (near-functions
+of each other, such as household size and number of children), or when one level nearly implies
+the other: the observed P(b | a) or P(a | b) is at least :data:`REDUNDANT_IMPLICATION` (household
+composition "2 Adults No Kids" implies no children).
+
+The name is the class's distinctive levels of the (at most two) most distinctive variables that
+have one, skipping a level redundant with the first part, e.g. "age 65+ · income Under
+15K"; a repeated name takes the skipped redundant part when that tells it apart, and is numbered
+(" #k") otherwise; "typical mix" when no variable has a distinctive level; "all customers" for
+K = 1. The **top levels** (``top_level`` 1..:data:`TOP_LEVELS` in the profile table, 0 for the
+other rows) are the name's parts, then, for the remaining variables in distinctiveness order, the
+class's distinctive level or else its level furthest from the population share, skipping levels
+redundant with one already shown while enough others remain.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+from dataclasses import dataclass
 
 import arviz as az
 import numpy as np
@@ -76,6 +99,9 @@ NON_BUYER_SHARE = 0.9  # a segment whose customers mostly did not buy a feature 
 PRECISE_THRESHOLD = 0.95
 NAME_MIN_PROBABILITY = 0.5  # a level that describes most of the class
 NAME_MIN_LIFT = 1.25
+REDUNDANT_CRAMERS_V = 0.7  # two variables this associated say the same thing: not both in a name
+REDUNDANT_IMPLICATION = 0.9  # P(b | a) this high: level a says b already (No Kids -> 0 kids)
+TOP_LEVELS = 4  # distinctive levels shown per class
 NO_TIER = "n/a"
 NAME_MIN_DIFFERENCE = 0.5  # sd from the population: a measurement that characterises a segment
 TIER_RULE = (
@@ -106,8 +132,8 @@ PROFILE_COLUMNS = (*SEGMENT_COLUMNS[:3], *FEATURE_COLUMNS, *SEGMENT_COLUMNS[3:])
 CATEGORICAL_SEGMENT_COLUMNS = SEGMENT_COLUMNS[:6]  # segment, name, tier, weight and its HDI
 CATEGORICAL_PROFILE_COLUMNS = (
     "segment", "name", "variable", "level", "probability", "probability_hdi_low",
-    "probability_hdi_high", "population_share", "lift", "weight", "weight_hdi_low",
-    "weight_hdi_high",
+    "probability_hdi_high", "population_share", "lift", "distinctiveness", "variable_rank",
+    "top_level", "weight", "weight_hdi_low", "weight_hdi_high",
 )  # fmt: skip
 
 
@@ -463,18 +489,191 @@ def level_shares(indicators: xr.DataArray, pairs: list[tuple[str, str]]) -> xr.D
     return indicators.sum("customer") / answered(indicators, pairs).sum("customer")
 
 
-def class_names(lift: pd.DataFrame, probability: pd.DataFrame) -> pd.Series:
-    """Names of latent classes from (segment, item) lift and probability tables (item = var=lvl)."""
-    if len(lift) == 1:
-        return pd.Series(["all customers"], index=lift.index)
-    names = {}
+def variable_distinctiveness(
+    probability: pd.DataFrame, share: pd.Series, weights: pd.Series
+) -> pd.Series:
+    """Per variable, sum_k w_k TV(class k's level distribution, the population's), highest first.
+
+    ``probability`` is (segment, item) with items "variable=level", ``share`` the population
+    share per item and ``weights`` the class weights per segment (normalised here)."""
+    variables = pd.Index([item.split("=", 1)[0] for item in probability.columns])
+    gap = (probability - share.reindex(probability.columns).to_numpy()).abs()
+    distance = 0.5 * gap.T.groupby(variables.to_numpy(), sort=False).sum().T  # (segment, var)
+    w = weights.reindex(probability.index).to_numpy(dtype=float)
+    score = pd.Series(w @ distance.to_numpy() / w.sum(), index=distance.columns, dtype=float)
+    order = np.argsort(-score.to_numpy(), kind="stable")  # ties keep the variables' order
+    return score.iloc[order]
+
+
+def cramers_v(indicators: np.ndarray, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """Cramér's V of every two variables' observed two-way table, from (customer, item) indicators
+    (a missing answer is an all-zero block, so only customers who answered both count); 1 on the
+    diagonal, NaN where a table has fewer than two non-empty rows or columns."""
+    x = np.asarray(indicators, dtype=float)
+    variables = list(dict.fromkeys(v for v, _ in pairs))
+    columns = {v: [i for i, (w, _) in enumerate(pairs) if w == v] for v in variables}
+    v_table = pd.DataFrame(np.nan, index=variables, columns=variables)
+    for a in variables:
+        v_table.loc[a, a] = 1.0
+    for a, b in itertools.combinations(variables, 2):
+        counts = x[:, columns[a]].T @ x[:, columns[b]]
+        counts = counts[counts.sum(1) > 0][:, counts.sum(0) > 0]
+        n = counts.sum()
+        if min(counts.shape) < 2:
+            continue
+        expected = counts.sum(1, keepdims=True) * counts.sum(0, keepdims=True) / n
+        chi2 = float(((counts - expected) ** 2 / expected).sum())
+        v_table.loc[a, b] = v_table.loc[b, a] = np.sqrt(chi2 / (n * (min(counts.shape) - 1)))
+    return v_table
+
+
+def level_implication(indicators: np.ndarray, items: list[str]) -> pd.DataFrame:
+    """P(level b | level a) among the customers who answered both variables, from (customer,
+    item) indicators: row a, column b (NaN where no customer has level a and answered b's
+    variable)."""
+    x = np.asarray(indicators, dtype=float)
+    variables = [_variable(item) for item in items]
+    answered_by = {
+        v: x[:, [j for j, w in enumerate(variables) if w == v]].sum(1) for v in variables
+    }
+    answered_b = np.stack([answered_by[v] for v in variables], axis=1)  # (customer, item)
+    both = x.T @ x  # customers with level a and level b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conditional = both / (x.T @ answered_b)
+    return pd.DataFrame(conditional, index=items, columns=items)
+
+
+@dataclass(frozen=True)
+class Redundancy:
+    """When two levels say the same thing: their variables' Cramér's V (:func:`cramers_v`) is
+    above :data:`REDUNDANT_CRAMERS_V`, or one level nearly implies the other (P(b | a) or
+    P(a | b) >= :data:`REDUNDANT_IMPLICATION`, :func:`level_implication`), observed."""
+
+    cramers_v: pd.DataFrame
+    implication: pd.DataFrame
+
+    @classmethod
+    def of(cls, indicators: np.ndarray, pairs: list[tuple[str, str]]) -> Redundancy:
+        items = [f"{v}={level}" for v, level in pairs]
+        return cls(cramers_v(indicators, pairs), level_implication(indicators, items))
+
+    def variables(self, a: str, b: str) -> bool:
+        """Whether variables ``a`` and ``b`` are near-functions of each other."""
+        v = self.cramers_v
+        value = v.loc[a, b] if a in v.index and b in v.columns else np.nan
+        return bool(np.isfinite(value) and value > REDUNDANT_CRAMERS_V)
+
+    def items(self, a: str, b: str) -> bool:
+        """Whether items ``a`` and ``b`` ("variable=level") are redundant."""
+        if self.variables(_variable(a), _variable(b)):
+            return True
+        p = self.implication
+        if a not in p.index or b not in p.index:
+            return False
+        both = np.array([p.loc[a, b], p.loc[b, a]], dtype=float)
+        return bool((np.nan_to_num(both) >= REDUNDANT_IMPLICATION).any())
+
+
+def _redundant(a: str, b: str, redundancy: Redundancy | None) -> bool:
+    return redundancy is not None and redundancy.items(a, b)
+
+
+def _variable(item: str) -> str:
+    return item.split("=", 1)[0]
+
+
+def distinctive_levels(
+    lift: pd.DataFrame, probability: pd.DataFrame
+) -> dict[object, dict[str, str]]:
+    """Per segment, {variable: item} of its distinctive level of each variable that has one: the
+    highest lift among probability >= NAME_MIN_PROBABILITY and lift >= NAME_MIN_LIFT."""
+    out = {}
     for k in lift.index:
         eligible = lift.loc[k][
             (probability.loc[k] >= NAME_MIN_PROBABILITY) & (lift.loc[k] >= NAME_MIN_LIFT)
         ]
-        top = eligible.sort_values(ascending=False).index[:2]
-        names[k] = " · ".join(item.replace("=", " ", 1) for item in top) or "typical mix"
-    return numbered_duplicates(pd.Series(names))
+        best: dict[str, str] = {}
+        for item in eligible.sort_values(ascending=False, kind="stable").index:
+            best.setdefault(item.split("=", 1)[0], item)
+        out[k] = best
+    return out
+
+
+def _name_parts(
+    best: dict[str, str], ranking: list[str], redundancy: Redundancy | None
+) -> tuple[list[str], list[str]]:
+    """The name's items (at most two; the second not redundant with the first) and the redundant
+    items it skipped, in distinctiveness order."""
+    ordered = [best[v] for v in ranking if v in best]
+    if not ordered:
+        return [], []
+    skipped = [i for i in ordered[1:] if _redundant(ordered[0], i, redundancy)]
+    kept = [i for i in ordered[1:] if i not in skipped]
+    return [ordered[0], *kept[:1]], skipped
+
+
+def _label(items: list[str]) -> str:
+    return " · ".join(item.replace("=", " ", 1) for item in items) or "typical mix"
+
+
+def class_names(
+    lift: pd.DataFrame,
+    probability: pd.DataFrame,
+    ranking: list[str] | None = None,
+    redundancy: Redundancy | None = None,
+) -> pd.Series:
+    """Names of latent classes from (segment, item) lift and probability tables (item = var=lvl).
+
+    ``ranking`` lists the variables most distinctive first (:func:`variable_distinctiveness`;
+    default: the items' order); ``redundancy`` says which levels are redundant
+    (:class:`Redundancy`; default: none is). See the module docstring."""
+    if len(lift) == 1:
+        return pd.Series(["all customers"], index=lift.index)
+    if ranking is None:
+        ranking = list(dict.fromkeys(item.split("=", 1)[0] for item in lift.columns))
+    best = distinctive_levels(lift, probability)
+    parts = {k: _name_parts(best[k], ranking, redundancy) for k in lift.index}
+    names = pd.Series({k: _label(parts[k][0]) for k in lift.index})
+    for k in names.index[names.duplicated(keep=False)]:
+        items, skipped = parts[k]
+        if len(items) == 1 and skipped:  # a redundant second part may still tell it apart
+            names[k] = _label([items[0], skipped[0]])
+    return numbered_duplicates(names)
+
+
+def top_levels(
+    lift: pd.DataFrame,
+    probability: pd.DataFrame,
+    share: pd.Series,
+    ranking: list[str],
+    redundancy: Redundancy | None = None,
+    n: int = TOP_LEVELS,
+) -> dict[object, list[str]]:
+    """Per segment, its (at most ``n``) top items, most distinctive first (module docstring)."""
+    best = distinctive_levels(lift, probability)
+    gaps = (probability - share.reindex(probability.columns).to_numpy()).abs()
+    return {k: _class_top(best[k], gaps.loc[k], ranking, redundancy, n) for k in lift.index}
+
+
+def _class_top(
+    best: dict[str, str],
+    gap: pd.Series,
+    ranking: list[str],
+    redundancy: Redundancy | None,
+    n: int,
+) -> list[str]:
+    """One class's top items: its name's, then one per further variable (its distinctive level,
+    else its level furthest from the population share), non-redundant variables first."""
+    chosen, _ = _name_parts(best, ranking, redundancy)
+    for allow_redundant in (False, True):
+        for variable in ranking:
+            if len(chosen) >= n or variable in {_variable(item) for item in chosen}:
+                continue
+            levels = [item for item in gap.index if _variable(item) == variable]
+            item = best.get(variable, str(gap[levels].idxmax()))
+            if allow_redundant or not any(_redundant(item, c, redundancy) for c in chosen):
+                chosen.append(item)
+    return chosen
 
 
 def categorical_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -483,23 +682,33 @@ def categorical_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]
     Returns
     -------
     segments : one row per class, :data:`CATEGORICAL_SEGMENT_COLUMNS` (tier is "n/a").
-    profiles : one row per (class, variable, level), :data:`CATEGORICAL_PROFILE_COLUMNS`.
+    profiles : one row per (class, variable, level), :data:`CATEGORICAL_PROFILE_COLUMNS`, in item
+        order; ``distinctiveness`` and ``variable_rank`` (1 = most distinctive) are the
+        variable's, ``top_level`` the level's place among the class's top levels (0: not one).
     """
     posterior = tree["posterior"]
     pairs = item_levels(tree)
     items = [f"{v}={level}" for v, level in pairs]
     weight = summarize(posterior["weights"])
     probability = summarize(posterior["item_probs"])
-    share = level_shares(tree["observed_data"]["x"], pairs).values
+    indicators = tree["observed_data"]["x"]
+    share = level_shares(indicators, pairs).values
     segment_ids = posterior["segment"].values.astype(int)
     mean = pd.DataFrame(
         probability["mean"].transpose("segment", "item").values, index=segment_ids, columns=items
     )
     lift = mean / share
+    shares = pd.Series(share, index=items)
+    distinct = variable_distinctiveness(
+        mean, shares, pd.Series(weight["mean"].values, index=segment_ids)
+    )
+    ranking = list(distinct.index)
+    redundancy = Redundancy.of(indicators.transpose("customer", "item").values, pairs)
+    top = top_levels(lift, mean, shares, ranking, redundancy) if len(segment_ids) > 1 else {}
     segments = pd.DataFrame(
         {
             "segment": segment_ids,
-            "name": class_names(lift, mean).reindex(segment_ids).to_numpy(),
+            "name": class_names(lift, mean, ranking, redundancy).reindex(segment_ids).to_numpy(),
             "tier": NO_TIER,
             "weight": weight["mean"].values,
             "weight_hdi_low": weight["low"].values,
@@ -510,7 +719,9 @@ def categorical_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]
     high = probability["high"].transpose("segment", "item").values
     rows = []
     for position, k in enumerate(segment_ids):
+        chosen = top.get(k, [])
         for j, (variable, level) in enumerate(pairs):
+            item = items[j]
             rows.append(
                 {
                     "segment": k,
@@ -521,6 +732,9 @@ def categorical_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]
                     "probability_hdi_high": float(high[position, j]),
                     "population_share": float(share[j]),
                     "lift": lift.iat[position, j],
+                    "distinctiveness": float(distinct[variable]),
+                    "variable_rank": ranking.index(variable) + 1,
+                    "top_level": chosen.index(item) + 1 if item in chosen else 0,
                 }
             )
     profiles = pd.DataFrame(rows).merge(segments.drop(columns="tier"), on="segment")

@@ -71,6 +71,7 @@ INTEGER_COLUMNS = {
     "K", "K_from", "K_to", "segment", "segment_from", "segment_to", "seed", "customers",
     "precise", "broad", "divergences", "pareto_k_bad", "n_params", "pareto_k_remaining",
     "pareto_k_good", "pareto_k_very_bad", "n_modes", "attempts", "cells", "draws",
+    "variable_rank", "top_level",
 }  # fmt: skip
 ID_COLUMNS = {"customer_id", "customer"}
 DECIMALS = {
@@ -80,7 +81,7 @@ DECIMALS = {
     "replicated_hdi_low": 4, "replicated_hdi_high": 4, "index": 2, "std_difference": 2,
     "k_threshold": 2,
     "lift": 2, "lift_hdi_low": 2, "lift_hdi_high": 2, "share": 3, "population_share": 3,
-    "stacking_weight": 3, "chi2_ratio": 2, "p_value": 3, "expected": 1,
+    "stacking_weight": 3, "chi2_ratio": 2, "p_value": 3, "expected": 1, "distinctiveness": 3,
 }  # fmt: skip
 THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability", "zero_prob", "rate")
 
@@ -816,9 +817,20 @@ MEASUREMENT_COLUMNS = ["segment", "name", "feature", "mean_spend~hdi",
 MEASUREMENT_HEADERS = ["segment", "name", "feature", "mean [94% HDI]", "implied population mean",
                        "observed mean", "standardized difference"]  # fmt: skip
 CLASS_NAME_RULE = (
-    "Names: the (at most two) levels with the highest lift (class probability / population "
-    "share) among those most of the class has (probability &ge; 0.5) with lift &ge; 1.25; "
-    "'typical mix' when none qualifies."
+    "Variables are ranked by distinctiveness: the weight-averaged total-variation distance "
+    "between each class's level probabilities and the population shares (0: every class answers "
+    "like everyone; 1: no two classes share a level). A class's distinctive level of a variable "
+    "is the one with the highest lift (class probability / population share) among those most of "
+    "the class has (probability &ge; 0.5) with lift &ge; 1.25. Names: the distinctive levels of "
+    "the (at most two) most distinctive variables that have one, leaving out a second level "
+    "redundant with the first (its variable's Cram&eacute;r's V with the first's above 0.7, or "
+    "one level implying the other for at least 90% of the customers); 'typical mix' when none "
+    "qualifies."
+)
+TOP_LEVELS_RULE = (
+    "Per class, its most distinctive levels: the name's, then for the other variables in "
+    "distinctiveness order the class's distinctive level (else its level furthest from the "
+    "population share), redundant ones last."
 )
 
 
@@ -831,6 +843,7 @@ def section_profiles(paths, src, setting, categorical: bool) -> str:
                 f"<p>Latent classes: per class the probability of each level of each variable, "
                 f"posterior mean and 94% HDI, beside the population share. {CLASS_NAME_RULE}</p>",
                 weights_table(segments, "class"),
+                distinctive_levels(profiles),
                 level_probabilities(paths, profiles, "profiles", "class"),
             ]
         )
@@ -848,6 +861,37 @@ def section_profiles(paths, src, setting, categorical: bool) -> str:
         "&ge; 0.5, lift &ge; 1.25) after the spend name.</p>"
         + level_probabilities(paths, src[LEVEL_PROFILES], "level_profiles", "segment")
     )
+
+
+def distinctive_levels(profiles) -> str:
+    """The variables by distinctiveness and each class's top levels (``top_level`` > 0): rows of
+    the level profile table itself, so every number is traced to it. Empty for a profile table
+    written before those columns existed."""
+    frame = profiles.frame
+    if frame is None or "top_level" not in frame:
+        return ""
+    variables = frame.drop_duplicates("variable").sort_values("variable_rank", kind="stable")
+    top = frame[frame["top_level"] > 0].sort_values(["segment", "top_level"], kind="stable")
+    out = [
+        "<h3>What sets the classes apart</h3>",
+        "<p>Variables by distinctiveness (from profiles.csv, one row per variable):</p>",
+        table(
+            profiles,
+            ["variable_rank", "variable", "distinctiveness"],
+            headers=["rank", "variable", "distinctiveness"],
+            rows=list(variables.index),
+        ),
+    ]
+    columns = ["segment", "name", "top_level", "variable", "level", "probability~hdi",
+               "population_share", "lift"]  # fmt: skip
+    headers = ["class", "name", "rank", "variable", "level", "probability [94% HDI]",
+               "population share", "lift"]  # fmt: skip
+    if len(top):
+        out += [
+            f"<p>{TOP_LEVELS_RULE}</p>",
+            table(profiles, columns, headers=headers, rows=list(top.index)),
+        ]
+    return "".join(out)
 
 
 def level_probabilities(paths, profiles, figure: str, label: str) -> str:

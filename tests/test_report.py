@@ -299,3 +299,43 @@ def test_the_answer_comes_first_with_its_status_warnings_and_segments(html, csvs
         assert html_module.escape(name) in answer
     largest = int(reported["K"]) == int(comparison["K"].max())
     assert ("is the largest K fitted" in answer) == largest
+
+
+def test_class_profiles_show_the_distinctive_levels_per_class(tmp_path):
+    """No sampling: the profile tables of a constructed latent class fit (tests/test_profiles.py,
+    a distinguishing variable and two redundant copies), written as the report step writes them;
+    the profiles section ranks the variables and shows each class's top levels, every number
+    traced to profiles.csv."""
+    from analysis.profiles import segment_profiles
+    from analysis.report import section_profiles
+    from tests.test_profiles import redundant_class_fit
+
+    segments, profiles = segment_profiles(redundant_class_fit())
+    segments.assign(customers=[800, 700, 500]).to_csv(tmp_path / "segments.csv", index=False)
+    profiles.to_csv(tmp_path / "profiles.csv", index=False)
+    paths = RunPaths(tmp_path)
+    src = {name: Source(paths, name) for name in ("segments.csv", "profiles.csv")}
+    text = section_profiles(paths, src, lambda name: "n/a", categorical=True)
+    report = Report()
+    report.feed(text)
+    assert "What sets the classes apart" in text and "Cram&eacute;r" in text
+    frame = pd.read_csv(tmp_path / "profiles.csv")
+    spans = [s for s in report.values if s["data-src"] == "profiles.csv"]
+    for span in spans:
+        exact = frame.at[int(span["data-row"]), span["data-col"]]
+        assert float(span["data-value"]) == float(exact)
+    # the variables in rank order, then the top levels: class by class, rank 1..4, with HDIs
+    ranks = [int(s["data-row"]) for s in spans if s["data-col"] == "variable_rank"]
+    assert frame.loc[ranks, "variable"].tolist() == ["region", "size", "comp", "own"]
+    rows = [int(s["data-row"]) for s in spans if s["data-col"] == "top_level"]
+    shown = frame.loc[rows]
+    assert shown["segment"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert shown["top_level"].tolist() == [1, 2, 3, 4] * 3
+    for column in ("probability", "probability_hdi_low", "probability_hdi_high"):
+        assert {int(s["data-row"]) for s in spans if s["data-col"] == column} >= set(rows)
+    # an older profiles.csv without the columns still renders, without the selection
+    frame.drop(columns=["distinctiveness", "variable_rank", "top_level"]).to_csv(
+        tmp_path / "profiles.csv", index=False
+    )
+    src["profiles.csv"] = Source(paths, "profiles.csv")
+    assert "What sets" not in section_profiles(paths, src, lambda name: "n/a", categorical=True)
