@@ -290,12 +290,17 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, configs, threshold:
     kind = "categorical" if categorical else ("mixed" if is_mixed(tree) else "continuous")
     if kind == "mixed":
         tree = part_view(tree, "continuous")  # the rows on values and units are its spend's
-    values = "amounts" if holds_amounts(tree) else "measurements (negative values: no totals)"
+    if categorical:
+        values = "categories"
+    elif holds_amounts(tree):
+        values = "amounts"
+    else:
+        values = "measurements (negative values: no totals)"
     rows = {
         "dataset": config["dataset"],
         "source": config["source"],
         "data kind": kind,
-        "values": "categories" if categorical else values,
+        "values": values,
         "customers": tree["observed_data"].sizes["customer"],
         "unit": "categories" if categorical else UNITS.get(config["dataset"], "input units"),
         "categorical columns": ", ".join(config["options"].get("levels", {})) or "none",

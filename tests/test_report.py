@@ -339,3 +339,21 @@ def test_class_profiles_show_the_distinctive_levels_per_class(tmp_path):
     )
     src["profiles.csv"] = Source(paths, "profiles.csv")
     assert "What sets" not in section_profiles(paths, src, lambda name: "n/a", categorical=True)
+
+
+def test_settings_of_a_latent_class_fit_say_categories():
+    """No sampling: the settings table of a latent class fit (tests/test_profiles.py's
+    constructed one) names its values as categories, without reading them as amounts (which
+    crashed: its data have items, not features)."""
+    from analysis.profiles import fit_config
+    from analysis.report_outputs import settings_table
+    from tests.test_profiles import constructed_class_fit
+
+    tree = constructed_class_fit()
+    sampler = {"sampler": "nutpie", "chains": 2, "tune": 100, "draws": 100, "seed": 0}
+    config = fit_config(tree) | {"source": "constructed", "sampler": sampler}
+    tree.attrs["segment_config"] = json.dumps(config)
+    table = settings_table(tree, 2, "the --k option", [config], 0.95).set_index("item")["value"]
+    assert table["data kind"] == "categorical"
+    assert table["values"] == "categories" and table["unit"] == "categories"
+    assert table["tier rule"] == "n/a (no amounts)"
