@@ -22,8 +22,8 @@ KEPT = 8  # compiled functions kept; a scoring pass over blocks of new data neve
 _kept: OrderedDict[tuple, Callable] = OrderedDict()
 
 
-def of_data(what: str, data: np.ndarray, options: dict, compile: Callable[[], Callable]):
-    """``compile()``, or its result from an earlier call with the same ``what`` (a name for the
+def of_data(what: str, data: np.ndarray, options: dict, build: Callable[[], Callable]):
+    """``build()``, or its result from an earlier call with the same ``what`` (a name for the
     computation), ``options`` (JSON-able) and ``data`` contents."""
     digest = hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest()
     key = (
@@ -36,7 +36,7 @@ def of_data(what: str, data: np.ndarray, options: dict, compile: Callable[[], Ca
     if key in _kept:
         _kept.move_to_end(key)
         return _kept[key]
-    function = compile()
+    function = build()
     _kept[key] = function
     if len(_kept) > KEPT:
         _kept.popitem(last=False)
