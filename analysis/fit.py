@@ -504,12 +504,18 @@ def unreadable_fit(path: Path, problem: str) -> InputError:
 
 def saved_attrs(path: Path) -> dict:
     """The JSON attrs of a saved fit (config, provenance, diagnostics) without loading draws;
-    InputError (:func:`unreadable_fit`) when the file is not a readable fit."""
+    InputError (:func:`unreadable_fit`) when the file is not a readable fit.
+
+    Only the root group's attributes are read (about 15 ms; opening the file as a DataTree
+    decodes every group's variables first, about 1.1 s for a K = 4 fit, and the pipeline reads
+    these attrs a dozen times)."""
+    import h5netcdf
+
     try:
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
+        with h5netcdf.File(path, "r") as handle:
             attrs = {
                 key.removeprefix("segment_"): json.loads(value)
-                for key, value in tree.attrs.items()
+                for key, value in handle.attrs.items()
                 if key.startswith("segment_")
             }
     except UNREADABLE as error:
