@@ -170,8 +170,10 @@ def fit_sweep(
         diagnostics = saved_attrs(path)["diagnostics"]
         rows.append({"K": k} | diagnostics)
         print_status(k, diagnostics)
+        if position == len(ks):  # nothing left to stop
+            break
         reason = stopping.update(k, tree, diagnostics)
-        if reason and position < len(ks):
+        if reason:
             rest = ks[position:]
             skipped = {str(later): reason for later in rest}
             print(
