@@ -370,7 +370,8 @@ def save(figure, path, dpi: int = DPI, tight: bool = False) -> None:
 
 def migration_figure(migration: pd.DataFrame, matched: int):
     """Heatmap of ``migration.csv`` rows (:func:`analysis.migration.migration_table`): earlier
-    segment down, later segment across, each cell the expected customers with its 94% HDI."""
+    segment down, later segment across, each cell the expected customers with the 94% HDI of
+    the realised count (parameter and assignment uncertainty)."""
     expected = migration.pivot(index="from_segment", columns="to_segment", values="expected")
     cells = migration.set_index(["from_segment", "to_segment"])
     names = migration.drop_duplicates("from_segment").set_index("from_segment")["from_name"]
@@ -385,7 +386,8 @@ def migration_figure(migration: pd.DataFrame, matched: int):
             axis.text(
                 column,
                 row,
-                f"{cell['expected']:,.1f}\n[{cell['hdi_low']:,.1f}, {cell['hdi_high']:,.1f}]",
+                f"{cell['expected']:,.1f}\n[{cell['realised_low']:,.0f}, "
+                f"{cell['realised_high']:,.0f}]",
                 ha="center",
                 va="center",
                 fontsize=9,
@@ -395,6 +397,9 @@ def migration_figure(migration: pd.DataFrame, matched: int):
     axis.set_yticks(range(len(labels)), labels)
     axis.set_xlabel("later segment")
     axis.set_ylabel("earlier segment (the fit)")
-    axis.set_title(f"Expected customers moving between segments\n({matched:,} matched; 94% HDI)")
+    axis.set_title(
+        f"Customers moving between segments ({matched:,} matched)\n"
+        "expected, and 94% HDI of the realised count"
+    )
     figure.colorbar(image, ax=axis, shrink=0.8, label="expected customers")
     return figure

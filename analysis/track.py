@@ -33,7 +33,7 @@ from analysis.elpd import psis_loo
 from analysis.errors import InputError
 from analysis.figures import migration_figure, save
 from analysis.fit import described_mode
-from analysis.migration import migration_draws, migration_table
+from analysis.migration import migration_draws, migration_table, realised_draws
 from analysis.paths import atomic_path, check_output_file
 from analysis.profiles import fit_config, segment_profiles
 from analysis.scale import membership_blocks
@@ -68,12 +68,17 @@ def matched_rows(fit_customers, later_customers) -> tuple[np.ndarray, np.ndarray
 
 
 def track(
-    tree: xr.DataTree, later_x: np.ndarray, later_customers, draws: int | None = None
+    tree: xr.DataTree,
+    later_x: np.ndarray,
+    later_customers,
+    draws: int | None = None,
+    seed: int = 0,
 ) -> Tracking:
     """Migration and drift of the saved fit ``tree``'s customers, given their later model-scale
     values ``later_x`` (N_later, D) with IDs ``later_customers`` (N_later,). ``draws``: at most
-    this many posterior samples (:func:`analysis.score.thinned`; None: all). InputError when no
-    customer of the later table is in the fit."""
+    this many posterior samples (:func:`analysis.score.thinned`; None: all). ``seed`` seeds the
+    segments drawn for the realised counts (:func:`analysis.migration.realised_draws`).
+    InputError when no customer of the later table is in the fit."""
     described = described_mode(tree)
     config = fit_config(tree)
     observed = described["observed_data"]["x"].transpose("customer", ...)  # features or items
@@ -86,6 +91,8 @@ def track(
     n_segments = posterior.sizes["segment"]
     n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
     migration = np.zeros((n_samples, n_segments, n_segments))
+    realised = np.zeros_like(migration)
+    rng = np.random.default_rng(seed)
     lpd = []
     pairs = zip(
         membership_blocks(mixture, options, earlier_x, posterior),
@@ -94,6 +101,7 @@ def track(
     )
     for (rows, earlier, _), (_, later, loglik) in pairs:
         migration += migration_draws(earlier, later)
+        realised += realised_draws(earlier, later, rng)
         lpd.append(logsumexp(loglik, axis=0) - np.log(n_samples))
         print(f"track: {rows.stop:,} of {len(fit_rows):,} customers", file=sys.stderr)
     matched = observed["customer"].values[fit_rows]
@@ -103,7 +111,7 @@ def track(
     names = segment_profiles(described)[0].set_index("segment")["name"]
     features = observed[observed.dims[1]].values
     return Tracking(
-        migration=migration_table(migration, names),
+        migration=migration_table(migration, realised, names),
         signal=drift_signal(np.concatenate(lpd), fit_elpd),
         shifts=feature_shifts(earlier_x, replicated.values, later_x, features),
         matched=len(fit_rows),

@@ -8,10 +8,10 @@ Memberships of both periods go through :func:`analysis.scale.membership_blocks` 
 ``segment_log_joint`` and :func:`analysis.migration.migration_draws`, as ``analysis.track`` does.
 
 The migration matrix is the *expected* count given the data and theta, so its 94% HDI over draws
-covers parameter uncertainty only: here it is under one customer wide, and the realised counts
-(which also vary with which segment each customer actually took) mostly fall just outside it. The
-HDI check therefore widens it by 3 sd of the realised count given theta (Poisson-binomial, from the
-same memberships).
+covers parameter uncertainty only: here it is under one customer wide, and the simulated counts
+(which also vary with which segment each customer actually took) mostly fall outside it. The
+realised-count HDI (:func:`analysis.migration.realised_draws`: every customer's two segments drawn
+at every draw) is the interval that must hold them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from analysis.migration import migration_draws, migration_table
+from analysis.migration import migration_draws, migration_table, realised_draws
 from analysis.scale import membership_blocks
 from analysis.simulate import gaussian_mixture
 from models import MIXTURES
@@ -67,21 +67,22 @@ def fake_posterior(truth, seed: int = 1) -> xr.Dataset:
     )
 
 
-def migration(earlier_x, later_x, earlier_posterior, later_posterior):
-    """(S, K, K) migration draws as ``analysis.track`` sums them block by block, and the (K, K)
-    sd of the realised counts given theta (Poisson-binomial, averaged over draws)."""
+def migration(earlier_x, later_x, earlier_posterior, later_posterior) -> pd.DataFrame:
+    """The migration table as ``analysis.track`` builds it, block by block of customers."""
     gmm = MIXTURES["gmm"]
-    draws = variance = 0.0
+    rng = np.random.default_rng(0)
+    draws = realised = 0.0
     pairs = zip(
         membership_blocks(gmm, {}, earlier_x, earlier_posterior),
         membership_blocks(gmm, {}, later_x, later_posterior),
         strict=True,
     )
     for (_, earlier, _), (_, later, _) in pairs:
-        block = migration_draws(earlier, later)
-        draws = draws + block
-        variance = variance + block - migration_draws(earlier**2, later**2)
-    return draws, np.sqrt(variance.mean(axis=0))
+        draws = draws + migration_draws(earlier, later)
+        realised = realised + realised_draws(earlier, later, rng)
+    np.testing.assert_allclose(draws.sum(axis=(1, 2)), N_CUSTOMERS, rtol=1e-6)
+    np.testing.assert_array_equal(realised.sum(axis=(1, 2)), N_CUSTOMERS)
+    return migration_table(draws, realised, NAMES)
 
 
 @pytest.fixture(scope="module")
@@ -94,23 +95,36 @@ def row_normalised(matrix: np.ndarray) -> np.ndarray:
     return matrix / matrix.sum(axis=1, keepdims=True)
 
 
-def covered(table: pd.DataFrame, counts: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    """(K * K,) whether each true count lies in its cell's HDI widened by 3 realised-count sd."""
-    margin = 3 * sd.ravel()
+def inside(table: pd.DataFrame, counts: np.ndarray, low: str, high: str) -> np.ndarray:
+    """(K * K,) whether each true count lies in its cell's interval [low, high]."""
     true = counts.ravel()
-    return (table["hdi_low"] - margin <= true) & (true <= table["hdi_high"] + margin)
+    return ((table[low] <= true) & (true <= table[high])).to_numpy()
 
 
 def test_migration_matrix_recovers_a_known_transition_matrix(periods):
     truth, later_x, counts, posterior = periods
-    draws, sd = migration(truth.x, later_x, posterior, posterior)
-    table = migration_table(draws, NAMES)
+    table = migration(truth.x, later_x, posterior, posterior)
     expected = table["expected"].to_numpy().reshape(3, 3)
     assert np.abs(row_normalised(expected) - TRANSITION).max() < 0.05
     assert np.abs(row_normalised(expected) - row_normalised(counts)).max() < 0.01
     assert np.abs(expected - counts).max() < 0.005 * N_CUSTOMERS
-    assert covered(table, counts, sd).sum() >= 8  # "most cells": all but at most one of 9
-    np.testing.assert_allclose(draws.sum(axis=(1, 2)), N_CUSTOMERS, rtol=1e-6)
+    # 94% intervals of 9 cells: 7 or more hold the truth with probability 0.98
+    assert inside(table, counts, "realised_low", "realised_high").sum() >= 7
+    # the expected count's HDI (parameter uncertainty only) is not an interval for the count
+    assert inside(table, counts, "hdi_low", "hdi_high").sum() < 7
+
+
+def test_realised_counts_are_multinomial_given_the_memberships():
+    """Every customer 1/4, 1/4, 1/2 in both periods: each draw's 3 x 3 counts are one
+    Multinomial(N, p_a p_b) draw, so their mean is N p_a p_b and their sd sqrt(N q (1 - q))."""
+    n_samples, n_customers = 4000, 200
+    p = np.array([0.25, 0.25, 0.5], dtype=np.float32)
+    memberships = np.broadcast_to(p, (n_samples, n_customers, 3))
+    counts = realised_draws(memberships, memberships, np.random.default_rng(3))
+    q = np.outer(p, p)
+    np.testing.assert_array_equal(counts.sum(axis=(1, 2)), n_customers)
+    np.testing.assert_allclose(counts.mean(axis=0), n_customers * q, rtol=0.03)
+    np.testing.assert_allclose(counts.std(axis=0), np.sqrt(n_customers * q * (1 - q)), rtol=0.05)
 
 
 def swapped(posterior: xr.Dataset) -> xr.Dataset:
@@ -132,9 +146,8 @@ def shifted(posterior: xr.Dataset) -> xr.Dataset:
 )
 def test_a_wrong_posterior_does_not_recover_it(periods, earlier_wrong, later_wrong):
     truth, later_x, counts, posterior = periods
-    draws, sd = migration(truth.x, later_x, earlier_wrong(posterior), later_wrong(posterior))
-    table = migration_table(draws, NAMES)
+    table = migration(truth.x, later_x, earlier_wrong(posterior), later_wrong(posterior))
     expected = table["expected"].to_numpy().reshape(3, 3)
     assert np.abs(row_normalised(expected) - TRANSITION).max() > 0.1  # twice the recovery tolerance
     assert np.abs(expected - counts).max() > 0.02 * N_CUSTOMERS  # four times the tolerance
-    assert covered(table, counts, sd).sum() < 8  # fails the recovery test's coverage too
+    assert inside(table, counts, "realised_low", "realised_high").sum() < 7  # coverage fails too

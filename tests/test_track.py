@@ -9,7 +9,7 @@ import pytest
 
 from analysis.cli import main
 from analysis.drift import drift_signal, feature_shifts
-from analysis.migration import migration_draws, migration_table
+from analysis.migration import migration_draws, migration_table, realised_draws
 from analysis.track import OUTPUT_FILES, matched_rows
 from tests.small_run import FEATURES
 
@@ -23,7 +23,10 @@ def test_migration_matrix_is_the_hand_computation():
     by_hand = np.array([[[0.8, 0.7], [0.0, 0.5]], [[1.0, 0.0], [1.0, 0.0]]])
     draws = migration_draws(earlier, later)
     np.testing.assert_allclose(draws, by_hand, rtol=1e-6)
-    table = migration_table(draws, NAMES)
+    realised = realised_draws(earlier, later, np.random.default_rng(0))
+    np.testing.assert_array_equal(realised[1], by_hand[1])  # memberships 0 or 1: no chance left
+    assert realised[0].sum() == 2 and realised[0][1, 0] == 0  # no one can go high -> low there
+    table = migration_table(draws, realised, NAMES)
     assert list(zip(table["from_name"], table["to_name"], strict=True)) == [
         ("low", "low"), ("low", "high"), ("high", "low"), ("high", "high"),
     ]  # fmt: skip
@@ -31,6 +34,8 @@ def test_migration_matrix_is_the_hand_computation():
     # two draws: the 94% HDI spans both of them
     np.testing.assert_allclose(table["hdi_low"], by_hand.min(axis=0).ravel(), rtol=1e-6)
     np.testing.assert_allclose(table["hdi_high"], by_hand.max(axis=0).ravel(), rtol=1e-6)
+    np.testing.assert_array_equal(table["realised_low"], realised.min(axis=0).ravel())
+    np.testing.assert_array_equal(table["realised_high"], realised.max(axis=0).ravel())
 
 
 def test_migration_rows_sum_to_the_earlier_segment_sizes():
