@@ -8,7 +8,8 @@ describes:
 - :func:`bic_row`: the ``baseline.csv`` row of lowest BIC (its K, seed and EM starts);
 - :func:`baseline_clusters`: that GMM refitted (the same matrix, K, covariance type, seed and
   ``n_init``, so the same EM run and BIC) and its hard clusters, numbered by size;
-- :func:`cross_tabulation`: households by modal latent class and GMM cluster;
+- :func:`cross_tabulation`: households by modal latent class and GMM cluster, each cluster
+  described by the levels all its households share (:func:`shared_levels`);
 - :func:`heldout_scores`: each side's held-out log score on the categorical measure of
   ``segment compare``: the latent classes' ``elpd_loo`` (``comparison.csv``), and the GMM clusters
   made latent classes scored by 10-fold CV (:func:`analysis.yardstick.gmm_heldout`, the
@@ -24,10 +25,14 @@ import xarray as xr
 
 from analysis import baseline
 from analysis.local_dependence import answer_codes
-from analysis.profiles import fit_config
+from analysis.profiles import fit_config, item_levels
 from analysis.yardstick import HELDOUT_FOLDS, HELDOUT_N_INIT, baseline_matrix, gmm_heldout
 
-CROSSTAB_COLUMNS = ("segment", "name", "cluster", "customers")
+CROSSTAB_COLUMNS = (
+    "segment", "name", "class_customers", "cluster", "cluster_levels", "cluster_customers",
+    "customers",
+)  # fmt: skip
+SHARED_LEVELS = 3  # levels named per GMM cluster (those every household of it has)
 SCORE_COLUMNS = ("side", "K", "K_chosen_by", "estimate", "elpd", "se", "customers")
 LCA_SIDE = "latent classes (Bayesian LCA)"
 GMM_SIDE = "one-hot GMM + BIC (the seed's recipe)"
@@ -62,25 +67,50 @@ def baseline_clusters(matrix: np.ndarray, row: pd.Series) -> tuple[np.ndarray, f
     return rank[labels], float(model.bic(matrix))
 
 
+def shared_levels(indicators: np.ndarray, pairs: list[tuple[str, str]], members) -> str:
+    """What a GMM cluster on dummies is: the levels every household of it has (the dummies
+    on which its diagonal Gaussian spikes), rarest in the population first, at most
+    :data:`SHARED_LEVELS`, as "variable level · ...".
+
+    ``indicators`` (N, M) 0/1 of every level, ``pairs`` the (variable, level) of each column,
+    ``members`` (N,) booleans of the cluster's households. "" for an empty cluster or one whose
+    households share no level.
+    """
+    if not members.any():
+        return ""
+    shared = np.flatnonzero(indicators[members].min(axis=0) == 1)
+    rarest = shared[np.argsort(indicators.mean(axis=0)[shared], kind="stable")]
+    return " · ".join(f"{pairs[j][0]} {pairs[j][1]}" for j in rarest[:SHARED_LEVELS])
+
+
 def cross_tabulation(
-    classes: np.ndarray, names: pd.Series, clusters: np.ndarray, n_clusters: int
+    classes: np.ndarray,
+    names: pd.Series,
+    clusters: np.ndarray,
+    n_clusters: int,
+    indicators: np.ndarray,
+    pairs: list[tuple[str, str]],
 ) -> pd.DataFrame:
     """Households per (latent class, GMM cluster), every combination a row (zeros included).
 
     ``classes`` (N,) modal latent class per household, ``names`` class number -> name (every
     class of the fit, in order), ``clusters`` (N,) GMM cluster per household in
-    0..``n_clusters`` - 1. Columns :data:`CROSSTAB_COLUMNS`.
+    0..``n_clusters`` - 1; ``indicators`` (N, M) and ``pairs`` describe each cluster
+    (:func:`shared_levels`). Columns :data:`CROSSTAB_COLUMNS`: the class and cluster sizes
+    beside the count of their households in common.
     """
     counts = pd.crosstab(
         pd.Categorical(classes, names.index),
         pd.Categorical(clusters, range(n_clusters)),
         dropna=False,
     )
+    described = [shared_levels(indicators, pairs, clusters == c) for c in range(n_clusters)]
     rows = [
-        {"segment": int(k), "name": names[k], "cluster": int(c), "customers": int(counts.at[k, c])}
+        (int(k), names[k], int(counts.loc[k].sum()), c, described[c], int(counts[c].sum()),
+         int(counts.at[k, c]))
         for k in names.index
         for c in range(n_clusters)
-    ]
+    ]  # fmt: skip
     return pd.DataFrame(rows, columns=list(CROSSTAB_COLUMNS))
 
 
@@ -149,7 +179,9 @@ def compare_with_baseline(
     bic_k = int(row["K"])
     clusters, bic = baseline_clusters(matrix, row)
     modal = assignments.set_index("customer_id")["segment"].reindex(indicators["customer"].values)
-    crosstab = cross_tabulation(modal.to_numpy(), names, clusters, bic_k)
+    crosstab = cross_tabulation(
+        modal.to_numpy(), names, clusters, bic_k, answered, item_levels(tree)
+    )
     lca = (k, how, np.nan, np.nan)
     if comparison is not None and (comparison["K"] == k).any():
         chosen = comparison.loc[comparison["K"] == k].iloc[0]

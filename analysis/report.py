@@ -73,7 +73,7 @@ INTEGER_COLUMNS = {
     "K", "K_from", "K_to", "segment", "segment_from", "segment_to", "seed", "customers",
     "precise", "broad", "divergences", "pareto_k_bad", "n_params", "pareto_k_remaining",
     "pareto_k_good", "pareto_k_very_bad", "n_modes", "attempts", "cells", "draws",
-    "variable_rank", "top_level",
+    "variable_rank", "top_level", "cluster", "class_customers", "cluster_customers",
 }  # fmt: skip
 ID_COLUMNS = {"customer_id", "customer"}
 DECIMALS = {
@@ -1093,7 +1093,11 @@ def section_versus_gmm(src, setting) -> str:
         return f"<p>The comparison with the baseline's clusters was {why}.</p>"
     frame = crosstab.frame
     clusters = frame.drop_duplicates("cluster").sort_values("cluster")
-    head = "".join(f"<th>GMM cluster {crosstab.num(r, 'cluster')}</th>" for r in clusters.index)
+    head = "".join(
+        f"<th>GMM {crosstab.num(r, 'cluster')}: {crosstab.text(r, 'cluster_levels')} "
+        f"({crosstab.num(r, 'cluster_customers')})</th>"
+        for r in clusters.index
+    )
     rows = []
     for _, block in frame.groupby("segment", sort=True):
         first = block.index[0]
@@ -1102,8 +1106,8 @@ def section_versus_gmm(src, setting) -> str:
             for r in block.sort_values("cluster").index
         )
         rows.append(
-            f"<tr><th>{crosstab.num(first, 'segment')}: {crosstab.text(first, 'name')}</th>"
-            f"{cells}</tr>"
+            f"<tr><th>{crosstab.num(first, 'segment')}: {crosstab.text(first, 'name')} "
+            f"({crosstab.num(first, 'class_customers')})</th>{cells}</tr>"
         )
     return "".join(
         [
@@ -1123,7 +1127,9 @@ def section_versus_gmm(src, setting) -> str:
                 headers=["", "K", "K chosen by", "held-out log score", "SE", "estimate"],
             ),
             "<p>Households by modal latent class (rows, named as in the profiles) and GMM "
-            "cluster (columns, numbered by size; classes_vs_gmm.csv). A class that is one "
+            "cluster (columns, numbered by size, each named by the levels all its households "
+            "share, rarest first: the dummies on which the GMM's diagonal Gaussian spikes); "
+            "class and cluster sizes in brackets (classes_vs_gmm.csv). A class that is one "
             "column is a cluster the recipe also finds; a class spread over columns, or a "
             "column over classes, is where the two segmentations differ.</p>",
             f'<table data-source="{CLASSES_VS_GMM}"><thead><tr><th>latent class</th>{head}'

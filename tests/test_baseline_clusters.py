@@ -4,7 +4,9 @@ The households give three answer patterns (age, kids): A = (young, yes) x 40, B 
 C = (middle, no) x 25. On their one-hot dummies the diagonal GMM's lowest BIC is at K = 3, one
 component per pattern, so the clusters by size are A = 0, B = 1, C = 2. The constructed fit's
 modal classes are class 0 for 30 of A and 10 of C, class 1 for the other 10 of A, all of B and
-15 of C, so the cross-tabulation is, by hand, class 0: [30, 0, 10], class 1: [10, 35, 15].
+15 of C, so the cross-tabulation is, by hand, class 0: [30, 0, 10], class 1: [10, 35, 15]; each
+cluster is named by the levels all its households share, rarest in the population first (young
+and yes are both 40%: item order).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ PATTERNS = {"A": [1, 0, 0, 0, 1], "B": [0, 0, 1, 1, 0], "C": [0, 1, 0, 1, 0]}
 SIZES = {"A": 40, "B": 35, "C": 25}
 MODAL = np.array([0] * 30 + [1] * 10 + [1] * 35 + [0] * 10 + [1] * 15)  # rows in A, B, C order
 CROSSTAB = [[30, 0, 10], [10, 35, 15]]  # by hand, from the docstring
+CLUSTER_LEVELS = ["age young · kids yes", "age old · kids no", "age middle · kids no"]
 LCA_SCORE = {"K": 2, "elpd_loo": -150.5, "se_loo": 7.25}
 
 
@@ -101,7 +104,12 @@ def test_crosstab_and_heldout_scores_match_the_hand_computation(fit):
     assert list(crosstab.columns) == list(CROSSTAB_COLUMNS)
     counts = crosstab.pivot(index="segment", columns="cluster", values="customers")
     assert counts.to_numpy().tolist() == CROSSTAB
-    assert crosstab.groupby("segment")["name"].first().tolist() == names.tolist()
+    by_class = crosstab.groupby("segment")
+    assert by_class["name"].first().tolist() == names.tolist()
+    assert by_class["class_customers"].first().tolist() == [40, 60]
+    by_cluster = crosstab.groupby("cluster")
+    assert by_cluster["cluster_customers"].first().tolist() == list(SIZES.values())
+    assert by_cluster["cluster_levels"].first().tolist() == CLUSTER_LEVELS
     scores = scores.set_index("side")
     assert scores.at[LCA_SIDE, "K"] == 2 and scores.at[GMM_SIDE, "K"] == 3
     assert scores.at[LCA_SIDE, "K_chosen_by"] == "the comparison"
@@ -157,6 +165,7 @@ def test_the_report_section_shows_both_tables_traced(fit, tmp_path):
     scored = {s["data-col"] for s in report.values if s["data-src"] == "classes_vs_gmm_scores.csv"}
     assert {"elpd", "se", "K"} <= scored
     assert text.split(":")[0] in html
+    assert all(f"{levels}</span>" in html for levels in CLUSTER_LEVELS)
     (tmp_path / "classes_vs_gmm.csv").unlink()
     src = {n: Source(paths, n) for n in src}
     assert "was not made: no baseline.csv" in section_versus_gmm(
