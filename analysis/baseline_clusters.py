@@ -73,12 +73,14 @@ def shared_levels(indicators: np.ndarray, pairs: list[tuple[str, str]], members)
     :data:`SHARED_LEVELS`, as "variable level · ...".
 
     ``indicators`` (N, M) 0/1 of every level, ``pairs`` the (variable, level) of each column,
-    ``members`` (N,) booleans of the cluster's households. "" for an empty cluster or one whose
-    households share no level.
+    ``members`` (N,) booleans of the cluster's households; "empty" or "no level shared by all"
+    when there is nothing to name.
     """
     if not members.any():
-        return ""
+        return "empty"
     shared = np.flatnonzero(indicators[members].min(axis=0) == 1)
+    if not shared.size:
+        return "no level shared by all"
     rarest = shared[np.argsort(indicators.mean(axis=0)[shared], kind="stable")]
     return " · ".join(f"{pairs[j][0]} {pairs[j][1]}" for j in rarest[:SHARED_LEVELS])
 

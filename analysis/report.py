@@ -1092,22 +1092,23 @@ def section_versus_gmm(src, setting) -> str:
         why = setting("baseline clusters")
         return f"<p>The comparison with the baseline's clusters was {why}.</p>"
     frame = crosstab.frame
-    clusters = frame.drop_duplicates("cluster").sort_values("cluster")
+    classes = frame.drop_duplicates("segment").sort_values("segment")
     head = "".join(
-        f"<th>GMM {crosstab.num(r, 'cluster')}: {crosstab.text(r, 'cluster_levels')} "
-        f"({crosstab.num(r, 'cluster_customers')})</th>"
-        for r in clusters.index
+        f"<th>{crosstab.num(r, 'segment')}: {crosstab.text(r, 'name')} "
+        f"({crosstab.num(r, 'class_customers')})</th>"
+        for r in classes.index
     )
     rows = []
-    for _, block in frame.groupby("segment", sort=True):
+    for _, block in frame.groupby("cluster", sort=True):
         first = block.index[0]
         cells = "".join(
             f'<td class="num">{crosstab.num(r, "customers")}</td>'
-            for r in block.sort_values("cluster").index
+            for r in block.sort_values("segment").index
         )
         rows.append(
-            f"<tr><th>{crosstab.num(first, 'segment')}: {crosstab.text(first, 'name')} "
-            f"({crosstab.num(first, 'class_customers')})</th>{cells}</tr>"
+            f"<tr><th>GMM {crosstab.num(first, 'cluster')}: "
+            f"{crosstab.text(first, 'cluster_levels')} "
+            f"({crosstab.num(first, 'cluster_customers')})</th>{cells}</tr>"
         )
     return "".join(
         [
@@ -1126,13 +1127,13 @@ def section_versus_gmm(src, setting) -> str:
                 ["side", "K", "K_chosen_by", "elpd", "se", "estimate"],
                 headers=["", "K", "K chosen by", "held-out log score", "SE", "estimate"],
             ),
-            "<p>Households by modal latent class (rows, named as in the profiles) and GMM "
-            "cluster (columns, numbered by size, each named by the levels all its households "
-            "share, rarest first: the dummies on which the GMM's diagonal Gaussian spikes); "
-            "class and cluster sizes in brackets (classes_vs_gmm.csv). A class that is one "
-            "column is a cluster the recipe also finds; a class spread over columns, or a "
-            "column over classes, is where the two segmentations differ.</p>",
-            f'<table data-source="{CLASSES_VS_GMM}"><thead><tr><th>latent class</th>{head}'
+            "<p>Households by GMM cluster (rows, numbered by size, each named by the levels all "
+            "its households share, rarest first: the dummies on which the GMM's diagonal "
+            "Gaussian spikes) and modal latent class (columns, named as in the profiles); "
+            "cluster and class sizes in brackets (classes_vs_gmm.csv). A class that is one "
+            "row is a cluster the recipe also finds; a class spread over rows, or a row over "
+            "classes, is where the two segmentations differ.</p>",
+            f'<table data-source="{CLASSES_VS_GMM}"><thead><tr><th>GMM cluster</th>{head}'
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table>",
         ]
     )

@@ -26,6 +26,7 @@ from analysis.baseline_clusters import (
     baseline_clusters,
     bic_row,
     compare_with_baseline,
+    shared_levels,
 )
 from analysis.paths import RunPaths
 from analysis.profiles import assignment_table, fit_config, segment_profiles
@@ -121,6 +122,16 @@ def test_crosstab_and_heldout_scores_match_the_hand_computation(fit):
     assert "GMM K = 3" in text and "seed" in text and "n_init 2" in text
 
 
+def test_a_cluster_without_shared_levels_says_so():
+    indicators = np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 1, 1, 0]])
+    pairs = [("a", "x"), ("a", "y"), ("b", "x"), ("b", "y")]
+    assert shared_levels(indicators, pairs, np.array([True, True, False])) == "b y"
+    assert shared_levels(indicators, pairs, np.array([True, False, True])) == (
+        "no level shared by all"
+    )
+    assert shared_levels(indicators, pairs, np.zeros(3, bool)) == "empty"
+
+
 def test_no_comparison_without_n_init_or_with_missing_answers(fit):
     tree, _, _, table, segments, assignments = fit
     names = segments.set_index("segment")["name"]
@@ -161,7 +172,7 @@ def test_the_report_section_shows_both_tables_traced(fit, tmp_path):
         for s in report.values
         if s["data-src"] == "classes_vs_gmm.csv" and s["data-col"] == "customers"
     ]
-    assert shown == [c for row in CROSSTAB for c in row]  # class by class, clusters in order
+    assert shown == [c for row in zip(*CROSSTAB, strict=True) for c in row]  # cluster by cluster
     scored = {s["data-col"] for s in report.values if s["data-src"] == "classes_vs_gmm_scores.csv"}
     assert {"elpd", "se", "K"} <= scored
     assert text.split(":")[0] in html
