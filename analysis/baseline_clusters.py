@@ -193,4 +193,6 @@ def compare_with_baseline(
         f"GMM K = {bic_k} ({row['covariance_type']} covariance, seed {int(row['seed'])}, "
         f"n_init {int(row['n_init'])}): BIC {row['bic']:,.1f} in baseline.csv, {bic:,.1f} refitted"
     )
+    if not np.isclose(bic, row["bic"], rtol=1e-9, atol=1e-6):
+        text += "; they differ: baseline.csv is not of these data (rerun segment baseline)"
     return crosstab, scores, text

@@ -120,6 +120,14 @@ def test_crosstab_and_heldout_scores_match_the_hand_computation(fit):
     assert scores.at[GMM_SIDE, "elpd"] == pytest.approx(elpd, rel=1e-9)
     assert scores.at[GMM_SIDE, "se"] == pytest.approx(se, rel=1e-9)
     assert "GMM K = 3" in text and "seed" in text and "n_init 2" in text
+    assert "differ" not in text
+    stale = table.assign(bic=table["bic"] + 5.0)  # a baseline.csv of other data
+    assert (
+        "they differ"
+        in compare_with_baseline(tree, assignments, names, stale, comparison, 2, "the comparison")[
+            2
+        ]
+    )
 
 
 def test_a_cluster_without_shared_levels_says_so():
