@@ -25,12 +25,13 @@ from analysis.paths import RunPaths, atomic_path
 
 COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
 BASELINE_COLUMNS = (
-    "K", "seed", "covariance_type", "bic", "aic", "icl", "loglik", "n_params", "converged",
-    "skipped",
+    "K", "seed", "covariance_type", "n_init", "bic", "aic", "icl", "loglik", "n_params",
+    "converged", "skipped",
 )  # fmt: skip
 SCORES = ("bic", "aic", "icl", "loglik")  # NaN in a skipped row
-# The columns compare and the report read back from baseline.csv (older files lack `skipped`)
-READ_BACK = tuple(column for column in BASELINE_COLUMNS if column != "skipped")
+# The columns compare and the report read back from baseline.csv (older files lack `skipped`
+# and `n_init`, which the report's refit of the BIC choice needs)
+READ_BACK = tuple(c for c in BASELINE_COLUMNS if c not in ("skipped", "n_init"))
 
 
 def n_parameters(k: int, d: int, covariance_type: str) -> int:
@@ -122,7 +123,7 @@ def sweep(
         for seed in seeds:
             for k in ks:
                 model, problem = try_fit_gmm(x, k, covariance_type, n_init, seed)
-                row = {"K": k, "seed": seed, "covariance_type": covariance_type}
+                row = {"K": k, "seed": seed, "covariance_type": covariance_type, "n_init": n_init}
                 if model is None:
                     row |= dict.fromkeys(SCORES, np.nan) | {
                         "n_params": n_parameters(k, x.shape[1], covariance_type),

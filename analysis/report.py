@@ -38,6 +38,8 @@ from analysis.profiles import (
 )
 from analysis.report_outputs import (
     ANSWER_SUMMARY,
+    CLASSES_VS_GMM,
+    CLASSES_VS_GMM_SCORES,
     COMPARE_FIGURES,
     DATA_SUMMARY,
     FALLBACK,
@@ -71,7 +73,7 @@ INTEGER_COLUMNS = {
     "K", "K_from", "K_to", "segment", "segment_from", "segment_to", "seed", "customers",
     "precise", "broad", "divergences", "pareto_k_bad", "n_params", "pareto_k_remaining",
     "pareto_k_good", "pareto_k_very_bad", "n_modes", "attempts", "cells", "draws",
-    "variable_rank", "top_level",
+    "variable_rank", "top_level", "cluster", "class_customers", "cluster_customers",
 }  # fmt: skip
 ID_COLUMNS = {"customer_id", "customer"}
 DECIMALS = {
@@ -275,6 +277,11 @@ def render(paths: RunPaths) -> str:
         ),
         ("checks", "Predictive checks", section_checks(paths, src, categorical)),
         ("profiles", "Segment profiles", section_profiles(paths, src, setting, categorical)),
+        *(
+            [("versus", "Beside the GMM + BIC recipe", section_versus_gmm(src, setting))]
+            if categorical
+            else []
+        ),
         ("revenue", "Revenue concentration", section_revenue(paths, src, categorical)),
         ("assignments", "Customer assignments", section_assignments(paths, src, setting, item)),
         ("response", "Campaign response by segment", section_response(paths, src, chosen)),
@@ -1074,6 +1081,62 @@ def section_response(paths, src, chosen: int) -> str:
             + "</details>"
         )
     return "".join(out)
+
+
+def section_versus_gmm(src, setting) -> str:
+    """The latent classes beside the baseline's own clusters at its BIC K: each side's held-out
+    log score and the households of each class in each cluster (:data:`CLASSES_VS_GMM_SCORES`,
+    :data:`CLASSES_VS_GMM`, from ``analysis.baseline_clusters``)."""
+    scores, crosstab = src[CLASSES_VS_GMM_SCORES], src[CLASSES_VS_GMM]
+    if not crosstab.exists:
+        why = setting("baseline clusters")
+        return f"<p>The comparison with the baseline's clusters was {why}.</p>"
+    frame = crosstab.frame
+    classes = frame.drop_duplicates("segment").sort_values("segment")
+    head = "".join(
+        f"<th>{crosstab.num(r, 'segment')}: {crosstab.text(r, 'name')} "
+        f"({crosstab.num(r, 'class_customers')})</th>"
+        for r in classes.index
+    )
+    rows = []
+    for _, block in frame.groupby("cluster", sort=True):
+        first = block.index[0]
+        cells = "".join(
+            f'<td class="num">{crosstab.num(r, "customers")}</td>'
+            for r in block.sort_values("segment").index
+        )
+        rows.append(
+            f"<tr><th>GMM {crosstab.num(first, 'cluster')}: "
+            f"{crosstab.text(first, 'cluster_levels')} "
+            f"({crosstab.num(first, 'cluster_customers')})</th>{cells}</tr>"
+        )
+    return "".join(
+        [
+            "<p>The seed analysis segmented the households with the one-hot GMM + BIC recipe: "
+            "scikit-learn <code>GaussianMixture</code> on the answers' dummies, K of lowest BIC. "
+            "That recipe's own answer is the baseline fit of lowest BIC, refitted with its seed "
+            f"and EM starts ({setting('baseline clusters')}). Both sides are scored on one "
+            "measure, the log probability of each household's observed answers summed over "
+            "households (higher is better): the latent classes by PSIS-LOO, the GMM's clusters "
+            "(fitted on the other folds and made latent classes, as compare's "
+            "<code>gmm_heldout_elpd</code>) by 10-fold cross-validation. At the same K, "
+            "<code>heldout_diff</code> and its paired SE <code>heldout_dse</code> in "
+            "comparison.csv set the two against each other household by household.</p>",
+            table(
+                scores,
+                ["side", "K", "K_chosen_by", "elpd", "se", "estimate"],
+                headers=["", "K", "K chosen by", "held-out log score", "SE", "estimate"],
+            ),
+            "<p>Households by GMM cluster (rows, numbered by size, each named by the levels all "
+            "its households share, rarest first: the dummies on which the GMM's diagonal "
+            "Gaussian spikes) and modal latent class (columns, named as in the profiles); "
+            "cluster and class sizes in brackets (classes_vs_gmm.csv). A class that is one "
+            "row is a cluster the recipe also finds; a class spread over rows, or a row over "
+            "classes, is where the two segmentations differ.</p>",
+            f'<table data-source="{CLASSES_VS_GMM}"><thead><tr><th>GMM cluster</th>{head}'
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>",
+        ]
+    )
 
 
 def section_splits(src, chosen) -> str:

@@ -63,9 +63,12 @@ LEVEL_PROFILES = "level_profiles.csv"  # a mixed fit's answers per segment
 ANSWER_SUMMARY = "answer_summary.csv"  # a mixed fit's categorical columns
 LOCAL_DEPENDENCE = "local_dependence.csv"  # per pair of variables (latent class fits)
 LOCAL_DEPENDENCE_CELLS = "local_dependence_cells.csv"  # per pair and level combination
+CLASSES_VS_GMM = "classes_vs_gmm.csv"  # latent classes x the baseline's BIC-K clusters
+CLASSES_VS_GMM_SCORES = "classes_vs_gmm_scores.csv"  # each side's held-out log score
 TABLES = (
     "profiles.csv", "assignments.csv", DATA_SUMMARY, SEGMENTS, SPLITS, SETTINGS, ZERO_SHARE,
     LEVEL_SHARES, MODES, LEVEL_PROFILES, ANSWER_SUMMARY, LOCAL_DEPENDENCE, LOCAL_DEPENDENCE_CELLS,
+    CLASSES_VS_GMM, CLASSES_VS_GMM_SCORES,
 )  # fmt: skip
 # Figures the report writes; baseline.png comes from `segment baseline`, COMPARE_FIGURES from
 # `segment compare` (shown when present).
@@ -355,6 +358,29 @@ def mode_table(modes: list[dict]) -> pd.DataFrame:
     )
 
 
+def baseline_comparison(
+    paths: RunPaths, tree: xr.DataTree, assignments, segments, chosen: int, how: str
+) -> tuple[dict[str, pd.DataFrame], str]:
+    """The latent class fit ``tree`` of K = ``chosen`` (chosen by ``how``) beside the baseline's
+    BIC-K clusters (:func:`analysis.baseline_clusters.compare_with_baseline`, from
+    ``baseline.csv`` and ``comparison.csv``): ({:data:`CLASSES_VS_GMM`: ...,
+    :data:`CLASSES_VS_GMM_SCORES`: ...} or {} when it cannot be made, the settings text that
+    says what was compared or why not)."""
+    from analysis.baseline_clusters import compare_with_baseline
+
+    steps = {
+        name: read_step_output(paths, name) if (paths.root / name).is_file() else None
+        for name in ("baseline.csv", "comparison.csv")
+    }
+    names = segments.set_index("segment")["name"]
+    crosstab, scores, text = compare_with_baseline(
+        tree, assignments, names, steps["baseline.csv"], steps["comparison.csv"], chosen, how
+    )
+    if crosstab is None:
+        return {}, text
+    return {CLASSES_VS_GMM: crosstab, CLASSES_VS_GMM_SCORES: scores}, text
+
+
 def write_outputs(
     paths: RunPaths, chosen: int, how: str, threshold: float = PRECISE_THRESHOLD, progress=None
 ) -> None:
@@ -393,6 +419,11 @@ def write_outputs(
 
         tables[LEVEL_SHARES] = level_share_table(answer_tree)
         tables[LOCAL_DEPENDENCE], tables[LOCAL_DEPENDENCE_CELLS] = local_dependence(answer_tree)
+    if categorical:
+        compared, text = baseline_comparison(paths, tree, assignments, segments, chosen, how)
+        tables |= compared
+        row = pd.DataFrame({"item": ["baseline clusters"], "value": [text]})
+        tables[SETTINGS] = pd.concat([tables[SETTINGS], row], ignore_index=True)
     if mixed:
         names = segments.set_index("segment")["name"]
         answers = level_profiles(tree)

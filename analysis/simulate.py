@@ -94,3 +94,59 @@ def hurdle_mixture(zero_prob, zero_values, n: int = 600, seed: int = 0, **gaussi
     is_zero = rng.random((n, n_features)) < zero_prob[truth.labels]
     x = np.where(is_zero, np.asarray(zero_values, dtype=float), truth.x)
     return HurdleTruth(x, truth, zero_prob, np.asarray(zero_values, dtype=float))
+
+
+@dataclass(frozen=True)
+class LatentClassTruth:
+    """Answers of a latent class model with one dependent pair of variables.
+
+    ``codes`` (N, J) level index per household and variable; ``labels`` (N,) true classes;
+    ``weights`` (K,); ``item_probs``: per variable (K, L_j) level probabilities (for the copy,
+    its marginal per class); ``copy`` = (source, copy, share): within every class, variable
+    ``copy`` repeats ``source``'s level for ``share`` of the households and is uniform otherwise.
+    """
+
+    codes: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    item_probs: list[np.ndarray]
+    copy: tuple[int, int, float]
+
+    def pair_profile(self) -> np.ndarray:
+        """(K, L, L) true probability of each (source level, copy level) per class: the profile
+        of the two variables joined into one, theta_ks(a) (share [a = b] + (1 - share) / L)."""
+        source, _, share = self.copy
+        theta = self.item_probs[source]  # (K, L)
+        n = theta.shape[1]
+        given_source = share * np.eye(n) + (1 - share) / n  # (L, L): P(copy = b | source = a)
+        return theta[:, :, None] * given_source[None]
+
+
+def latent_classes_with_copy(
+    item_probs: list[np.ndarray],
+    weights,
+    copy: tuple[int, int, float],
+    n: int = 400,
+    seed: int = 0,
+) -> LatentClassTruth:
+    """Households from independent categoricals within classes (``item_probs``: per variable
+    (K, L_j), ``weights`` (K,)), except that variable ``copy[1]`` is a near-copy of ``copy[0]``
+    (:class:`LatentClassTruth`); the copy's own entry of ``item_probs`` is replaced by its
+    implied marginal per class."""
+    source, target, share = copy
+    rng = np.random.default_rng(seed)
+    weights = np.asarray(weights, dtype=float)
+    labels = rng.choice(len(weights), size=n, p=weights)
+    codes = np.stack(
+        [
+            (rng.random(n)[:, None] > probs[labels].cumsum(axis=1)).sum(axis=1)
+            for probs in item_probs
+        ],
+        axis=1,
+    )
+    n_levels = item_probs[source].shape[1]
+    repeat = rng.random(n) < share
+    codes[:, target] = np.where(repeat, codes[:, source], rng.integers(n_levels, size=n))
+    probs = list(item_probs)
+    probs[target] = share * item_probs[source] + (1 - share) / n_levels
+    return LatentClassTruth(codes, labels, weights, probs, (source, target, share))
