@@ -25,6 +25,9 @@ from analysis.errors import InputError
 
 SEPARATOR = "+"  # between member names, in the option and in the joint variable's name
 LEVEL_SEPARATOR = " / "  # between member levels in a joint level's label
+# a flagged pair this associated (Cramér's V of the observed table) is suggested for --join: the
+# same bar as for two variables that say the same thing in a class name (analysis.profiles)
+SUGGEST_CRAMERS_V = 0.7
 
 
 def parse_joins(texts: list[str] | None) -> list[tuple[str, ...]]:
@@ -109,3 +112,47 @@ def join_variables(dataset: Dataset, groups: list[tuple[str, ...]]) -> Dataset:
                 )
             columns[joint.name] = joint
     return replace(dataset, **{part: pd.DataFrame(columns, index=features.index)})
+
+
+def suggested_joins(pairs: pd.DataFrame, order: list[str] | None = None) -> list[tuple[str, ...]]:
+    """The ``--join`` groups the local-dependence check suggests.
+
+    ``pairs`` is its pairs table (:func:`analysis.local_dependence.pair_checks`: ``variable_a``,
+    ``variable_b``, ``flagged``, ``cramers_v``). Pairs that are flagged and associated above
+    :data:`SUGGEST_CRAMERS_V` (near-functions of each other, which one joint variable models)
+    are linked, and each connected group of variables is one suggestion, its members in the
+    variables' ``order`` (the data's columns; None: the order they first appear in the table); a
+    variable that is already a joint one (``a+b``) is replaced by its members. A flagged pair
+    that is not so associated is left to the model.
+    """
+    linked = pairs[pairs["flagged"].astype(bool) & (pairs["cramers_v"] > SUGGEST_CRAMERS_V)]
+    group_of: dict[str, int] = {}
+    groups: list[list[str]] = []
+    for a, b in zip(linked["variable_a"], linked["variable_b"], strict=True):
+        ga, gb = group_of.get(a), group_of.get(b)
+        if ga is None and gb is None:
+            groups.append([a, b])
+            group_of[a] = group_of[b] = len(groups) - 1
+        elif gb is None:
+            groups[ga].append(b)
+            group_of[b] = ga
+        elif ga is None:
+            groups[gb].append(a)
+            group_of[a] = gb
+        elif ga != gb:
+            groups[ga] += groups[gb]
+            for variable in groups[gb]:
+                group_of[variable] = ga
+            groups[gb] = []
+    if order is not None:
+        groups = [sorted(group, key=order.index) for group in groups]
+    return [
+        tuple(member for variable in group for member in variable.split(SEPARATOR))
+        for group in groups
+        if group
+    ]
+
+
+def join_options(groups: list[tuple[str, ...]]) -> str:
+    """``--join a+b+c --join d+e`` for ``groups``."""
+    return " ".join(f"--join {SEPARATOR.join(group)}" for group in groups)

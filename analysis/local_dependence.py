@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from analysis.profiles import HDI_PROB, fit_config, item_levels
+from analysis.profiles import HDI_PROB, cramers_v, fit_config, item_levels
 from models.lca import sample_households
 
 DRAWS = 200  # posterior draws the check replicates data from (p-values in steps of 1/DRAWS)
@@ -44,7 +44,7 @@ FLAG_BELOW = 0.05  # a pair whose posterior predictive p-value is below this is 
 CHUNK = 25  # draws replicated at once: memory is CHUNK x N x M doubles
 PAIR_COLUMNS = (
     "variable_a", "variable_b", "customers", "cells", "draws", "chi2_observed",
-    "chi2_replicated", "chi2_ratio", "p_value", "flagged",
+    "chi2_replicated", "chi2_ratio", "p_value", "flagged", "cramers_v",
 )  # fmt: skip
 
 
@@ -149,8 +149,9 @@ def pair_checks(
     -------
     pairs : one row per pair of variables (:data:`PAIR_COLUMNS`), most discrepant first:
         customers who answered both, cells (L_a L_b), posterior draws used, posterior means of
-        the observed and replicated chi-square, their ratio, the posterior predictive p-value
-        and ``flagged`` (p below :data:`FLAG_BELOW`).
+        the observed and replicated chi-square, their ratio, the posterior predictive p-value,
+        ``flagged`` (p below :data:`FLAG_BELOW`) and the observed table's Cramér's V
+        (:func:`analysis.profiles.cramers_v`: how nearly one variable determines the other).
     cells : one row per pair and level combination (variable_a, level_a, variable_b,
         level_b): observed count, model-implied expected count (posterior mean), replicated
         count (mean and 94% HDI over draws).
@@ -161,6 +162,7 @@ def pair_checks(
     rng = np.random.default_rng(seed)
     replicated = replicated_codes(weights, item_probs, n_levels, len(x), rng)
     replicated = np.where(observed >= 0, replicated, -1)  # the same customers answer the same
+    association = cramers_v(x, [(v, level) for v, lv in levels.items() for level in lv])
     rows, cell_frames = [], []
     for i, j in itertools.combinations(range(len(variables)), 2):
         a, b = variables[i], variables[j]
@@ -169,10 +171,10 @@ def pair_checks(
         theta_a, theta_b = item_probs[..., blocks[i]], item_probs[..., blocks[j]]
         expected = expected_table(weights, theta_a, theta_b, int(table.sum()))
         row, cells = pair_check(table, tables, expected, levels[a], levels[b])
-        rows.append({"variable_a": a, "variable_b": b} | row)
+        rows.append({"variable_a": a, "variable_b": b} | row | {"cramers_v": association.at[a, b]})
         cell_frames.append(cells.assign(variable_a=a, variable_b=b))
     pairs = pd.DataFrame(rows)
-    pairs["flagged"] = pairs["p_value"] < FLAG_BELOW
+    pairs.insert(len(pairs.columns) - 1, "flagged", pairs["p_value"] < FLAG_BELOW)
     pairs = pairs.sort_values(["p_value", "chi2_ratio"], ascending=[True, False], kind="stable")
     cell_columns = ["variable_a", "level_a", "variable_b", "level_b"]
     cells = pd.concat(cell_frames, ignore_index=True)

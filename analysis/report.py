@@ -31,6 +31,7 @@ from analysis.comparison_text import shown_columns
 from analysis.decision import RULE_SE, better_unusable
 from analysis.diagnostics import CHOOSABLE
 from analysis.errors import InputError
+from analysis.joins import SUGGEST_CRAMERS_V
 from analysis.local_dependence import FLAG_BELOW, PAIR_COLUMNS
 from analysis.paths import RESPONSE_TABLES, RunPaths, atomic_path
 from analysis.profiles import (
@@ -315,8 +316,9 @@ def render(paths: RunPaths) -> str:
     )
 
 
-def local_dependence_warnings(src) -> list[str]:
-    """The first screen's warning when the local-dependence check flags pairs (none if not)."""
+def local_dependence_warnings(src, setting) -> list[str]:
+    """The first screen's warning when the local-dependence check flags pairs (none if not),
+    with the refit that joins the near-functions among them (settings' "suggested joins")."""
     pairs = src[LOCAL_DEPENDENCE]
     if not pairs.exists:
         return []
@@ -331,6 +333,12 @@ def local_dependence_warnings(src) -> list[str]:
         f"The classes do not reproduce the cross-tabulation of {listed} (local dependence: "
         f"posterior predictive p &lt; {FLAG_BELOW}, see Predictive checks): classes may be "
         "spent on these pairs rather than on describing customers."
+        + (
+            f" Variables that nearly determine each other (Cram&eacute;r's V &gt; "
+            f"{SUGGEST_CRAMERS_V}) can be modelled as one: <code>{suggestion}</code>"
+            if (suggestion := setting("suggested joins")) not in ("none", "n/a")
+            else ""
+        )
     ]
 
 
@@ -360,7 +368,7 @@ def section_answer(paths, src, chosen: int, chosen_html, setting, categorical: b
                 f"{comparison.num(rows[0], 'pareto_k_remaining')} customer(s) keep a Pareto k "
                 "above the threshold at this K: its elpd_loo is not reliable."
             )
-    warnings += local_dependence_warnings(src)
+    warnings += local_dependence_warnings(src, setting)
     segments = src[SEGMENTS]
     columns = ["segment", "name", "weight~hdi", "customers", "precise"]
     headers = ["segment", "name", "share of customers [94% HDI]", "customers (modal)",
@@ -795,7 +803,10 @@ def section_local_dependence(paths, src) -> str:
         "counterpart of the bivariate residuals of LCA software). These p-values sit near 0.5 "
         f"when the model holds, so {FLAG_BELOW} errs towards not flagging. "
         "<code>chi2_ratio</code> (observed / replicated chi-square) says how far off a pair "
-        f"is; the cell counts are in <code>{esc(LOCAL_DEPENDENCE_CELLS)}</code>.</p>"
+        "is, and <code>cramers_v</code> (of the observed table: 1 when one variable determines "
+        f"the other) whether joining it (<code>--join</code>) is the remedy (above "
+        f"{SUGGEST_CRAMERS_V}); the cell counts are in "
+        f"<code>{esc(LOCAL_DEPENDENCE_CELLS)}</code>.</p>"
         + image(paths, "local_dependence", "Local dependence per pair of variables")
         + table(pairs, list(PAIR_COLUMNS), row_class=failed)
     )

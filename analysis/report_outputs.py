@@ -282,6 +282,26 @@ def split_table(paths: RunPaths, ks: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def join_suggestion(pairs: pd.DataFrame, config: dict, root) -> str:
+    """The command that refits with the joins the local-dependence check suggests
+    (:func:`analysis.joins.suggested_joins`), keeping the fit's other joins, or "" when it
+    suggests none. A csv fit's own column options cannot be read back from the fit, so for it
+    the text names only the options to add."""
+    from analysis.compare import DATA_FILE_DATASETS
+    from analysis.joins import join_options, suggested_joins
+
+    suggested = suggested_joins(pairs, list(config["options"]["levels"]))
+    if not suggested:
+        return ""
+    joined = {member for group in suggested for member in group}
+    kept = [tuple(g) for g in config.get("joins", ()) if not set(g) & joined]
+    options = join_options(kept + suggested)
+    if config["dataset"] == "csv":
+        return f"add {options} to this run's data options (replacing its --join options)"
+    data = f" --data {config['source']}" if config["dataset"] in DATA_FILE_DATASETS else ""
+    return f"segment run --dataset {config['dataset']}{data} {options} --out {root}-joined"
+
+
 def settings_table(tree: xr.DataTree, chosen: int, how: str, configs, threshold: float):
     """(item, value) rows: what was fitted and how the report was made. The sampler rows are the
     chosen fit's; ``configs`` (every fit's configuration, :func:`fitted_configs`) add a "sampling
@@ -419,6 +439,9 @@ def write_outputs(
 
         tables[LEVEL_SHARES] = level_share_table(answer_tree)
         tables[LOCAL_DEPENDENCE], tables[LOCAL_DEPENDENCE_CELLS] = local_dependence(answer_tree)
+        suggestion = join_suggestion(tables[LOCAL_DEPENDENCE], fit_config(tree), paths.root)
+        row = pd.DataFrame({"item": ["suggested joins"], "value": [suggestion or "none"]})
+        tables[SETTINGS] = pd.concat([tables[SETTINGS], row], ignore_index=True)
     if categorical:
         compared, text = baseline_comparison(paths, tree, assignments, segments, chosen, how)
         tables |= compared

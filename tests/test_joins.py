@@ -11,7 +11,13 @@ import xarray as xr
 
 from analysis.datasets import Dataset
 from analysis.errors import InputError
-from analysis.joins import join_variables, joint_variable, parse_joins
+from analysis.joins import (
+    join_options,
+    join_variables,
+    joint_variable,
+    parse_joins,
+    suggested_joins,
+)
 from analysis.pipeline import step_argv
 from tests.test_cli_input_errors import assert_one_line_error, run_main
 
@@ -136,3 +142,37 @@ def test_a_fit_records_its_joins_and_the_settle_command_repeats_them():
     assert FitSpec.from_config(config).joins == joined.joins
     command = settle_command(config, "slow", "run")
     assert f"--dataset dunnhumby-demographics --join {'+'.join(HOUSEHOLD)} " in command
+
+
+def pairs_table(rows: list[tuple[str, str, bool, float]]) -> pd.DataFrame:
+    """A local-dependence pairs table with only the columns suggested_joins reads."""
+    return pd.DataFrame(rows, columns=["variable_a", "variable_b", "flagged", "cramers_v"])
+
+
+def test_flagged_near_functions_are_suggested_as_one_group():
+    pairs = pairs_table(
+        [
+            ("household_comp", "kids_count", True, 0.9),
+            ("household_size", "kids_count", True, 0.8),
+            ("age", "income", True, 0.3),  # flagged, but not a near-function: left to the model
+            ("marital_status", "household_comp", False, 0.75),  # reproduced: nothing to join
+            ("age", "household_size", False, 0.1),
+        ]
+    )
+    assert suggested_joins(pairs) == [("household_comp", "kids_count", "household_size")]
+    assert join_options(suggested_joins(pairs)) == "--join household_comp+kids_count+household_size"
+    columns = ["age", "income", "marital_status", "household_size", "household_comp", "kids_count"]
+    assert suggested_joins(pairs, columns) == [HOUSEHOLD]  # in the data's column order
+
+
+def test_two_separate_groups_and_a_bridge_that_merges_them():
+    pairs = pairs_table([("a", "b", True, 0.9), ("c", "d", True, 0.9)])
+    assert suggested_joins(pairs) == [("a", "b"), ("c", "d")]
+    bridged = pairs_table([("a", "b", True, 0.9), ("c", "d", True, 0.9), ("b", "c", True, 0.8)])
+    assert suggested_joins(bridged) == [("a", "b", "c", "d")]
+
+
+def test_a_joint_variable_is_suggested_by_its_members():
+    pairs = pairs_table([("household_size+kids_count", "household_comp", True, 0.95)])
+    assert suggested_joins(pairs) == [("household_size", "kids_count", "household_comp")]
+    assert suggested_joins(pairs_table([("a", "b", False, 0.99)])) == []

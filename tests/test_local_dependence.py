@@ -135,6 +135,10 @@ def test_a_near_copy_gets_exactly_its_pair_flagged(truth):
     flagged = pairs[pairs["flagged"]]
     assert list(zip(flagged["variable_a"], flagged["variable_b"], strict=True)) == [("q1", "q2")]
     assert flagged["p_value"].iloc[0] == 0.0 and flagged["chi2_ratio"].iloc[0] > 10
+    # the copy is the most associated pair in the observed data (Cramér's V; the classes
+    # associate the others too, 0.3-0.55 here), above the bar for suggesting --join
+    assert flagged["cramers_v"].iloc[0] > 0.7
+    assert pairs.loc[~pairs["flagged"], "cramers_v"].max() < flagged["cramers_v"].iloc[0] - 0.2
     # its diagonal is observed far above what the model replicates
     diagonal = cells[(cells["variable_a"] == "q1") & (cells["variable_b"] == "q2")]
     diagonal = diagonal[diagonal["level_a"] == diagonal["level_b"]]
@@ -223,5 +227,9 @@ def test_report_shows_the_heatmap_the_table_and_a_first_screen_warning(truth, tm
     section = section_local_dependence(paths, src)
     assert 'data-file="local_dependence.png"' in section
     assert section.count('<tr class="failed">') == 1
-    (warning,) = local_dependence_warnings(src)
+    (warning,) = local_dependence_warnings(src, lambda name: "none")
     assert ">q1</span> &times; <span" in warning and "q3" not in warning
+    assert "--join" not in warning
+    suggestion = "segment run --dataset test --join q1+q2 --out runs/x-joined"
+    (warning,) = local_dependence_warnings(src, {"suggested joins": suggestion}.get)
+    assert f"<code>{suggestion}</code>" in warning
