@@ -296,8 +296,10 @@ def join_suggestion(pairs: pd.DataFrame, config: dict, root) -> str:
     joined = {member for group in suggested for member in group}
     kept = [tuple(g) for g in config.get("joins", ()) if not set(g) & joined]
     options = join_options(kept + suggested)
+    if config["dataset"] == "csv" and config.get("joins"):
+        return f"rerun with {options} in place of this run's --join options"
     if config["dataset"] == "csv":
-        return f"add {options} to this run's data options (replacing its --join options)"
+        return f"rerun with {options} added to this run's options"
     data = f" --data {config['source']}" if config["dataset"] in DATA_FILE_DATASETS else ""
     return f"segment run --dataset {config['dataset']}{data} {options} --out {root}-joined"
 
