@@ -19,11 +19,12 @@ for p in $$(ls -d "$$root"/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -V)
 done
 endef
 
-.PHONY: run test test-slow lint format bench clean help
+.PHONY: run test test-unit test-slow lint format bench clean help
 
 help:
 	@echo "make run    - set up .venv and run the main job on the embedded default data"
 	@echo "make test   - set up .venv and run the test suite (slow tests: make test-slow)"
+	@echo "make test-unit - the unit tier: every test that does not sample"
 
 $(STAMP): pyproject.toml
 	@py="$$( $(FIND_PYTHON) )"; \
@@ -42,6 +43,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not sampling and not slow"
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

@@ -10,34 +10,32 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from analysis import baseline, fit, sweep
-from analysis.datasets import (
-    DATASETS,
-    MISSING_LEVEL,
-    MISSING_POLICIES,
-    Dataset,
-    load_dataset,
-    parse_weeks,
-)
-from analysis.errors import InputError, check_choice
+from analysis import baseline, fit, pipeline, sweep
+from analysis.datasets import DATASETS, MISSING_LEVEL, MISSING_POLICIES, Dataset, parse_weeks
+from analysis.errors import InputError
 from analysis.fit_plan import (
     HURDLE_ZERO_SHARE,
     MODELS,
     announce,
-    fitted_transform,
-    model_matrix,
     parse_k_range,
-    plan_fit,
-    run_plan,
     sampler_settings,
     sweep_rules,
 )
-from analysis.joins import join_variables, parse_joins
+from analysis.joins import parse_joins
+from analysis.loo import MAX_MOMENT_MATCH
 from analysis.paths import RunPaths, atomic_path, check_output_file, run_lock
-from analysis.transforms import TRANSFORMS, FittedTransform
+from analysis.pipeline import DEFAULT_PRESET, PRESETS, RunPlan, apply_preset, overridden
+from analysis.profiles import PRECISE_THRESHOLD
+from analysis.steps import (
+    DEFAULT_DATASET,
+    BaselineRequest,
+    CompareRequest,
+    DataOptions,
+    FitRequest,
+    ReportRequest,
+)
+from analysis.transforms import TRANSFORMS
 from models.gmm import COVARIANCES
-
-DEFAULT_DATASET = "dunnhumby-spend"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -54,19 +52,9 @@ def parse_int_list(text: str, option: str) -> list[int]:
         raise InputError(f"{option}: expected comma-separated integers, got '{text}'") from None
 
 
-def parse_covariance_types(text: str | None) -> list[str] | None:
-    """``"full,diag"`` -> ["full", "diag"]; None (option not given) stays None."""
-    if text is None:
-        return None
-    types = [part.strip() for part in text.split(",")]
-    for covariance_type in types:
-        check_choice("--covariance-types", covariance_type, baseline.COVARIANCE_TYPES)
-    return types
-
-
-def default_covariance_type(transform: FittedTransform) -> str:
-    """'diag' for one-hot dummies (full has too many parameters for 801 rows), else 'full'."""
-    return "diag" if transform.name == "one-hot" else "full"
+def parse_names(text: str | None) -> tuple[str, ...] | None:
+    """``"a, b"`` -> ("a", "b"): a comma-separated column list; None (not given) stays None."""
+    return None if text is None else tuple(part.strip() for part in text.split(","))
 
 
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:
@@ -122,26 +110,24 @@ def add_weeks_option(group, default: str) -> None:
     )
 
 
-def prepare_data(
-    args: argparse.Namespace, categorical_transform: str = "one-hot"
-) -> tuple[Dataset, FittedTransform, list[str]]:
-    """Load and validate the dataset, then fit the chosen transform on it
-    (:func:`analysis.fit_plan.fitted_transform`, with ``categorical_transform`` the default for
-    categorical data). Also returns the notes to print (:func:`announce`) once every option has
-    been checked."""
-    features = [f.strip() for f in args.features.split(",")] if args.features else None
-    categorical = [c.strip() for c in args.categorical.split(",")] if args.categorical else None
-    weeks = parse_weeks(args.weeks) if args.weeks is not None else None
-    dataset = load_dataset(
-        args.dataset, args.data, features, args.id_column, categorical, args.missing, weeks=weeks
+def data_options(args: argparse.Namespace) -> DataOptions:
+    """The data options of ``segment data``, ``baseline``, ``fit`` or ``run``, parsed
+    (InputError for a malformed --weeks or --join)."""
+    return DataOptions(
+        dataset=args.dataset,
+        data=args.data,
+        features=parse_names(args.features or None),
+        categorical=parse_names(args.categorical or None),
+        id_column=args.id_column,
+        weeks=parse_weeks(args.weeks) if args.weeks is not None else None,
+        transform=args.transform,
+        missing=args.missing,
+        joins=tuple(parse_joins(args.join)),
     )
-    dataset = join_variables(dataset, parse_joins(args.join))
-    transform, notes = fitted_transform(dataset, args.transform, categorical_transform)
-    return dataset, transform, notes
 
 
 def command_data(args: argparse.Namespace) -> None:
-    dataset, transform, notes = prepare_data(args)
+    dataset, transform, notes = data_options(args).load()
     announce(notes)
     print(f"dataset: {dataset.name}  source: {dataset.source}")
     print(f"rows: {dataset.n_customers}  features: {', '.join(dataset.features.columns)}")
@@ -173,53 +159,27 @@ def command_data(args: argparse.Namespace) -> None:
         )
 
 
-def command_baseline(args: argparse.Namespace) -> None:
-    prepare_baseline(args)()
+def command_step(args: argparse.Namespace) -> None:
+    """``segment baseline``, ``fit``, ``compare`` or ``report``: the step's request
+    (``args.request``, e.g. :func:`fit_request`) prepared, then run."""
+    args.request(args).prepare()()
 
 
-def prepare_baseline(args: argparse.Namespace) -> Callable[[], None]:
-    """Check every option and the data of ``segment baseline`` (InputError), writing nothing;
-    return the step itself: the sweep, which writes the run files."""
-    ks = parse_k_range(args.k)
-    seeds = parse_int_list(args.seeds, "--seeds")
-    if any(seed < 0 for seed in seeds):
-        raise InputError(f"--seeds: seeds must be >= 0, got '{args.seeds}'")
-    if args.n_init < 1:
-        raise InputError(f"--n-init: must be >= 1, got {args.n_init}")
-    paths = RunPaths(args.out)
-    paths.check_writable("--out")
-    covariance_types = parse_covariance_types(args.covariance_types)
-    dataset, transform, notes = prepare_data(args)
-    if covariance_types is None:
-        covariance_types = [default_covariance_type(transform)]
-    complete = dataset.features.notna().all(axis=1).to_numpy(copy=True)
-    if dataset.categories is not None:
-        complete &= dataset.categories.notna().all(axis=1).to_numpy()
-    if not complete.all():
-        notes.append(
-            f"baseline: {int((~complete).sum())} customers with missing values left out (EM "
-            "cannot marginalize them; the Bayesian fit keeps every customer)"
-        )
-    x = model_matrix(dataset, transform, "one-hot", complete)[0]
-    problems = [baseline.em_problem(len(x), x.shape[1], k, c) for c in covariance_types for k in ks]
-    if all(problems):
-        raise InputError(
-            f"{dataset.source}: EM cannot fit any K in --k {args.k} (K={ks[0]}: {problems[0]})"
-        )
+def baseline_step_request(args: argparse.Namespace) -> BaselineRequest:
+    """The request of ``segment baseline``."""
+    return baseline_request(args, args.k, args.out)
 
-    def step() -> None:
-        with run_lock(paths):
-            announce(notes)
-            table = baseline.sweep(x, ks, covariance_types, args.n_init, seeds)
-            skipped = table[table["skipped"] != ""].drop_duplicates(["covariance_type", "K"])
-            for row in skipped.itertuples():
-                print(f"baseline: K={row.K} ({row.covariance_type}) skipped: {row.skipped}")
-            title = f"scikit-learn GMM on {dataset.name} ({transform.name}, n_init={args.n_init})"
-            baseline.write_run_files(table, title, paths)
-        print(baseline.best_k_by_seed(table).to_string(index=False))
-        print(f"wrote {paths.baseline_csv} and {paths.figure('baseline')}")
 
-    return step
+def baseline_request(args: argparse.Namespace, k: str, out: Path) -> BaselineRequest:
+    """The baseline step of ``segment baseline`` or ``run`` (its K range ``k``), parsed."""
+    return BaselineRequest(
+        data=data_options(args),
+        ks=tuple(parse_k_range(k)),
+        out=out,
+        n_init=args.n_init,
+        seeds=tuple(parse_int_list(args.seeds, "--seeds")),
+        covariance_types=parse_names(args.covariance_types),
+    )
 
 
 def add_fit_options(parser: argparse.ArgumentParser) -> None:
@@ -281,116 +241,42 @@ def add_fit_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def command_fit(args: argparse.Namespace) -> None:
-    prepare_fit(args)()
-
-
-def prepare_fit(args: argparse.Namespace) -> Callable[[], None]:
-    """Check every option, the data and the saved fits of ``segment fit`` (InputError), writing
-    nothing; return the step itself: the sweep, which samples and writes the fits."""
-    ks = parse_k_range(args.k)
-    settings = sampler_settings(
-        args.chains, args.draws, args.tune, args.seed, args.sampler, args.backend, args.adaptation
+def fit_request(args: argparse.Namespace) -> FitRequest:
+    """The fit step of ``segment fit`` or ``run``, parsed, with its sampler settings and sweep
+    rules checked (InputError)."""
+    return FitRequest(
+        data=data_options(args),
+        ks=tuple(parse_k_range(args.k)),
+        out=args.out,
+        settings=sampler_settings(
+            args.chains,
+            args.draws,
+            args.tune,
+            args.seed,
+            args.sampler,
+            args.backend,
+            args.adaptation,
+        ),
+        rules=sweep_rules(args.budget, args.patience, args.stop_at_empty is not False),
+        model=args.model,
+        covariance=args.covariance,
+        subsample=args.subsample,
     )
-    rules = sweep_rules(args.budget, args.patience, args.stop_at_empty is not False)
-    paths = RunPaths(args.out)
-    paths.check_writable("--out")
-    dataset, transform, notes = prepare_data(args, categorical_transform="indicators")
-    joins = tuple(parse_joins(args.join))
-    plan = plan_fit(
-        dataset, transform, notes, args.model, args.covariance, settings, args.subsample, joins
+
+
+def compare_request(args: argparse.Namespace) -> CompareRequest:
+    """The request of ``segment compare``."""
+    return CompareRequest(
+        run=args.run,
+        moment_matching=not args.no_moment_match,
+        max_moment_match=args.max_moment_match,
+        kfold=args.kfold,
     )
-    sweep.check_saved_fits(paths, ks)
-
-    def step() -> None:
-        table = run_plan(plan, ks, paths, rules)
-        shown = [c for c in table.columns if c != "reason"]
-        print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        report_statuses(table, args)
-        print(f"wrote {paths.fits_dir}/K*.nc and {paths.diagnostics_csv}")
-
-    return step
 
 
-def report_statuses(table, args: argparse.Namespace) -> None:
-    """Every fit that did not pass, loudly, with its diagnosis, and what to do about it."""
-    for _, row in table[~table["status"].isin(("ok", "skipped"))].iterrows():
-        print(
-            f"segment fit: K = {row['K']} {row['status'].upper()}: {row['reason']}", file=sys.stderr
-        )
-    slow = [int(k) for k in table.loc[table["status"] == "slow", "K"]]
-    if slow:
-        print(
-            f"segment fit: K = {', '.join(map(str, slow))} still slow after the budget; refit "
-            f"only those K longer, e.g. --k {','.join(map(str, slow))} --tune {2 * args.tune} "
-            f"--draws {2 * args.draws} (the other fits are kept), or give a larger --budget.",
-            file=sys.stderr,
-        )
-    if (table["status"] == "divergent").any():
-        print(
-            "segment fit: divergent fits are never used to choose K; multimodal ones enter "
-            "the comparison by their chain-stacked elpd.",
-            file=sys.stderr,
-        )
-
-
-def command_compare(args: argparse.Namespace) -> None:
-    prepare_compare(args)()
-
-
-def prepare_compare(args: argparse.Namespace) -> Callable[[], None]:
-    """Check the options of ``segment compare`` (InputError); return the step itself, which
-    reads the run directory's fits and writes the comparison."""
-    from analysis.compare import check_compare_options
-    from analysis.loo import MAX_MOMENT_MATCH
-
-    kfold = getattr(args, "kfold", None)
-    max_moment_match = getattr(args, "max_moment_match", None)
-    if max_moment_match is None:
-        max_moment_match = MAX_MOMENT_MATCH
-    check_compare_options(kfold, max_moment_match)
-    paths = RunPaths(args.run)
-    paths.check_writable("--run")
-
-    def step() -> None:
-        from analysis.compare import compare_run
-        from analysis.comparison_text import printable
-        from analysis.decision import decision_lines
-
-        with run_lock(paths, create=False):
-            table = compare_run(
-                paths,
-                moment_matching=not getattr(args, "no_moment_match", False),
-                max_moment_match=max_moment_match,
-                kfold_folds=kfold,
-            )
-        print(printable(table))
-        print()
-        print("\n".join(decision_lines(table)))
-        print(f"wrote {paths.comparison_csv}, {paths.comparison_md} and {paths.figures_dir}/")
-
-    return step
-
-
-def command_report(args: argparse.Namespace) -> None:
-    prepare_report(args)()
-
-
-def prepare_report(args: argparse.Namespace) -> Callable[[], None]:
-    """Check the options of ``segment report`` (InputError); return the step itself, which
-    reads the run directory and writes the report."""
-    from analysis import report
-
-    report.check_threshold(args.precise_threshold)
-
-    def step() -> None:
-        paths = RunPaths(args.run)
-        with run_lock(paths, create=False):
-            path = report.build_report(paths, args.k, args.precise_threshold)
-        print(f"wrote {args.run}/profiles.csv, assignments.csv and the other report tables")
-        print(f"report: {path}")
-
-    return step
+def report_request(args: argparse.Namespace) -> ReportRequest:
+    """The request of ``segment report``."""
+    return ReportRequest(args.run, args.k, args.precise_threshold)
 
 
 def command_score(args: argparse.Namespace) -> None:
@@ -542,8 +428,6 @@ def add_scoring_options(parser: argparse.ArgumentParser, data: str, out: str) ->
 
 
 def add_report_options(parser: argparse.ArgumentParser, k_option: str) -> None:
-    from analysis.profiles import PRECISE_THRESHOLD
-
     group = parser.add_argument_group("report")
     group.add_argument(
         k_option,
@@ -560,26 +444,32 @@ def add_report_options(parser: argparse.ArgumentParser, k_option: str) -> None:
     )
 
 
-def check_report_k(args: argparse.Namespace) -> None:
-    """``segment run --report-k K`` (options with the preset filled in): InputError unless K is
-    in the fit step's --k or already fitted in the run directory, before anything runs."""
-    if args.report_k is None:
-        return
-    fit_file = RunPaths(args.out).fit(args.report_k)
-    if args.report_k not in parse_k_range(args.k) and not fit_file.exists():
-        raise InputError(
-            f"--report-k {args.report_k}: not in --k {args.k} and no {fit_file} yet; the report "
-            "can only show a fitted K"
-        )
+def run_plan(args: argparse.Namespace) -> RunPlan:
+    """The four steps of ``segment run``, parsed from its options with the preset filled in
+    (:func:`analysis.pipeline.apply_preset`); InputError for a malformed or out-of-range
+    option."""
+    args = apply_preset(args)
+    return RunPlan(
+        baseline=baseline_request(args, args.baseline_k, args.out),
+        fit=fit_request(args),
+        compare=CompareRequest(
+            run=args.out,
+            moment_matching=args.moment_match,
+            max_moment_match=(
+                MAX_MOMENT_MATCH if args.max_moment_match is None else args.max_moment_match
+            ),
+            kfold=args.kfold,
+        ),
+        report=ReportRequest(args.out, args.report_k, args.precise_threshold),
+        preset=args.preset,
+        overridden=overridden(args),
+        figures_to=args.figures_to,
+    )
 
 
 def command_run(args: argparse.Namespace) -> None:
-    from analysis import pipeline
-
     RunPaths(args.out).check_writable("--out")
-    check_report_k(pipeline.apply_preset(args))
-    steps = {name for name in pipeline.STEPS if f"prepare_{name}" in globals()}
-    pipeline.run(args, build_parser().parse_args, steps)
+    pipeline.run(run_plan(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -610,16 +500,14 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="run directory: writes OUT/baseline.csv and OUT/figures/baseline.png",
     )
-    sweep.set_defaults(handler=command_baseline, prepare=prepare_baseline)
+    sweep.set_defaults(handler=command_step, request=baseline_step_request)
 
     fitting = steps.add_parser("fit", help="Bayesian mixture per K (PyMC + nutpie)")
     add_dataset_options(fitting)
     fitting.add_argument("--k", default="1-6", help="K range, e.g. 1-6 or 2,4,6")
     fitting.add_argument("--out", type=Path, required=True, help="run directory")
     add_fit_options(fitting)
-    fitting.set_defaults(handler=command_fit, prepare=prepare_fit)
-
-    from analysis.loo import MAX_MOMENT_MATCH
+    fitting.set_defaults(handler=command_step, request=fit_request)
 
     comparing = steps.add_parser(
         "compare", help="PSIS-LOO, WAIC and BIC per K in one table, and the choice of K"
@@ -647,14 +535,12 @@ def build_parser() -> argparse.ArgumentParser:
     comparing.add_argument(
         "--no-moment-match", action="store_true", help="skip moment matching (plain PSIS-LOO)"
     )
-    comparing.set_defaults(handler=command_compare, prepare=prepare_compare)
+    comparing.set_defaults(handler=command_step, request=compare_request)
 
     reporting = steps.add_parser("report", help="profiles, assignments and report.html")
     reporting.add_argument("--run", type=Path, required=True, help="run directory")
     add_report_options(reporting, "--k")
-    reporting.set_defaults(handler=command_report, prepare=prepare_report)
-
-    from analysis.pipeline import DEFAULT_PRESET, PRESETS
+    reporting.set_defaults(handler=command_step, request=report_request)
 
     scoring = steps.add_parser(
         "score", help="assign new customers with a saved fit's posterior (no resampling)"

@@ -1,7 +1,7 @@
 """``segment fit`` without its command line: from a validated dataset and the fit options to the
 sweep over K in a run directory.
 
-The CLI (:func:`analysis.cli.prepare_fit`) and the Python API (:class:`analysis.api.Segmentation`)
+The CLI (:class:`analysis.steps.FitRequest`) and the Python API (:class:`analysis.api.Segmentation`)
 call these functions, so a table fitted either way gets the same checks, transform, model and
 fits:
 
@@ -54,6 +54,18 @@ def parse_k_range(text: str) -> list[int]:
             raise InputError(f"--k: malformed K range '{text}' (K >= 1, low <= high)")
         ks.update(range(low, high + 1))
     return sorted(ks)
+
+
+def format_k_range(ks) -> str:
+    """[1, 2, 3, 5] -> ``"1-3,5"``: the ``--k`` text of the increasing integers ``ks`` (the
+    inverse of :func:`parse_k_range`)."""
+    runs: list[list[int]] = []
+    for k in ks:
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return ",".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def check_integer(option: str, value, minimum: int) -> None:

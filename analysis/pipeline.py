@@ -1,8 +1,10 @@
 """``segment run``: the main job, baseline -> fit -> compare -> report, into one run directory.
 
 A preset fills in every option the user did not give (:data:`PRESETS`); an explicit option always
-wins. Each step is the same code as its own subcommand, called with the same options, so
-``segment run`` and the four steps by hand give the same run directory. Fits already saved with
+wins. The command line builds one typed request per step (:class:`RunPlan`, in
+:mod:`analysis.cli`), and each step runs the code of its own subcommand with it
+(:mod:`analysis.steps`), so ``segment run`` and the four steps by hand give the same run
+directory; the progress line of a step prints the equivalent command. Fits already saved with
 the same configuration are reused (``segment fit`` resumes), so an interrupted run can be
 restarted with the same command.
 """
@@ -10,13 +12,18 @@ restarted with the same command.
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.errors import InputError
+from analysis.fit_plan import format_k_range
 from analysis.paths import RunPaths, run_lock
+from analysis.steps import BaselineRequest, CompareRequest, FitRequest, ReportRequest
 
 # quick: a first look (its time on dunnhumby-spend: bench/README.md, "Reference runs");
 # full: the K range and sampling of the reported analyses.
@@ -64,126 +71,104 @@ def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
     return filled
 
 
-def _options(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
-    """``--name value`` for every attribute in ``names`` that is set (None means not given);
-    a repeated option (a list, e.g. ``--join``) once per value."""
-    argv = []
-    for name in names:
-        value = getattr(args, name, None)
-        for item in value if isinstance(value, list) else [value]:
-            if item is not None:
-                argv += [f"--{name.replace('_', '-')}", str(item)]
-    return argv
-
-
-DATA_OPTIONS = (
-    "dataset", "data", "features", "categorical", "id_column", "weeks", "transform", "missing",
-    "join",
-)  # fmt: skip
-FIT_OPTIONS = (
-    "model", "covariance", "chains", "draws", "tune", "seed", "sampler", "backend", "adaptation",
-    "subsample", "budget", "patience",
-)  # fmt: skip
-
-
-def step_argv(args: argparse.Namespace) -> dict[str, list[str]]:
-    """The command line of each step (``segment STEP ...``) equivalent to the run's options."""
-    data = _options(args, DATA_OPTIONS)
-    out = ["--out", str(args.out)]
-    baseline = _options(args, ("covariance_types", "n_init", "seeds"))
-    compare = _options(args, ("kfold", "max_moment_match"))
-    if args.moment_match is False:
-        compare.append("--no-moment-match")
-    report = _options(args, ("precise_threshold",))
-    if args.report_k is not None:
-        report += ["--k", str(args.report_k)]
-    fit = _options(args, FIT_OPTIONS)
-    if args.stop_at_empty is not None:
-        fit.append("--stop-at-empty" if args.stop_at_empty else "--no-stop-at-empty")
-    return {
-        "baseline": ["baseline", *data, "--k", args.baseline_k, *baseline, *out],
-        "fit": ["fit", *data, "--k", args.k, *fit, *out],
-        "compare": ["compare", "--run", str(args.out), *compare],
-        "report": ["report", "--run", str(args.out), *report],
-    }
+def overridden(args: argparse.Namespace) -> tuple[str, ...]:
+    """The options of ``args`` (preset filled in) that differ from the preset's, as
+    ``--name``."""
+    preset = PRESETS[args.preset]
+    return tuple("--" + o.replace("_", "-") for o in preset if getattr(args, o) != preset[o])
 
 
 STEPS = ("baseline", "fit", "compare", "report")
 
 
-def prepare_steps(
-    commands: dict[str, list[str]],
-    parse: Callable[[list[str]], argparse.Namespace],
-    available: set[str],
-) -> dict[str, Callable[[], None]]:
-    """Every available step parsed from its command line (:func:`step_argv`) and prepared: all
-    options of all steps, the data and the run directory are checked (InputError) before the
-    first step writes anything. Returns the steps to call, in order."""
-    steps = {}
-    for name in STEPS:
-        if name in available:
-            step = parse(commands[name])
-            steps[name] = step.prepare(step)
-    return steps
+@dataclass(frozen=True)
+class RunPlan:
+    """The four steps of ``segment run`` with the preset filled in (:func:`apply_preset`).
+
+    Attributes
+    ----------
+    baseline, fit, compare, report : the steps' requests, into one run directory.
+    preset : the preset's name (:data:`PRESETS`).
+    overridden : the options given that differ from the preset's, e.g. ``("--k",)``.
+    figures_to : where :func:`publish_figures` copies the main figures; None: nowhere.
+    """
+
+    baseline: BaselineRequest
+    fit: FitRequest
+    compare: CompareRequest
+    report: ReportRequest
+    preset: str = DEFAULT_PRESET
+    overridden: tuple[str, ...] = ()
+    figures_to: Path | None = None
+
+    @property
+    def out(self) -> Path:
+        """The run directory."""
+        return self.fit.out
+
+    def steps(self) -> dict[str, BaselineRequest | FitRequest | CompareRequest | ReportRequest]:
+        """The requests by step name, in the order they run (:data:`STEPS`)."""
+        return {name: getattr(self, name) for name in STEPS}
 
 
-def run(
-    args: argparse.Namespace,
-    parse: Callable[[list[str]], argparse.Namespace],
-    available: set[str],
-    progress=None,
-) -> Path:
+def check_report_k(plan: RunPlan) -> None:
+    """InputError unless the report's K (when given) is among the fit step's K or already
+    fitted in the run directory, before anything runs."""
+    k = plan.report.k
+    if k is None:
+        return
+    fit_file = RunPaths(plan.out).fit(k)
+    if k not in plan.fit.ks and not fit_file.exists():
+        raise InputError(
+            f"--report-k {k}: not in --k {format_k_range(plan.fit.ks)} and no {fit_file} yet; "
+            "the report can only show a fitted K"
+        )
+
+
+def run(plan: RunPlan, progress=None) -> Path:
     """Run baseline, fit, compare and report in order with progress lines; return the report path.
 
-    Each step is parsed from its own command line by ``parse`` (the CLI parser), so it runs
-    exactly as ``segment STEP ...`` would, and every step is prepared (its options checked)
-    before the first one runs. A step missing from ``available`` (its module is not in this
-    checkout) is skipped with a note.
+    Every step is prepared first (its settings, the data and the run directory checked:
+    InputError, one line), so a bad setting of a later step stops the run before the first
+    step writes anything. Each step is the code of its own command (:mod:`analysis.steps`), and
+    its progress line shows that command.
     """
     progress = sys.stderr if progress is None else progress  # at call time: redirectable
-    args = apply_preset(args)
-    commands = step_argv(args)
-    steps = prepare_steps(commands, parse, available)
-    with run_lock(RunPaths(args.out)):  # once for all steps (each takes it again, re-entrant)
-        return run_steps(args, commands, steps, progress)
+    check_report_k(plan)
+    prepared = {name: request.prepare() for name, request in plan.steps().items()}
+    with run_lock(RunPaths(plan.out)):  # once for all steps (each takes it again, re-entrant)
+        return run_steps(plan, prepared, progress)
 
 
-def run_steps(
-    args: argparse.Namespace,
-    commands: dict[str, list[str]],
-    steps: dict[str, Callable[[], None]],
-    progress,
-) -> Path:
-    """Call the prepared ``steps`` in order with progress lines; return the report path."""
-    preset = PRESETS[args.preset]
-    given = [o for o in preset if getattr(args, o) != preset[o]]
+def run_steps(plan: RunPlan, prepared: dict[str, Callable[[], None]], progress) -> Path:
+    """Call the ``prepared`` steps in order with progress lines; return the report path."""
+    fit, settings = plan.fit, plan.fit.settings
+    baseline = plan.baseline
     print(
-        f"segment run: preset {args.preset} (K {args.k}, {args.chains} chains x "
-        f"({args.tune} tune + {args.draws} draws), baseline K {args.baseline_k} "
-        f"n_init {args.n_init} seeds {args.seeds})"
-        + (f"; overridden: {', '.join('--' + o.replace('_', '-') for o in given)}" if given else "")
-        + f" -> {args.out}",
+        f"segment run: preset {plan.preset} (K {format_k_range(fit.ks)}, {settings.chains} "
+        f"chains x ({settings.tune} tune + {settings.draws} draws), baseline K "
+        f"{format_k_range(baseline.ks)} n_init {baseline.n_init} seeds "
+        f"{','.join(map(str, baseline.seeds))})"
+        + (f"; overridden: {', '.join(plan.overridden)}" if plan.overridden else "")
+        + f" -> {plan.out}",
         file=progress,
         flush=True,
     )
     started = time.perf_counter()
-    for number, name in enumerate(STEPS, start=1):
-        if name not in steps:
-            print(f"[{number}/4] {name}: not available in this checkout, skipped", file=progress)
-            continue
-        print(f"[{number}/4] segment {' '.join(commands[name])}", file=progress, flush=True)
+    for number, (name, request) in enumerate(plan.steps().items(), start=1):
+        print(f"[{number}/4] segment {shlex.join(request.command())}", file=progress, flush=True)
         step_started = time.perf_counter()
-        steps[name]()
+        prepared[name]()
         print(
             f"[{number}/4] {name} done in {time.perf_counter() - step_started:.0f} s "
             f"(total {time.perf_counter() - started:.0f} s)",
             file=progress,
             flush=True,
         )
-    paths = RunPaths(args.out)
-    if args.figures_to is not None:
-        copied = publish_figures(paths, args.figures_to, args.dataset)
-        print(f"copied {len(copied)} figures to {args.figures_to}/", file=progress)
+    paths = RunPaths(plan.out)
+    if plan.figures_to is not None:
+        copied = publish_figures(paths, plan.figures_to, fit.data.dataset)
+        print(f"copied {len(copied)} figures to {plan.figures_to}/", file=progress)
     print(
         f"segment run: finished in {time.perf_counter() - started:.0f} s; report: "
         f"{paths.report_html}",

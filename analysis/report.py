@@ -49,6 +49,7 @@ from analysis.report_outputs import (
     LOCAL_DEPENDENCE,
     LOCAL_DEPENDENCE_CELLS,
     MODES,
+    PARAMETER_SUMMARY,
     SEGMENTS,
     SETTINGS,
     SPLITS,
@@ -60,8 +61,6 @@ from analysis.report_outputs import (
     write_outputs,
 )
 from analysis.sweep import skipped_ks
-from analysis.yardstick import HELDOUT_MEANING, heldout_kind
-from models import MIXTURES
 
 ASSIGNMENT_PREVIEW = 10  # assignment rows shown in the report
 
@@ -85,6 +84,7 @@ DECIMALS = {
     "k_threshold": 2,
     "lift": 2, "lift_hdi_low": 2, "lift_hdi_high": 2, "share": 3, "population_share": 3,
     "stacking_weight": 3, "chi2_ratio": 2, "p_value": 3, "expected": 1, "distinctiveness": 3,
+    "ess_bulk": 0, "ess_tail": 0, "r_hat": 3,
 }  # fmt: skip
 THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability", "zero_prob", "rate")
 
@@ -121,7 +121,11 @@ class Source:
         return self.frame is not None
 
     def num(self, row: int, column: str, decimals: int | str | None = "auto") -> str:
-        """A traced number: the span names this CSV, the row, column and exact value."""
+        """A traced number: the span names this CSV, the row, column and exact value.
+
+        ``decimals``: "auto" (:func:`decimals_for`), None (an integer with thousands separators;
+        a fraction to 3 decimals) or the decimals to round to (negative: to tens, hundreds, ...).
+        """
         value = self.frame.at[row, column]
         if decimals == "auto":
             decimals = decimals_for(column)
@@ -132,7 +136,9 @@ class Source:
         elif decimals is None and float(value).is_integer():
             text = f"{int(value):,}"
         else:
-            text = f"{float(value):,.{decimals if decimals is not None else 3}f}"
+            decimals = 3 if decimals is None else decimals
+            rounded = round(float(value), decimals)  # decimals < 0: to tens, hundreds, ...
+            text = f"{rounded:,.{max(decimals, 0)}f}"
             text = text.removeprefix("-") if not text.strip("-0.,") else text  # no "-0.0"
         exact = value if isinstance(value, str) else repr(_plain(value))
         return (
@@ -175,8 +181,9 @@ def table(
 ):
     """An HTML table of ``columns`` of ``source``; numbers traced, strings escaped.
 
-    ``columns`` items are CSV column names or (header, callable(row) -> html) pairs; ``hdi``
-    columns ("weight~hdi") render 'mean [low, high]'.
+    ``columns`` items are CSV column names or (header, callable(row) -> html) pairs (a third
+    item "num" aligns the cells as numbers); ``hdi`` columns ("weight~hdi") render
+    'mean [low, high]'.
     """
     frame = source.frame
     rows = range(len(frame)) if rows is None else rows
@@ -196,7 +203,8 @@ def table(
         out.append(f"<tr{tr_class}>")
         for column in columns:
             if isinstance(column, tuple):
-                out.append(f"<td>{column[1](row)}</td>")
+                cell = ' class="num"' if column[2:] == ("num",) else ""
+                out.append(f"<td{cell}>{column[1](row)}</td>")
             elif column.endswith("~hdi"):
                 out.append(f'<td class="num">{source.interval(row, column[:-4])}</td>')
             elif column in text_columns or column in ID_COLUMNS or not _is_number(frame[column]):
@@ -269,7 +277,7 @@ def render(paths: RunPaths) -> str:
         (
             "choice",
             "Choosing K",
-            section_choice(paths, src, chosen, chosen_html, setting, item, categorical),
+            section_choice(paths, src, chosen, chosen_html, setting, item),
         ),
         (
             "diagnostics",
@@ -519,7 +527,14 @@ def section_baseline(paths, src) -> str:
     return "".join(out)
 
 
-def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: bool) -> str:
+# The comparison columns the report shows: what the choice of K reads (comparison.csv has all).
+DECISION_COLUMNS = (
+    "K", "status", "elpd_loo", "se_loo", "elpd_diff", "dse", "chosen", "bic", "bic_chosen",
+)  # fmt: skip
+DECISION_HEADERS = {"se_loo": "se", "bic": "BIC", "bic_chosen": "BIC choice"}
+
+
+def section_choice(paths, src, chosen, chosen_html, setting, item) -> str:
     comparison = src["comparison.csv"]
     if not comparison.exists:
         return (
@@ -527,16 +542,7 @@ def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: 
             + f"<p>K = {chosen_html} was chosen by {setting('K chosen by')}.</p>"
         )
     frame = comparison.frame
-    settings = src[SETTINGS]
-    model = settings.frame.at[item["model"], "value"] if "model" in item else None
-    kind = heldout_kind(model) if model in MIXTURES else "continuous"
-    heldout_meaning = HELDOUT_MEANING["categorical" if categorical else kind]
-    shown = (
-        "K", "status", "chosen", "elpd_loo", "se_loo", "p_loo", "elpd_diff", "dse", "weight",
-        "loo_method", "pareto_k_bad", "pareto_k_remaining", "elpd_waic", "se_waic",
-        "gmm_heldout_elpd", "elpd_outside", "bic", "bic_spread", "bic_chosen",
-    )  # fmt: skip
-    columns = shown_columns(frame, shown)
+    columns = shown_columns(frame, DECISION_COLUMNS)
 
     def row_class(row):
         if frame.at[row, "K"] == chosen:
@@ -551,21 +557,27 @@ def section_choice(paths, src, chosen, chosen_html, setting, item, categorical: 
         )
     out = [
         overridden,
-        "<p>Bayesian fits compared by PSIS-LOO (elpd_loo, higher is better; elpd_diff and dse "
-        "against the best, weight = stacking weight) and WAIC, beside the baseline's BIC, AIC "
-        "and ICL at the same K (bic_spread: range over seeds; gmm_heldout_elpd: "
-        f"{html.escape(heldout_meaning)}, the same yardstick as elpd_loo). Fits that failed "
-        "convergence diagnostics (red: slow or divergent) are not eligible; a multimodal fit "
-        "enters by its chain-stacked elpd (status stacked). "
+        "<p>Bayesian fits compared by PSIS-LOO: elpd_loo (higher is better) with its SE, and "
+        "elpd_diff and dse against the best usable fit, which the rule below reads; beside them "
+        "the baseline's BIC (best over seeds) at the same K and the K it chooses. Fits that "
+        "failed convergence diagnostics (red: slow or divergent) are not eligible; a "
+        "multimodal fit enters by its chain-stacked elpd (status stacked). Highlighted: the "
+        "reported K. The full table is comparison.csv: p_loo, stacking and pseudo-BMA weights, "
+        "Pareto k counts and the LOO method, WAIC, the baseline's AIC, ICL and BIC spread over "
+        "seeds, and its held-out yardstick on the scale of elpd_loo, gmm_heldout_elpd"
         + (
-            "elpd_outside: the fits saw a random subsample (segment fit --subsample); this is "
-            "the summed log predictive density of the customers outside it, never seen by the "
-            "posterior (exact held-out data). "
-            if "elpd_outside" in columns
+            "; elpd_outside: the summed log predictive density of the customers outside the "
+            "subsample the fits were sampled on (exact held-out data)"
+            if "elpd_outside" in frame and frame["elpd_outside"].notna().any()
             else ""
         )
-        + "Highlighted: the reported K.</p>",
-        table(comparison, columns, row_class=row_class, css="wide"),
+        + ".</p>",
+        table(
+            comparison,
+            columns,
+            headers=[DECISION_HEADERS.get(c, c) for c in columns],
+            row_class=row_class,
+        ),
         "<h3>Why this K</h3>",
         reasoning(comparison, skipped_ks(paths)),
     ]
@@ -709,6 +721,20 @@ def section_diagnostics(paths, src, chosen, setting) -> str:
             f'<p class="banner">The reported K = {diagnostics.num(chosen_rows[0], "K")} FAILED '
             "its diagnostics: treat every number below as provisional.</p>"
         )
+    summary = src[PARAMETER_SUMMARY]
+    if summary.exists:
+        mode = " (the chains of the mode described)" if chosen_status == "multimodal" else ""
+        out.append(
+            f"<h3>Parameter summary, K = {chosen}</h3><p>ArviZ's <code>az.summary</code> of "
+            f"the segment-level parameters ({esc(', '.join(summary.frame['variable'].unique()))}"
+            f"; means and scales on the model scale) over the draws of the reported fit{mode}: "
+            "posterior mean and sd, 94% HDI, the Monte Carlo standard errors (MCSE) of the mean "
+            "and the sd, bulk and tail ESS, and R-hat. A mean or sd is printed to the leading "
+            "digit of twice its MCSE, the HDI bounds to the digits of the mean; "
+            f"{PARAMETER_SUMMARY} has every value unrounded. Red: R-hat above "
+            f"{diagnostic_rule.MAX_RHAT} or an ESS below {diagnostic_rule.MIN_ESS}.</p>"
+            + parameter_table(summary)
+        )
     out.append(
         f"<h3>MCMC plots for K = {chosen}</h3><p>Trace and rank plots show the "
         f"{figures.N_WORST} scalar parameters with the highest R-hat (all of them would be "
@@ -718,6 +744,55 @@ def section_diagnostics(paths, src, chosen, setting) -> str:
     out.append(image(paths, "rank", f"Rank plot, K = {chosen}: worst-R-hat parameters"))
     out.append(image(paths, "energy", f"Energy plot, K = {chosen}, with E-BFMI per chain"))
     return "".join(out)
+
+
+def mc_decimals(mcse: float) -> int:
+    """The decimals a posterior mean (or sd) with Monte Carlo standard error ``mcse`` supports:
+    those of the leading digit of 2 x mcse (0.0047 -> 0.0094: 3; 26 -> 52: -1, i.e. tens).
+    3 when the MCSE is not a positive number."""
+    if not (np.isfinite(mcse) and mcse > 0):
+        return 3
+    return -int(np.floor(np.log10(2 * mcse)))
+
+
+def significant_decimals(value: float, digits: int = 2) -> int:
+    """The decimals that show ``value`` to ``digits`` significant digits (3 for 0 or NaN)."""
+    if not (np.isfinite(value) and value != 0):
+        return 3
+    return digits - 1 - int(np.floor(np.log10(abs(value))))
+
+
+def parameter_table(summary: Source) -> str:
+    """The rows of ``parameter_summary.csv``, each value to the digits its MCSE supports
+    (:func:`mc_decimals`; the MCSEs to 2 significant digits); red when a parameter fails the
+    R-hat or ESS rule."""
+    frame = summary.frame
+
+    def rounded(column: str, mcse: str):
+        return lambda row: summary.num(row, column, mc_decimals(frame.at[row, mcse]))
+
+    def interval(row: int) -> str:
+        decimals = mc_decimals(frame.at[row, "mcse_mean"])
+        low, high = summary.num(row, "hdi_low", decimals), summary.num(row, "hdi_high", decimals)
+        return f'<span class="hdi">[{low}, {high}]</span>'
+
+    def error(column: str):
+        return lambda row: summary.num(row, column, significant_decimals(frame.at[row, column]))
+
+    def row_class(row: int) -> str:
+        ess = min(frame.at[row, "ess_bulk"], frame.at[row, "ess_tail"])
+        passed = (
+            frame.at[row, "r_hat"] <= diagnostic_rule.MAX_RHAT and ess >= diagnostic_rule.MIN_ESS
+        )
+        return "" if passed else "failed"
+
+    columns = [
+        "parameter", ("mean", rounded("mean", "mcse_mean"), "num"),
+        ("sd", rounded("sd", "mcse_sd"), "num"), ("94% HDI", interval, "num"),
+        ("MCSE mean", error("mcse_mean"), "num"), ("MCSE sd", error("mcse_sd"), "num"),
+        "ess_bulk", "ess_tail", "r_hat",
+    ]  # fmt: skip
+    return table(summary, columns, row_class=row_class)
 
 
 def check_table(source: Source, labels: list[str]) -> str:

@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -65,10 +66,18 @@ LOCAL_DEPENDENCE = "local_dependence.csv"  # per pair of variables (latent class
 LOCAL_DEPENDENCE_CELLS = "local_dependence_cells.csv"  # per pair and level combination
 CLASSES_VS_GMM = "classes_vs_gmm.csv"  # latent classes x the baseline's BIC-K clusters
 CLASSES_VS_GMM_SCORES = "classes_vs_gmm_scores.csv"  # each side's held-out log score
+PARAMETER_SUMMARY = "parameter_summary.csv"  # az.summary of the segment-level parameters
 TABLES = (
     "profiles.csv", "assignments.csv", DATA_SUMMARY, SEGMENTS, SPLITS, SETTINGS, ZERO_SHARE,
     LEVEL_SHARES, MODES, LEVEL_PROFILES, ANSWER_SUMMARY, LOCAL_DEPENDENCE, LOCAL_DEPENDENCE_CELLS,
-    CLASSES_VS_GMM, CLASSES_VS_GMM_SCORES,
+    CLASSES_VS_GMM, CLASSES_VS_GMM_SCORES, PARAMETER_SUMMARY,
+)  # fmt: skip
+# The segment-level parameters parameter_summary.csv describes, those of the model's posterior
+# (a latent class fit has weights only; its level probabilities are profiles.csv).
+SUMMARY_PARAMETERS = ("weights", "means", "scales")
+SUMMARY_COLUMNS = (
+    "parameter", "variable", "segment", "feature", "mean", "sd", "hdi_low", "hdi_high",
+    "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat",
 )  # fmt: skip
 # Figures the report writes; baseline.png comes from `segment baseline`, COMPARE_FIGURES from
 # `segment compare` (shown when present).
@@ -359,6 +368,40 @@ def settings_table(tree: xr.DataTree, chosen: int, how: str, configs, threshold:
     return pd.DataFrame({"item": list(rows), "value": list(rows.values())})
 
 
+def parameter_summary(tree: xr.DataTree) -> pd.DataFrame:
+    """ArviZ's summary (``az.summary``) of the fit's :data:`SUMMARY_PARAMETERS`.
+
+    Parameters
+    ----------
+    tree : a fit (for a multimodal fit, the mode described: :func:`analysis.fit.described_mode`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per element of each parameter (K weights; K x D means and scales, on the model
+        scale), columns :data:`SUMMARY_COLUMNS`: ``parameter`` (e.g. ``means[1, Wines]``), its
+        ``variable``, ``segment`` and ``feature`` (empty for a weight), posterior ``mean`` and
+        ``sd``, the 94% HDI (``hdi_low``, ``hdi_high``), the Monte Carlo standard errors of the
+        mean and sd, bulk and tail ESS and rank-normalized split R-hat; unrounded.
+    """
+    posterior = tree["posterior"]
+    parts = []
+    for name in (n for n in SUMMARY_PARAMETERS if n in posterior.data_vars):
+        stats = az.summary(
+            tree, var_names=[name], fmt="xarray", ci_kind="hdi", ci_prob=HDI_PROB, round_to="none"
+        )[name]
+        part = stats.to_series().unstack("summary").rename_axis(columns=None).reset_index()
+        bound = f"hdi{int(HDI_PROB * 100)}"  # az.summary's column names
+        part = part.rename(columns={f"{bound}_lb": "hdi_low", f"{bound}_ub": "hdi_high"})
+        dims = [dim for dim in stats.dims if dim != "summary"]  # segment, then feature
+        label = part[dims].astype(str).agg(", ".join, axis=1)
+        part = part.assign(variable=name, parameter=name + "[" + label + "]")
+        if "feature" not in part:
+            part["feature"] = ""
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)[list(SUMMARY_COLUMNS)]
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as temporary:
         frame.to_csv(temporary, index=False)
@@ -432,6 +475,7 @@ def write_outputs(
         DATA_SUMMARY: categorical_summary(tree) if categorical else data_summary(spend_tree),
         SPLITS: split_table(paths, ks),
         SETTINGS: settings_table(tree, chosen, how, configs, threshold),
+        PARAMETER_SUMMARY: parameter_summary(tree),
     }
     modes = saved_attrs(paths.fit(chosen))["diagnostics"]["modes"]
     if "stacking_weight" in modes[0]:  # a multimodal fit

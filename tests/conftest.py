@@ -1,10 +1,21 @@
-"""Shared fixtures: the data files and the loaded datasets, loaded once per test session."""
+"""Shared fixtures: the data files and the loaded datasets, loaded once per test session; and
+the guard of the test tiers.
+
+The unit tier (``make test-unit``: ``-m "not sampling and not slow"``) never samples: a test
+without the ``sampling`` or ``slow`` marker that reaches the MCMC sampler (``pymc.sample``,
+``nutpie.sample`` or nutpie's compilation of a model, ``nutpie.compile_pymc_model``; also
+through a fixture it sets up) fails at once, naming the marker to add.
+The tests of the shared small run (the ``run`` fixture) are marked here.
+"""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
+import nutpie
 import pandas as pd
+import pymc
 import pytest
 
 from analysis.datasets import (
@@ -18,6 +29,44 @@ from tests.small_run import small_run
 REPO_ROOT = Path(__file__).parents[1]
 # The shared data directory sits beside the repository; the file is never copied into it.
 MARKETING_CSV = REPO_ROOT.parent / "shared/data/marketing_campaign.csv"
+
+
+SAMPLING_MARKERS = ("sampling", "slow")
+_sampling_allowed = {"now": True}  # set per test, before its fixtures (pytest_runtest_setup)
+
+
+def _guarded(sample):
+    """``sample`` that refuses to run inside a test of the unit tier."""
+
+    @functools.wraps(sample)
+    def guarded(*args, **kwargs):
+        if not _sampling_allowed["now"]:
+            raise RuntimeError(
+                "this test reaches the MCMC sampler: mark it @pytest.mark.sampling (the "
+                "integration tier; make test-unit leaves it out)"
+            )
+        return sample(*args, **kwargs)
+
+    return guarded
+
+
+pymc.sample = _guarded(pymc.sample)
+nutpie.sample = _guarded(nutpie.sample)
+nutpie.compile_pymc_model = _guarded(nutpie.compile_pymc_model)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
+    """Every test of the shared small run (the ``run`` fixture, real sampling) is in the
+    sampling tier."""
+    for item in items:
+        if "run" in item.fixturenames:
+            item.add_marker(pytest.mark.sampling)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _sampling_allowed["now"] = any(item.get_closest_marker(m) for m in SAMPLING_MARKERS)
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,7 @@ def examples() -> tuple[int, str, dict]:
     return runner.failures, report.getvalue(), namespace
 
 
+@pytest.mark.sampling
 def test_the_docstring_examples_run(examples):
     failures, report, _ = examples
     assert failures == 0, report
@@ -60,6 +61,7 @@ def fit_assignments(seg: Segmentation, k: int) -> pd.DataFrame:
     return assignment_table(tree, tiers)
 
 
+@pytest.mark.sampling
 def test_scoring_the_fitted_customers_gives_their_assignments(examples):
     seg, customers = examples[2]["seg"], examples[2]["customers"]
     scores = seg.score(customers, k=2)
@@ -68,6 +70,7 @@ def test_scoring_the_fitted_customers_gives_their_assignments(examples):
     assert (scores["customer_id"] == customers.index).all()
 
 
+@pytest.mark.sampling
 def test_the_commands_read_a_saved_run_and_agree_with_the_api(examples, tmp_path, capsys):
     """``segment score`` and ``segment compare`` on the directory ``save`` wrote: the tables
     the API returns."""

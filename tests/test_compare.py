@@ -290,6 +290,7 @@ def compared(run_dir):
     return compare_run(run_dir, progress=None)
 
 
+@pytest.mark.sampling
 def test_simulated_three_segments_are_chosen(run_dir, compared):
     by_k = compared.set_index("K")
     assert list(compared["K"]) == [1, 2, 3, 4]
@@ -315,6 +316,7 @@ def test_simulated_three_segments_are_chosen(run_dir, compared):
     assert abs(by_k.loc[3, "heldout_diff"]) < 4 * by_k.loc[3, "heldout_dse"]
 
 
+@pytest.mark.sampling
 def test_every_row_says_which_loo_estimate_it_uses(compared):
     assert set(compared["loo_method"]) <= {"psis", "psis+moment-match", "chain-stacking"}
     stacked = compared["loo_method"] == "chain-stacking"
@@ -326,6 +328,7 @@ def test_every_row_says_which_loo_estimate_it_uses(compared):
     assert (plain["loo_method"] == "psis").all()
 
 
+@pytest.mark.sampling
 def test_outputs_are_written(run_dir, compared):
     saved = pd.read_csv(run_dir.comparison_csv)
     assert set(REQUIRED) <= set(saved.columns)
@@ -337,6 +340,7 @@ def test_outputs_are_written(run_dir, compared):
         assert run_dir.figure(name).stat().st_size > 10_000, name
 
 
+@pytest.mark.sampling
 def test_moment_matching_rebuilds_the_model_and_lowers_k(run_dir):
     """Forced on the K=3 fit's highest-k customers (a threshold below ArviZ's), moment matching
     must run (the rebuilt model reproduces the sampler's lp), not worsen any k, and lower some."""
@@ -354,6 +358,7 @@ def test_moment_matching_rebuilds_the_model_and_lowers_k(run_dir):
     assert matched.used.elpd == pytest.approx(plain.psis.elpd, abs=1.0)
 
 
+@pytest.mark.sampling
 def test_cli_prints_the_table_and_the_decision(run_dir, compared, capsys):
     assert main(["compare", "--run", str(run_dir.root), "--no-moment-match"]) == 0
     out = capsys.readouterr().out

@@ -18,6 +18,8 @@ from analysis.relabel import relabel_posterior
 from analysis.simulate import gaussian_mixture, match_to_truth
 from models.gmm import initial_point
 
+pytestmark = pytest.mark.sampling  # every test here fits a posterior (slow ones: slow)
+
 FEATURES = ["f0", "f1", "f2"]
 # With 500 draws per chain the max R-hat over the 21 diagnosed quantities (weights, means,
 # scales) sat at 1.007-1.011 across seeds and machines: sampling noise at the 1.01 rule, not

@@ -17,6 +17,8 @@ from analysis.profiles import continuous_profiles, mean_spend_draws
 from analysis.simulate import hurdle_mixture
 from tests.test_fit_recovery import hdi_contains, match_to_truth
 
+pytestmark = pytest.mark.sampling  # every test here fits a posterior (slow ones: slow)
+
 FEATURES = ["f0", "f1", "f2"]
 ZERO_VALUES = (-8.0, -8.0, -8.0)
 ZERO_PROB = [[0.05, 0.5, 0.2], [0.4, 0.1, 0.02]]  # none on the boundary, where no HDI reaches

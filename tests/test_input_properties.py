@@ -151,6 +151,7 @@ def test_empty_and_header_only_files_are_one_line(tmp_path, capsys):
         assert code == 2
 
 
+@pytest.mark.sampling
 @settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(table=tables(), kind=st.sampled_from(COLUMN_KINDS))
 @pytest.mark.timeout(600)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
+from analysis.cli import build_parser, run_plan
 from analysis.datasets import Dataset
 from analysis.errors import InputError
 from analysis.joins import (
@@ -18,7 +17,6 @@ from analysis.joins import (
     parse_joins,
     suggested_joins,
 )
-from analysis.pipeline import step_argv
 from tests.test_cli_input_errors import assert_one_line_error, run_main
 
 HOUSEHOLD = ("household_size", "household_comp", "kids_count")
@@ -101,13 +99,14 @@ def test_a_joint_variable_may_not_have_too_many_levels():
 
 
 def test_segment_run_passes_every_join_to_its_data_steps():
-    args = argparse.Namespace(
-        dataset="dunnhumby-demographics", join=["age+income", "household_size+kids_count"],
-        out="run", baseline_k="1-3", k="1-2", moment_match=None, report_k=None,
-        stop_at_empty=None,
+    args = build_parser().parse_args(
+        ["run", "--dataset", "dunnhumby-demographics", "--join", "age+income", "--join",
+         "household_size+kids_count", "--out", "run", "--baseline-k", "1-3", "--k", "1-2"]
     )  # fmt: skip
+    plan = run_plan(args)
+    assert plan.fit.data.joins == (("age", "income"), ("household_size", "kids_count"))
     for step in ("baseline", "fit"):
-        argv = step_argv(args)[step]
+        argv = getattr(plan, step).command()
         assert argv.count("--join") == 2
         assert argv[argv.index("--join") + 1] == "age+income"
 

@@ -24,6 +24,8 @@ from sklearn.metrics import adjusted_rand_score
 from analysis.fit import FitSpec, SamplerSettings, fit_k
 from models.lca import sample_households
 
+pytestmark = pytest.mark.sampling  # every test here fits a posterior (slow ones: slow)
+
 N_LEVELS = (3, 4, 4, 5, 6)
 WEIGHTS = (0.5, 0.3, 0.2)
 PEAKS = (0.75, 0.6, 0.65, 0.7, 0.6)  # probability of each class's own level, per variable

@@ -13,6 +13,8 @@ import pytest
 
 from analysis.cli import main
 from analysis.simulate import latent_classes_with_copy
+
+pytestmark = pytest.mark.sampling
 from tests.test_join_recovery import COPY, ITEM_PROBS, WEIGHTS, answers
 
 

@@ -32,6 +32,8 @@ from analysis.fit import FitSpec, SamplerSettings, fit_k
 from models import gmm
 from models.mixed import log_joint_function, mixture_random
 
+pytestmark = pytest.mark.sampling  # every test here fits a posterior (slow ones: slow)
+
 N_CUSTOMERS = 500
 WEIGHTS = np.array([0.6, 0.4])
 MEANS = np.array([[-0.6, 0.5], [0.8, -0.9]])

@@ -16,8 +16,10 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from analysis.cli import main
 from analysis.fit import load_fit, save_fit
@@ -357,3 +359,89 @@ def test_settings_of_a_latent_class_fit_say_categories():
     assert table["data kind"] == "categorical"
     assert table["values"] == "categories" and table["unit"] == "categories"
     assert table["tier rule"] == "n/a (no amounts)"
+
+
+def fake_posterior(seed: int = 0) -> xr.DataTree:
+    """2 chains x 400 draws of weights (2 segments), means and scales (2 x 2 features) and a
+    ``chol`` the summary leaves out. The scales are skewed (log-normal), so their 94% HDI and
+    their equal-tailed interval differ; chain 1's ``means[1, b]`` is shifted, so R-hat flags it."""
+    rng = np.random.default_rng(seed)
+    shape = (2, 400)
+    means = rng.normal([[0.0, 1.0], [2.0, 3.0]], 0.1, size=(*shape, 2, 2))
+    means[1, :, 1, 1] += 1.0
+    posterior = xr.Dataset(
+        {
+            "weights": (("chain", "draw", "segment"), rng.dirichlet([30, 10], size=shape)),
+            "means": (("chain", "draw", "segment", "feature"), means),
+            "scales": (
+                ("chain", "draw", "segment", "feature"),
+                rng.lognormal(0, 0.8, (*shape, 2, 2)),
+            ),
+            "chol": (("chain", "draw", "segment"), rng.normal(size=(*shape, 2))),
+        },
+        coords={"chain": [0, 1], "draw": np.arange(400), "segment": [0, 1], "feature": ["a", "b"]},
+    )
+    return xr.DataTree.from_dict({"posterior": posterior})
+
+
+def test_parameter_summary_is_arviz_summary_with_a_94_percent_hdi():
+    """No sampling: one row per weight, mean and scale, with the HDI (not ArviZ 1.x's default
+    ETI), the posterior mean and sd, and R-hat and ESS of the draws."""
+    import arviz as az
+
+    from analysis.report_outputs import SUMMARY_COLUMNS, parameter_summary
+
+    tree = fake_posterior()
+    table = parameter_summary(tree).set_index("parameter")
+    assert list(table.columns) == list(SUMMARY_COLUMNS[1:])
+    assert table.index.tolist()[:4] == ["weights[0]", "weights[1]", "means[0, a]", "means[0, b]"]
+    assert len(table) == 2 + 4 + 4 and not table.index.str.startswith("chol").any()
+    draws = tree["posterior"]["scales"].sel(segment=1, feature="b")
+    row = table.loc["scales[1, b]"]
+    assert (row["variable"], row["segment"], row["feature"]) == ("scales", 1, "b")
+    assert row["mean"] == pytest.approx(float(draws.mean()))
+    assert row["sd"] == pytest.approx(float(draws.std(ddof=1)), rel=1e-3)
+    hdi = az.hdi(draws, prob=0.94).values
+    assert (row["hdi_low"], row["hdi_high"]) == pytest.approx(tuple(hdi))
+    eti = np.quantile(draws.values.ravel(), [0.03, 0.97])
+    assert row["hdi_low"] < eti[0] - 0.01  # skewed: the HDI sits lower than the ETI
+    assert table.loc["means[1, b]", "r_hat"] > 1.5  # the shifted chain
+    mixed = table.drop(index="means[1, b]")  # independent draws: R-hat near 1, ESS near 800
+    assert mixed["r_hat"].max() < 1.02 and mixed["ess_bulk"].min() > 400
+    assert table.loc["means[1, b]", "ess_bulk"] < 50
+    assert (table["mcse_mean"] > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("mcse", "decimals"), [(0.0047, 3), (0.006, 2), (0.3, 1), (0.6, 0), (26.0, -1), (0.0, 3)]
+)
+def test_values_show_the_digits_their_monte_carlo_error_supports(mcse, decimals, tmp_path):
+    """The leading digit of 2 x MCSE: 0.0047 -> 0.0094 (3 decimals), 0.006 -> 0.012 (2),
+    0.6 -> 1.2 (0), 26 -> 52 (tens); no MCSE: 3 decimals."""
+    from analysis.report import mc_decimals
+
+    assert mc_decimals(mcse) == decimals
+    pd.DataFrame({"mean": [1234.5678]}).to_csv(tmp_path / "x.csv", index=False)
+    shown = re.sub(r"<[^>]+>", "", Source(RunPaths(tmp_path), "x.csv").num(0, "mean", decimals))
+    assert shown == {3: "1,234.568", 2: "1,234.57", 1: "1,234.6", 0: "1,235", -1: "1,230"}[decimals]
+
+
+def test_the_report_shows_the_parameter_summary_to_its_monte_carlo_digits(report, csvs, html):
+    from analysis.report import mc_decimals
+
+    summary = csvs["parameter_summary.csv"]
+    assert len(summary) == 2 + 2 * 3 + 2 * 3  # K = 2, three features: weights, means, scales
+    assert "parameter_summary.csv" in report.tables
+    means = {int(s["data-row"]): s["text"] for s in report.values
+             if s["data-src"] == "parameter_summary.csv" and s["data-col"] == "mean"}  # fmt: skip
+    assert sorted(means) == list(range(len(summary)))
+    for row, text in means.items():
+        decimals = displayed_number(text)[1]
+        assert decimals == max(mc_decimals(summary.at[row, "mcse_mean"]), 0), (row, text)
+
+
+def test_the_comparison_table_shows_the_columns_the_choice_reads(html):
+    table = html.split('<table data-source="comparison.csv"')[1].split("</thead>")[0]
+    headers = re.findall(r"<th>([^<]*)</th>", table)
+    assert headers == ["K", "status", "elpd_loo", "se", "elpd_diff", "dse", "chosen", "BIC",
+                       "BIC choice"]  # fmt: skip

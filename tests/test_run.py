@@ -7,15 +7,21 @@ command-line checks need no sampling.
 from __future__ import annotations
 
 import argparse
+import shlex
 
 import pytest
 
-from analysis.cli import add_fit_options, build_parser, main
-from analysis.pipeline import PRESETS, apply_preset, step_argv
+from analysis.cli import add_fit_options, build_parser, main, run_plan
+from analysis.pipeline import PRESETS, apply_preset
 
 
 def parse_run(*options: str) -> argparse.Namespace:
     return build_parser().parse_args(["run", "--out", "runs/x", *options])
+
+
+def step_commands(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The command line each step of ``segment run`` prints (without ``segment``)."""
+    return {name: request.command() for name, request in run_plan(args).steps().items()}
 
 
 def test_presets_fill_only_what_was_not_given():
@@ -28,10 +34,8 @@ def test_presets_fill_only_what_was_not_given():
 
 
 def test_each_step_command_is_a_valid_segment_command():
-    args = apply_preset(
-        parse_run("--dataset", "marketing", "--data", "file.csv", "--seed", "5", "--n-init", "1")
-    )
-    commands = step_argv(args)
+    args = parse_run("--dataset", "marketing", "--data", "file.csv", "--seed", "5", "--n-init", "1")
+    commands = step_commands(args)
     parser = build_parser()
     fit = parser.parse_args(commands["fit"])
     assert (fit.dataset, str(fit.data), fit.seed, fit.k) == ("marketing", "file.csv", 5, "1-4")
@@ -41,9 +45,9 @@ def test_each_step_command_is_a_valid_segment_command():
     report = parser.parse_args(commands["report"])
     assert str(report.run) == "runs/x" and report.k is None
     assert commands["compare"] == ["compare", "--run", "runs/x", "--no-moment-match"]
-    full = step_argv(apply_preset(parse_run("--preset", "full")))
+    full = step_commands(parse_run("--preset", "full"))
     assert full["compare"] == ["compare", "--run", "runs/x"]
-    forced = step_argv(apply_preset(parse_run("--moment-match")))
+    forced = step_commands(parse_run("--moment-match"))
     assert forced["compare"] == ["compare", "--run", "runs/x"]
 
 
@@ -59,9 +63,53 @@ def test_every_fit_option_reaches_the_fit_step():
     assert {action.dest for action in options._actions} == set(given) | set(flags)
     argv = [arg for name, value in given.items() for arg in (f"--{name}", value)]
     argv += [flag for flag, _ in flags.values()]
-    fit = build_parser().parse_args(step_argv(apply_preset(parse_run(*argv)))["fit"])
+    fit = build_parser().parse_args(step_commands(parse_run(*argv))["fit"])
     expected = given | {name: value for name, (_, value) in flags.items()}
     assert {name: str(getattr(fit, name)) for name in expected} == expected
+
+
+RUN_OPTIONS = {
+    "csv": [
+        "--dataset", "csv", "--data", "{data}", "--features", "MntWines, MntFruits",
+        "--id-column", "ID", "--transform", "standardize", "--missing", "error",
+        "--k", "1-3,5", "--model", "gmm", "--covariance", "diag", "--chains", "3", "--draws", "7",
+        "--tune", "9", "--seed", "5", "--sampler", "pymc", "--backend", "numba",
+        "--adaptation", "diag", "--subsample", "150", "--budget", "1.5", "--patience", "3",
+        "--no-stop-at-empty", "--baseline-k", "2-4", "--covariance-types", "full,diag",
+        "--n-init", "3", "--seeds", "4,7", "--kfold", "5", "--max-moment-match", "9",
+        "--moment-match", "--report-k", "3", "--precise-threshold", "0.8",
+    ],
+    "categorical": [
+        "--dataset", "dunnhumby-demographics", "--join", "age+income", "--join",
+        "household_size+kids_count", "--preset", "full",
+    ],
+    "weeks": ["--weeks", "2-27", "--k", "2"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(RUN_OPTIONS))
+def test_run_and_the_step_commands_give_the_same_settings(tmp_path, marketing_raw, case):
+    """Each step of ``segment run`` gets the request that its printed command gives when typed
+    as ``segment STEP ...``; for the csv table also the same fit configuration (no sampling)."""
+    data = tmp_path / "small.csv"
+    marketing_raw.head(200)[["ID", "MntWines", "MntFruits"]].to_csv(data, index=False)
+    out = tmp_path / "run dir"  # a space: the printed line is quoted
+    options = [option.format(data=data) for option in RUN_OPTIONS[case]]
+    plan = run_plan(build_parser().parse_args(["run", *options, "--out", str(out)]))
+    parser = build_parser()
+    for name, request in plan.steps().items():
+        typed = parser.parse_args(shlex.split(shlex.join(request.command())))
+        assert typed.request(typed) == request, name
+    assert plan.compare.run == plan.report.run == plan.baseline.out == out
+    if case == "csv":
+        assert plan.fit.ks == (1, 2, 3, 5) and plan.baseline.ks == (2, 3, 4)
+        assert plan.fit.settings.chains == 3 and plan.fit.rules.budget_seconds == 90
+        assert not plan.fit.rules.stop_at_empty and plan.compare.moment_matching
+        typed = parser.parse_args(plan.fit.command())
+        by_hand, by_run = typed.request(typed).plan(), plan.fit.plan()
+        assert by_hand.spec.identity(2) == by_run.spec.identity(2)
+        assert by_run.spec.options["covariance"] == "diag" and by_run.n_fit == 150
+        assert not out.exists()  # planning writes nothing
 
 
 def test_run_writes_every_step_output(run):

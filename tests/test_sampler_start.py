@@ -18,6 +18,7 @@ from models.hurdle import build_hurdle, initial_point
 ZERO_VALUES = (-9.0, -8.0, -10.0)
 
 
+@pytest.mark.sampling  # compiles the model with nutpie (the sampler's own compilation)
 def test_nutpie_log_density_at_the_flat_start_is_the_models_at_the_start():
     """The jax backend (the default); numba samples ``model`` itself, in its own order."""
     truth = hurdle_mixture([[0.1, 0.6, 0.0], [0.5, 0.2, 0.3]], ZERO_VALUES, n=200, seed=4)

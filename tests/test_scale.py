@@ -41,6 +41,7 @@ def test_subsample_indices_are_seeded_distinct_and_sorted():
     assert first.min() >= 0 and first.max() < 1000
 
 
+@pytest.mark.sampling
 def test_posterior_sees_the_subsample_and_the_population_gets_everyone(fitted):
     population = fitted["population"]
     in_fit = population["in_fit"].values
@@ -51,6 +52,7 @@ def test_posterior_sees_the_subsample_and_the_population_gets_everyone(fitted):
     assert fitted["log_likelihood"].sizes["customer"] == N_FITTED
 
 
+@pytest.mark.sampling
 def test_population_pass_repeats_the_fits_own_assignments(fitted):
     """Same draws, same relabelling: in-fit customers get the fit's own memberships."""
     population = fitted["population"]
@@ -62,6 +64,7 @@ def test_population_pass_repeats_the_fits_own_assignments(fitted):
     )
 
 
+@pytest.mark.sampling
 def test_held_out_customers_are_assigned_and_scored_like_the_truth(fitted, truth):
     population = fitted["population"].to_dataset()
     outside = ~population["in_fit"].values

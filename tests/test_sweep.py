@@ -55,6 +55,7 @@ def merged_start(x, labels, keep: int) -> dict:
     }
 
 
+@pytest.mark.sampling
 def test_chains_started_in_two_optima_are_multimodal_and_stacked(triangle):
     x, labels = triangle
     first, second = merged_start(x, labels, 0), merged_start(x, labels, 1)
@@ -77,6 +78,7 @@ def test_chains_started_in_two_optima_are_multimodal_and_stacked(triangle):
     assert estimate.used.elpd >= estimate.psis.elpd  # stacking never does worse than pooling
 
 
+@pytest.mark.sampling
 def test_a_slow_fit_is_sampled_longer_until_ok():
     truth = gaussian_mixture(n=200, weights=(0.6, 0.4), n_features=2, seed=8)
     short = spec(draws=60, tune=150)

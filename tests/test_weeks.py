@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.cli import build_parser, main
+from analysis.cli import build_parser, main, run_plan
 from analysis.datasets import (
     DUNNHUMBY_DEPARTMENTS,
     load_dataset,
@@ -23,7 +23,6 @@ from analysis.datasets import (
     parse_weeks,
 )
 from analysis.errors import InputError
-from analysis.pipeline import apply_preset, step_argv
 from analysis.score import load_customers
 
 FIRST_HALF, SECOND_HALF = (1, 26), (27, 52)
@@ -151,9 +150,10 @@ def test_scoring_weeks_loads_that_period_of_the_fits_dataset(halves):
 
 def test_run_passes_weeks_to_baseline_and_fit_and_track_needs_no_data():
     parser = build_parser()
-    args = apply_preset(parser.parse_args(["run", "--weeks", "1-26", "--out", "o"]))
-    commands = step_argv(args)
-    for step in ("baseline", "fit"):
-        assert commands[step][commands[step].index("--weeks") + 1] == "1-26"
+    plan = run_plan(parser.parse_args(["run", "--weeks", "1-26", "--out", "o"]))
+    for step in (plan.baseline, plan.fit):
+        assert step.data.weeks == (1, 26)
+        command = step.command()
+        assert command[command.index("--weeks") + 1] == "1-26"
     tracking = parser.parse_args(["track", "--run", "r", "--weeks", "27-52", "--out", "t"])
     assert tracking.data is None and tracking.weeks == "27-52"
