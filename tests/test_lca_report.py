@@ -13,9 +13,9 @@ import pytest
 
 from analysis.cli import main
 from analysis.simulate import latent_classes_with_copy
+from tests.test_join_recovery import COPY, ITEM_PROBS, WEIGHTS, answers
 
 pytestmark = pytest.mark.sampling
-from tests.test_join_recovery import COPY, ITEM_PROBS, WEIGHTS, answers
 
 
 @pytest.fixture(scope="module")
