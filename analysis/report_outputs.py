@@ -73,8 +73,9 @@ TABLES = (
     CLASSES_VS_GMM, CLASSES_VS_GMM_SCORES, PARAMETER_SUMMARY,
 )  # fmt: skip
 # The segment-level parameters parameter_summary.csv describes, those of the model's posterior
-# (a latent class fit has weights only; its level probabilities are profiles.csv).
-SUMMARY_PARAMETERS = ("weights", "means", "scales")
+# (the hurdle's zero probabilities too, which its diagnostics judge; a latent class fit has
+# weights only here, its level probabilities are profiles.csv).
+SUMMARY_PARAMETERS = ("weights", "means", "scales", "zero_prob")
 SUMMARY_COLUMNS = (
     "parameter", "variable", "segment", "feature", "mean", "sd", "hdi_low", "hdi_high",
     "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat",
@@ -379,10 +380,11 @@ def parameter_summary(tree: xr.DataTree) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per element of each parameter (K weights; K x D means and scales, on the model
-        scale), columns :data:`SUMMARY_COLUMNS`: ``parameter`` (e.g. ``means[1, Wines]``), its
-        ``variable``, ``segment`` and ``feature`` (empty for a weight), posterior ``mean`` and
-        ``sd``, the 94% HDI (``hdi_low``, ``hdi_high``), the Monte Carlo standard errors of the
-        mean and sd, bulk and tail ESS and rank-normalized split R-hat; unrounded.
+        scale, and zero probabilities), columns :data:`SUMMARY_COLUMNS`: ``parameter`` (e.g.
+        ``means[1, Wines]``), its ``variable``, ``segment`` and ``feature`` (empty for a
+        weight), posterior ``mean`` and ``sd``, the 94% HDI (``hdi_low``, ``hdi_high``), the
+        Monte Carlo standard errors of the mean and sd, bulk and tail ESS and rank-normalized
+        split R-hat; unrounded.
     """
     posterior = tree["posterior"]
     parts = []

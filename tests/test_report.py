@@ -430,7 +430,8 @@ def test_the_report_shows_the_parameter_summary_to_its_monte_carlo_digits(report
     from analysis.report import mc_decimals
 
     summary = csvs["parameter_summary.csv"]
-    assert len(summary) == 2 + 2 * 3 + 2 * 3  # K = 2, three features: weights, means, scales
+    # K = 2, three features: weights, means, scales and the hurdle's zero probabilities
+    assert len(summary) == 2 + 3 * (2 * 3)
     assert "parameter_summary.csv" in report.tables
     means = {int(s["data-row"]): s["text"] for s in report.values
              if s["data-src"] == "parameter_summary.csv" and s["data-col"] == "mean"}  # fmt: skip
