@@ -1169,6 +1169,28 @@ def section_response(paths, src, chosen: int) -> str:
     return "".join(out)
 
 
+def crosstab_table(
+    source, frame, row_key: str, column_key: str, row_label, column_label, corner: str = ""
+) -> str:
+    """An HTML cross-tabulation of a long table (one row per cell, ``customers`` counted): a row
+    per ``row_key`` value and a column per ``column_key`` value, both sorted; ``row_label(r)`` and
+    ``column_label(r)`` give the header text of the frame row ``r`` that opens them. Every count
+    keeps its source cell (``source.num``)."""
+    columns = frame.drop_duplicates(column_key).sort_values(column_key)
+    head = "".join(f"<th>{column_label(r)}</th>" for r in columns.index)
+    rows = []
+    for _, block in frame.groupby(row_key, sort=True):
+        cells = "".join(
+            f'<td class="num">{source.num(r, "customers")}</td>'
+            for r in block.sort_values(column_key).index
+        )
+        rows.append(f"<tr><th>{row_label(block.index[0])}</th>{cells}</tr>")
+    return (
+        f'<table data-source="{source.name}"><thead><tr><th>{corner}</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def section_versus_gmm(src, setting) -> str:
     """The latent classes beside the baseline's own clusters at its BIC K: each side's held-out
     log score and the households of each class in each cluster (:data:`CLASSES_VS_GMM_SCORES`,
@@ -1177,25 +1199,21 @@ def section_versus_gmm(src, setting) -> str:
     if not crosstab.exists:
         why = setting("baseline clusters")
         return f"<p>The comparison with the baseline's clusters was {why}.</p>"
-    frame = crosstab.frame
-    classes = frame.drop_duplicates("segment").sort_values("segment")
-    head = "".join(
-        f"<th>{crosstab.num(r, 'segment')}: {crosstab.text(r, 'name')} "
-        f"({crosstab.num(r, 'class_customers')})</th>"
-        for r in classes.index
+    households = crosstab_table(
+        crosstab,
+        crosstab.frame,
+        "cluster",
+        "segment",
+        lambda r: (
+            f"GMM {crosstab.num(r, 'cluster')}: {crosstab.text(r, 'cluster_levels')} "
+            f"({crosstab.num(r, 'cluster_customers')})"
+        ),
+        lambda r: (
+            f"{crosstab.num(r, 'segment')}: {crosstab.text(r, 'name')} "
+            f"({crosstab.num(r, 'class_customers')})"
+        ),
+        corner="GMM cluster",
     )
-    rows = []
-    for _, block in frame.groupby("cluster", sort=True):
-        first = block.index[0]
-        cells = "".join(
-            f'<td class="num">{crosstab.num(r, "customers")}</td>'
-            for r in block.sort_values("segment").index
-        )
-        rows.append(
-            f"<tr><th>GMM {crosstab.num(first, 'cluster')}: "
-            f"{crosstab.text(first, 'cluster_levels')} "
-            f"({crosstab.num(first, 'cluster_customers')})</th>{cells}</tr>"
-        )
     return "".join(
         [
             "<p>The seed analysis segmented the households with the one-hot GMM + BIC recipe: "
@@ -1219,8 +1237,7 @@ def section_versus_gmm(src, setting) -> str:
             "cluster and class sizes in brackets (classes_vs_gmm.csv). A class that is one "
             "row is a cluster the recipe also finds; a class spread over rows, or a row over "
             "classes, is where the two segmentations differ.</p>",
-            f'<table data-source="{CLASSES_VS_GMM}"><thead><tr><th>GMM cluster</th>{head}'
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>",
+            households,
         ]
     )
 
@@ -1237,25 +1254,15 @@ def section_splits(src, chosen) -> str:
     ]
     for (k_from, k_to), block in frame.groupby(["K_from", "K_to"], sort=True):
         involved = chosen in (k_from, k_to)
-        columns = block.drop_duplicates("segment_to").sort_values("segment_to")
-        head = "".join(
-            f"<th>K={k_to} · {splits.num(r, 'segment_to')}: {splits.text(r, 'name_to')}</th>"
-            for r in columns.index
-        )
-        rows = []
-        for _, row_block in block.groupby("segment_from", sort=True):
-            first = row_block.index[0]
-            cells = "".join(
-                f'<td class="num">{splits.num(r, "customers")}</td>'
-                for r in row_block.sort_values("segment_to").index
-            )
-            rows.append(
-                f"<tr><th>K={k_from} · {splits.num(first, 'segment_from')}: "
-                f"{splits.text(first, 'name_from')}</th>{cells}</tr>"
-            )
-        content = (
-            f'<table data-source="{SPLITS}"><thead><tr><th></th>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>"
+        content = crosstab_table(
+            splits,
+            block,
+            "segment_from",
+            "segment_to",
+            lambda r, k=k_from: (
+                f"K={k} · {splits.num(r, 'segment_from')}: {splits.text(r, 'name_from')}"
+            ),
+            lambda r, k=k_to: f"K={k} · {splits.num(r, 'segment_to')}: {splits.text(r, 'name_to')}",
         )
         summary = f"K = {k_from} → K = {k_to}" + (" (includes the reported K)" if involved else "")
         out.append(
