@@ -24,12 +24,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import sweep
-from analysis.compare import check_compare_options, compare_fits
-from analysis.datasets import FRAME_SOURCE, Dataset, load_frame
+from analysis.data.datasets import FRAME_SOURCE, Dataset, load_frame
+from analysis.decisions.score import check_draws, fit_columns, score_dataset
 from analysis.errors import InputError, check_choice
-from analysis.fit import adaptation_of, backend_of, described_mode, load_fit, saved_attrs
-from analysis.fit_plan import (
+from analysis.inference.fit import adaptation_of, backend_of, described_mode, load_fit, saved_attrs
+from analysis.inference.profiles import PRECISE_THRESHOLD, fit_config, segment_profiles
+from analysis.paths import RunPaths, atomic_path, run_lock
+from analysis.reporting.report import check_threshold
+from analysis.reporting.report_outputs import fitted_ks, is_true, read_step_output, reported_k
+from analysis.selection import sweep
+from analysis.selection.compare import check_compare_options, compare_fits
+from analysis.selection.loo import MAX_MOMENT_MATCH
+from analysis.workflow.fit_plan import (
     fitted_transform,
     parse_k_range,
     plan_fit,
@@ -37,13 +43,7 @@ from analysis.fit_plan import (
     sampler_settings,
     sweep_rules,
 )
-from analysis.loo import MAX_MOMENT_MATCH
-from analysis.paths import RunPaths, atomic_path, run_lock
-from analysis.pipeline import DEFAULT_PRESET, PRESETS
-from analysis.profiles import PRECISE_THRESHOLD, fit_config, segment_profiles
-from analysis.report import check_threshold
-from analysis.report_outputs import choose_k, fitted_ks, is_true, read_step_output
-from analysis.score import check_draws, fit_columns, score_dataset
+from analysis.workflow.pipeline import DEFAULT_PRESET, PRESETS
 
 
 class Segmentation:
@@ -63,8 +63,8 @@ class Segmentation:
         The K to fit, e.g. ``range(1, 5)``, ``[2, 4]``, ``3`` or ``"1-4"``; default: the
         preset's.
     preset : str, default "quick"
-        ``"quick"`` or ``"full"`` (``analysis.pipeline.PRESETS``): K range, chains, draws, warm-up,
-        time budget and moment matching.
+        ``"quick"`` or ``"full"`` (``analysis.workflow.pipeline.PRESETS``): K range, chains, draws,
+        warm-up, time budget and moment matching.
     chains, draws, tune : int, optional
         Chains, posterior draws per chain and warm-up draws per chain; default: the preset's.
     seed : int, default 0
@@ -83,7 +83,7 @@ class Segmentation:
         default: the preset's.
     patience : int, optional
         Stop after this many K in a row that do not beat the best K (0: fit every K); default:
-        ``analysis.sweep.PATIENCE``.
+        ``analysis.selection.sweep.PATIENCE``.
     stop_at_empty : bool, default True
         Stop after a fit with a nearly empty segment.
     subsample : int, optional
@@ -114,7 +114,7 @@ class Segmentation:
     >>> import numpy as np
     >>> import pandas as pd
     >>> from analysis import Segmentation
-    >>> from analysis.simulate import gaussian_mixture
+    >>> from analysis.data.simulate import gaussian_mixture
     >>> truth = gaussian_mixture(n=150, weights=(0.6, 0.4), n_features=2, seed=1)
     >>> ids = pd.Index(1000 + np.arange(150), name="customer")
     >>> customers = pd.DataFrame(truth.x, index=ids, columns=["f0", "f1"])
@@ -285,7 +285,7 @@ class Segmentation:
         ----------
         moment_matching : bool, optional
             Moment-match the customers with a high Pareto k; default: the preset's.
-        max_moment_match : int, default ``analysis.loo.MAX_MOMENT_MATCH``
+        max_moment_match : int, default ``analysis.selection.loo.MAX_MOMENT_MATCH``
             At most this many customers per fit.
         kfold : int, optional
             Exact K-fold cross-validation with this many folds (refits: slow) for fits whose
@@ -297,8 +297,8 @@ class Segmentation:
             The comparison table, one row per K: ``elpd_loo``, ``se_loo``, ``elpd_diff`` and
             ``dse`` (against the best usable fit), ``weight``, ``status``, ``chosen``, the
             baseline's ``bic`` and the columns of ``comparison.csv``
-            (``analysis.compare.COLUMNS``). Also stored as ``comparison_``, and its choice as
-            ``chosen_k_``.
+            (``analysis.selection.compare.COLUMNS``). Also stored as ``comparison_``, and its choice
+            as ``chosen_k_``.
 
         Examples
         --------
@@ -515,10 +515,10 @@ class Segmentation:
             self.chosen_k_ = int(chosen.iloc[0]) if len(chosen) == 1 else None
 
     def _k(self, k: int | None) -> int:
-        """``k`` when it is fitted, else the comparison's choice (:func:`choose_k`)."""
+        """``k`` when it is fitted, else the comparison's choice (:func:`reported_k`)."""
         if k is None and self.comparison_ is None:
             raise InputError("no K chosen yet: call compare() first, or pass k")
-        return choose_k(self._run(), k, self.comparison_)[0]
+        return reported_k(self._run(), k, self.comparison_)[0]
 
 
 def _k_values(k: int | str | Iterable[int]) -> list[int]:
@@ -532,7 +532,7 @@ def _k_values(k: int | str | Iterable[int]) -> list[int]:
 
 def _data_source(dataset: Dataset) -> str:
     """``DataFrame sha256:<16 hex digits>``: the source a fit of ``dataset`` (from
-    :func:`~analysis.datasets.load_frame`) records, a digest of its customer IDs, columns and
+    :func:`~analysis.data.datasets.load_frame`) records, a digest of its customer IDs, columns and
     values, so that a run directory reuses a saved fit only for the same data."""
     parts = [dataset.features] + ([] if dataset.categories is None else [dataset.categories])
     digest = hashlib.sha256()

@@ -10,10 +10,17 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from analysis import baseline, fit, pipeline, sweep
-from analysis.datasets import DATASETS, MISSING_LEVEL, MISSING_POLICIES, Dataset, parse_weeks
+from analysis.data.datasets import DATASETS, MISSING_LEVEL, MISSING_POLICIES, Dataset, parse_weeks
+from analysis.data.joins import parse_joins
+from analysis.data.transforms import TRANSFORMS
 from analysis.errors import InputError
-from analysis.fit_plan import (
+from analysis.inference import fit
+from analysis.inference.profiles import PRECISE_THRESHOLD
+from analysis.paths import RunPaths, atomic_path, check_output_file, run_lock
+from analysis.selection import baseline, sweep
+from analysis.selection.loo import MAX_MOMENT_MATCH
+from analysis.workflow import pipeline
+from analysis.workflow.fit_plan import (
     HURDLE_ZERO_SHARE,
     MODELS,
     announce,
@@ -21,12 +28,8 @@ from analysis.fit_plan import (
     sampler_settings,
     sweep_rules,
 )
-from analysis.joins import parse_joins
-from analysis.loo import MAX_MOMENT_MATCH
-from analysis.paths import RunPaths, atomic_path, check_output_file, run_lock
-from analysis.pipeline import DEFAULT_PRESET, PRESETS, RunPlan, apply_preset, overridden
-from analysis.profiles import PRECISE_THRESHOLD
-from analysis.steps import (
+from analysis.workflow.pipeline import DEFAULT_PRESET, PRESETS, RunPlan, apply_preset, overridden
+from analysis.workflow.steps import (
     DEFAULT_DATASET,
     BaselineRequest,
     CompareRequest,
@@ -34,7 +37,6 @@ from analysis.steps import (
     FitRequest,
     ReportRequest,
 )
-from analysis.transforms import TRANSFORMS
 from models.gmm import COVARIANCES
 
 
@@ -287,9 +289,9 @@ def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
     """Check the options, the run directory, the scored fit's configuration and the new table of
     ``segment score`` (InputError), writing nothing; return the step itself, which loads the
     fit, assigns the customers and writes --out."""
-    from analysis import report
-    from analysis.fit import load_fit
-    from analysis.score import score_dataset
+    from analysis.decisions.score import score_dataset
+    from analysis.inference.fit import load_fit
+    from analysis.reporting import report
 
     report.check_threshold(args.precise_threshold)
     paths, k, how, dataset = scoring_inputs(args, check_output_file)
@@ -316,9 +318,9 @@ def scoring_inputs(
     and its configuration, the table of --data (or the weeks of the fit's built-in dataset)
     read and validated for it. Returns (run paths, K, how K
     was chosen, the table); InputError, one line, for the first problem."""
-    from analysis.fit import saved_attrs
-    from analysis.report_outputs import choose_k
-    from analysis.score import check_draws, load_customers
+    from analysis.decisions.score import check_draws, load_customers
+    from analysis.inference.fit import saved_attrs
+    from analysis.reporting.report_outputs import reported_k
 
     check_draws(args.draws)
     weeks = parse_weeks(args.weeks) if args.weeks is not None else None
@@ -326,7 +328,7 @@ def scoring_inputs(
     if not paths.root.is_dir():
         raise InputError(f"--run {paths.root}: not a directory")
     check_out(args.out, "--out")
-    k, how = choose_k(paths, args.k)
+    k, how = reported_k(paths, args.k)
     config = saved_attrs(paths.fit(k))["config"]
     customers = load_customers(config, args.data, args.id_column, args.missing, weeks)
     return paths, k, how, customers
@@ -340,15 +342,15 @@ def prepare_track(args: argparse.Namespace) -> Callable[[], None]:
     """Check what ``segment track`` needs as ``segment score`` does (:func:`scoring_inputs`),
     writing nothing; return the step itself, which loads the fit, scores the later table, and
     writes the migration matrix and the drift signal into the directory --out."""
-    from analysis.fit import load_fit
-    from analysis.score import model_scale
-    from analysis.track import (
+    from analysis.decisions.score import model_scale
+    from analysis.decisions.track import (
         OUTPUT_FILES,
         check_output_directory,
         summary_lines,
         track,
         write_tracking,
     )
+    from analysis.inference.fit import load_fit
 
     paths, k, how, dataset = scoring_inputs(args, check_output_directory)
 
@@ -372,12 +374,12 @@ def prepare_response(args: argparse.Namespace) -> Callable[[], None]:
     """Check the run directory, the fit chosen (--k or the comparison) and the outcome file of
     ``segment response`` (InputError), writing nothing; return the step itself, which loads the
     fit and writes response.csv and targeting.csv into the run directory."""
-    from analysis import report
-    from analysis.campaign import campaign_response
-    from analysis.fit import load_fit, saved_attrs
-    from analysis.outcomes import fit_outcomes
-    from analysis.report_outputs import choose_k, write_csv
-    from analysis.score import check_draws
+    from analysis.data.outcomes import fit_outcomes
+    from analysis.decisions.campaign import campaign_response
+    from analysis.decisions.score import check_draws
+    from analysis.inference.fit import load_fit, saved_attrs
+    from analysis.reporting import report
+    from analysis.reporting.report_outputs import reported_k, write_csv
 
     report.check_threshold(args.precise_threshold)
     check_draws(args.draws)
@@ -385,7 +387,7 @@ def prepare_response(args: argparse.Namespace) -> Callable[[], None]:
     if not paths.root.is_dir():
         raise InputError(f"--run {paths.root}: not a directory")
     paths.check_writable("--run")
-    k, how = choose_k(paths, args.k)
+    k, how = reported_k(paths, args.k)
     config = saved_attrs(paths.fit(k))["config"]
     outcomes, source = fit_outcomes(config, args.data, args.outcomes, args.id_column)
 
@@ -446,7 +448,7 @@ def add_report_options(parser: argparse.ArgumentParser, k_option: str) -> None:
 
 def run_plan(args: argparse.Namespace) -> RunPlan:
     """The four steps of ``segment run``, parsed from its options with the preset filled in
-    (:func:`analysis.pipeline.apply_preset`); InputError for a malformed or out-of-range
+    (:func:`analysis.workflow.pipeline.apply_preset`); InputError for a malformed or out-of-range
     option."""
     args = apply_preset(args)
     return RunPlan(

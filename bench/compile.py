@@ -46,7 +46,7 @@ def child(data: Path, k: int, backend: str, chains: int, tune: int, draws: int) 
     """Compile and sample the K model once; the measurements (run in the child process)."""
     import nutpie
 
-    from analysis.fit import SamplerSettings, nutpie_backend
+    from analysis.inference.fit import SamplerSettings, nutpie_backend
     from bench.idiomatic import marketing_spec
 
     settings = SamplerSettings(chains, draws, tune, seed=0, backend=backend)

@@ -23,9 +23,9 @@ import json
 import time
 from pathlib import Path
 
-from analysis.datasets import load_marketing
-from analysis.fit import FitSpec, SamplerSettings, postprocess, run_sampler, save_fit
-from analysis.transforms import fit_transform
+from analysis.data.datasets import load_marketing
+from analysis.data.transforms import fit_transform
+from analysis.inference.fit import FitSpec, SamplerSettings, postprocess, run_sampler, save_fit
 from models import MIXTURES
 
 

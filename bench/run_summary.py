@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.decision import RULE_SE, better_unusable
+from analysis.selection.decision import RULE_SE, better_unusable
 
 
 def interval(row: pd.Series, name: str, digits: int = 3) -> str:

@@ -2,12 +2,13 @@
 
 ``python -m bench.scale [--quick] [--n 100000] [--subsample 10000] [--k 4]``
 
-Synthetic customers with known truth (``analysis.simulate.gaussian_mixture``, D = 6):
+Synthetic customers with known truth (``analysis.data.simulate.gaussian_mixture``, D = 6):
 
 1. scale: one K, NUTS (nutpie, 4 x (1000 + 1000)) on ``--subsample`` random customers of
    ``--n``, then assignments with 94% HDIs and held-out log predictive density for all of them
-   (``analysis.scale``). Wall time split into sampling (with compilation), post-processing and
-   the population pass; peak RSS; diagnostics; ARI of the modal segments against the truth.
+   (``analysis.inference.subsample``). Wall time split into sampling (with compilation),
+   post-processing and the population pass; peak RSS; diagnostics; ARI of the modal segments against
+   the truth.
 2. accuracy: at a size where full NUTS also runs (``--reference-n``, default 10,000), the same
    model fitted on all customers and on a subsample of the same ratio (n / N). Both fits are
    matched to the true segments (``scipy.optimize.linear_sum_assignment`` on the means), then
@@ -37,9 +38,9 @@ import xarray as xr
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
-from analysis.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
-from analysis.scale import customer_assignments, heldout_elpd
-from analysis.simulate import GaussianTruth, gaussian_mixture, match_to_truth, true_log_density
+from analysis.data.simulate import GaussianTruth, gaussian_mixture, match_to_truth, true_log_density
+from analysis.inference.fit import FitSpec, SamplerSettings, fit_k, load_fit, save_fit, saved_attrs
+from analysis.inference.subsample import customer_assignments, heldout_elpd
 from bench.output import RESULTS, machine, peak_rss_mb, write_table
 from bench.sweep import SKLEARN_N_INIT
 
@@ -60,7 +61,14 @@ def simulated(n: int, seed: int) -> GaussianTruth:
 
 def fit_spec(sampler: SamplerSettings, subsample: int | None) -> FitSpec:
     return FitSpec(
-        "simulated", "analysis.simulate", "gmm", {}, {"covariance": "full"}, {}, sampler, subsample
+        "simulated",
+        "analysis.data.simulate",
+        "gmm",
+        {},
+        {"covariance": "full"},
+        {},
+        sampler,
+        subsample,
     )
 
 

@@ -3,11 +3,11 @@
 ``python -m bench.score --run DIR [--k K] [--n 100000] [--draws 300,all] [--quick]``
 
 The scored customers are the fit's own, resampled with replacement to ``--n`` rows in original
-units (:func:`analysis.profiles.observed_spend`; continuous fits), written as a tab-separated
-file with an ``ID`` column. Each ``--draws`` setting then runs ``segment score`` in this process
-(read and validate the file, load the fit, assign, write the CSV); its wall time gives
-customers per minute. Time grows with customers x posterior draws x segments, so the fit's size
-is printed beside it. ``--quick``: 20,000 customers.
+units (:func:`analysis.inference.profiles.observed_spend`; continuous fits), written as a
+tab-separated file with an ``ID`` column. Each ``--draws`` setting then runs ``segment score`` in
+this process (read and validate the file, load the fit, assign, write the CSV); its wall time gives
+customers per minute. Time grows with customers x posterior draws x segments, so the fit's size is
+printed beside it. ``--quick``: 20,000 customers.
 
 Writes ``bench/results/score.csv``.
 """
@@ -27,10 +27,10 @@ import pandas as pd
 import xarray as xr
 
 from analysis.cli import main as segment
-from analysis.fit import load_fit
+from analysis.inference.fit import load_fit
+from analysis.inference.profiles import fit_config, observed_spend
 from analysis.paths import RunPaths
-from analysis.profiles import fit_config, observed_spend
-from analysis.report_outputs import choose_k
+from analysis.reporting.report_outputs import reported_k
 from bench.output import RESULTS, machine, peak_rss_mb, write_table
 
 TARGET = 100_000  # customers a minute the issue asks for (issue 17)
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="20,000 customers")
     args = parser.parse_args(argv)
     n = 20_000 if args.quick else args.n
-    k, _ = choose_k(RunPaths(args.run), args.k)
+    k, _ = reported_k(RunPaths(args.run), args.k)
     tree = load_fit(RunPaths(args.run).fit(k))
     config = fit_config(tree)
     posterior = tree["posterior"]

@@ -5,11 +5,11 @@
 
 On ``marketing`` (log-standardize, 2,240 x 6), for every K:
 
-1. project: ``analysis.fit.fit_k`` (vectorized likelihood, nutpie, EM start), wall time split
-   into compilation (model build + nutpie compile) and sampling, then relabelling/diagnostics;
-   method ``project`` is the GMM (the same posterior as the idiomatic model), ``project-hurdle``
-   the hurdle mixture (models/hurdle.py: a point mass at zero spend, so a different model of the
-   same data, timed with the same settings);
+1. project: ``analysis.inference.fit.fit_k`` (vectorized likelihood, nutpie, EM start), wall time
+   split into compilation (model build + nutpie compile) and sampling, then relabelling/diagnostics;
+   method ``project`` is the GMM (the same posterior as the idiomatic model), ``project-hurdle`` the
+   hurdle mixture (models/hurdle.py: a point mass at zero spend, so a different model of the same
+   data, timed with the same settings);
 2. numpyro: the project's model (``FitSpec.build_model``), priors and EM chain starts sampled by
    NumPyro's NUTS through ``pm.sample(nuts_sampler="numpyro")`` with the project's chains and
    draws (method ``numpyro``; ``numpyro-hurdle`` for the hurdle), chains one after another
@@ -52,7 +52,7 @@ import pymc as pm
 import xarray as xr
 from sklearn.mixture import GaussianMixture
 
-from analysis.fit import (
+from analysis.inference.fit import (
     SAMPLE_STATS,
     FitSpec,
     SamplerSettings,
@@ -62,7 +62,7 @@ from analysis.fit import (
     save_fit,
     saved_attrs,
 )
-from analysis.starts import chain_starts
+from analysis.inference.starts import chain_starts
 from bench.idiomatic import marketing_spec
 from bench.output import DEFAULT_DATA, RESULTS, machine, peak_rss_mb, write_table
 
@@ -126,8 +126,8 @@ def numpyro_fit(spec: FitSpec, x, k: int, customers, features, workdir: Path) ->
     The model is the project's (``spec.build_model``, the marginalized mixture with its
     priors), sampled by ``pm.sample(nuts_sampler="numpyro")`` with the project's chains, warm-up,
     draws and seed, each chain started at the project's EM start
-    (:func:`analysis.starts.chain_starts`) without PyMC's U(-1, 1) jitter. The clock runs, as
-    for the project, from the EM starts to the last draw, JAX compilation included.
+    (:func:`analysis.inference.starts.chain_starts`) without PyMC's U(-1, 1) jitter. The clock runs,
+    as for the project, from the EM starts to the last draw, JAX compilation included.
 
     Parameters
     ----------

@@ -18,7 +18,7 @@ import pandas as pd
 import pymc
 import pytest
 
-from analysis.datasets import (
+from analysis.data.datasets import (
     Dataset,
     load_dunnhumby_demographics,
     load_dunnhumby_spend,

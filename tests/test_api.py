@@ -21,11 +21,11 @@ import pytest
 import analysis
 from analysis import Segmentation, api
 from analysis.cli import main
-from analysis.datasets import FRAME_SOURCE, load_frame
+from analysis.data.datasets import FRAME_SOURCE, load_frame
+from analysis.data.simulate import gaussian_mixture, match_to_truth
 from analysis.errors import InputError
-from analysis.fit import described_mode, load_fit
-from analysis.profiles import assignment_table, segment_profiles
-from analysis.simulate import gaussian_mixture, match_to_truth
+from analysis.inference.fit import described_mode, load_fit
+from analysis.inference.profiles import assignment_table, segment_profiles
 from tests.conftest import REPO_ROOT
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analysis.assignments import HDI_PROB, hdi_nearest
+from analysis.inference.assignments import HDI_PROB, hdi_nearest
 
 
 @pytest.mark.parametrize("n_samples", [7, 300, 1001])

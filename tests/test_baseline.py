@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import baseline
-from analysis.baseline import BASELINE_COLUMNS, COVARIANCE_TYPES
 from analysis.cli import main
-from analysis.transforms import fit_transform
+from analysis.data.transforms import fit_transform
+from analysis.selection import baseline
+from analysis.selection.baseline import BASELINE_COLUMNS, COVARIANCE_TYPES
 
 
 def test_reproduces_published_bic_on_marketing(marketing):

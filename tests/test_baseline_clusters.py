@@ -17,9 +17,12 @@ import pytest
 from scipy.special import logsumexp
 from sklearn.model_selection import KFold
 
-from analysis import baseline
-from analysis.assignments import summarize_memberships
-from analysis.baseline_clusters import (
+from analysis.inference.assignments import summarize_memberships
+from analysis.inference.profiles import assignment_table, fit_config, segment_profiles
+from analysis.paths import RunPaths
+from analysis.reporting.report import Source, section_versus_gmm
+from analysis.selection import baseline
+from analysis.selection.baseline_clusters import (
     CROSSTAB_COLUMNS,
     GMM_SIDE,
     LCA_SIDE,
@@ -28,10 +31,7 @@ from analysis.baseline_clusters import (
     compare_with_baseline,
     shared_levels,
 )
-from analysis.paths import RunPaths
-from analysis.profiles import assignment_table, fit_config, segment_profiles
-from analysis.report import Source, section_versus_gmm
-from analysis.yardstick import HELDOUT_FOLDS, baseline_matrix
+from analysis.selection.yardstick import HELDOUT_FOLDS, baseline_matrix
 from tests.test_profiles import CHAINS, DRAWS, constructed_class_fit
 from tests.test_report import Report
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.fit import FitSpec, SamplerSettings, load_fit
-from analysis.simulate import gaussian_mixture
+from analysis.data.simulate import gaussian_mixture
+from analysis.inference.fit import FitSpec, SamplerSettings, load_fit
 from bench.sweep import numpyro_fit
 
 pytest.importorskip("numpyro")
@@ -20,7 +20,9 @@ pytest.importorskip("numpyro")
 def test_numpyro_peer_row_has_finite_ess_and_its_method(tmp_path):
     truth = gaussian_mixture(n=200, weights=(0.6, 0.4), n_features=2, seed=8)
     sampler = SamplerSettings(chains=2, draws=100, tune=100, seed=3)
-    spec = FitSpec("simulated", "analysis.simulate", "gmm", {}, {"covariance": "full"}, {}, sampler)
+    spec = FitSpec(
+        "simulated", "analysis.data.simulate", "gmm", {}, {"covariance": "full"}, {}, sampler
+    )
     row = numpyro_fit(spec, truth.x, 2, np.arange(200), ["f0", "f1"], tmp_path)
     assert row["method"] == "numpyro" and row["K"] == 2 and row["draws"] == 200
     assert np.isfinite(row["min_ess_bulk"]) and row["min_ess_bulk"] > 0

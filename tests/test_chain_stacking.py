@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analysis.chain_stacking import stack_chains, stacked_elpd_data
-from analysis.elpd import psis_loo, summed
+from analysis.inference.chain_stacking import stack_chains, stacked_elpd_data
+from analysis.inference.elpd import psis_loo, summed
 
 DRAWS = 200
 JITTER = 1e-6

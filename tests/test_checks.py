@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from analysis.checks import predictive_figure, zero_share_table
-from analysis.transforms import fit_transform
+from analysis.data.transforms import fit_transform
+from analysis.reporting.predictive_checks import predictive_figure, zero_share_table
 
 
 def constructed_tree():

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from analysis.datasets import MAX_DATA_BYTES
-from analysis.fit_plan import warn_parameters_exceed_rows
+from analysis.data.datasets import MAX_DATA_BYTES
+from analysis.workflow.fit_plan import warn_parameters_exceed_rows
 from tests.conftest import REPO_ROOT
 
 ROWS = 200  # enough rows for K <= 2 with full covariance on six columns (55 parameters)

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from analysis.compare import COLUMNS, compare_run
-from analysis.decision import bic_choice, choose_k, decision_lines
-from analysis.diagnostics import CHOOSABLE
-from analysis.fit import (
+from analysis.data.simulate import gaussian_mixture, hurdle_mixture
+from analysis.data.transforms import fit_transform
+from analysis.inference.diagnostics import CHOOSABLE
+from analysis.inference.fit import (
     FitSpec,
     SamplerSettings,
     fit_k,
@@ -23,11 +23,11 @@ from analysis.fit import (
     save_fit,
     saved_attrs,
 )
-from analysis.loo import estimate_fit, kfold_loo
 from analysis.paths import RunPaths
-from analysis.simulate import gaussian_mixture, hurdle_mixture
-from analysis.transforms import fit_transform
-from analysis.yardstick import (
+from analysis.selection.compare import COLUMNS, compare_run
+from analysis.selection.decision import bic_choice, choose_k, decision_lines
+from analysis.selection.loo import estimate_fit, kfold_loo
+from analysis.selection.yardstick import (
     baseline_matrix,
     baseline_per_k,
     clusters_as_hurdle_segments,
@@ -264,8 +264,8 @@ FEATURES = ["f0", "f1"]
 def spec(**sampler) -> FitSpec:
     settings = SamplerSettings(**({"chains": 4, "draws": 400, "tune": 300, "seed": 1} | sampler))
     return FitSpec(
-        "simulated", "analysis.simulate", "gmm", {"name": "standardize"}, {"covariance": "full"},
-        {}, settings,
+        "simulated", "analysis.data.simulate", "gmm", {"name": "standardize"},
+        {"covariance": "full"}, {}, settings,
     )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.datasets import (
+from analysis.data.datasets import (
     DEMOGRAPHIC_LEVELS,
     DUNNHUMBY_DEMOGRAPHICS,
     DUNNHUMBY_DEPARTMENTS,
@@ -17,7 +17,7 @@ from analysis.datasets import (
     load_dataset,
 )
 from analysis.errors import InputError
-from analysis.fit_plan import default_model
+from analysis.workflow.fit_plan import default_model
 from tests.test_weeks import expected_spend
 
 

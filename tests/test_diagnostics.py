@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from analysis.diagnostics import diagnose
+from analysis.inference.diagnostics import diagnose
 
 CHAINS, DRAWS = 4, 1000
 

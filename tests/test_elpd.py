@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 from scipy.special import logsumexp
 
-from analysis.elpd import psis_loo
+from analysis.inference.elpd import psis_loo
 
 
 def loglik_tree(loglik: np.ndarray) -> xr.DataTree:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from analysis.fit import FitSpec, SamplerSettings, fit_k
-from analysis.relabel import relabel_posterior
-from analysis.simulate import gaussian_mixture, match_to_truth
+from analysis.data.simulate import gaussian_mixture, match_to_truth
+from analysis.inference.fit import FitSpec, SamplerSettings, fit_k
+from analysis.inference.relabel import relabel_posterior
 from models.gmm import initial_point
 
 pytestmark = pytest.mark.sampling  # every test here fits a posterior (slow ones: slow)
@@ -30,7 +30,7 @@ RECOVERY_DRAWS = 1000
 def spec(**sampler) -> FitSpec:
     settings = SamplerSettings(**({"chains": 4, "draws": 500, "tune": 500, "seed": 11} | sampler))
     return FitSpec(
-        "simulated", "analysis.simulate", "gmm", {}, {"covariance": "full"}, {}, settings
+        "simulated", "analysis.data.simulate", "gmm", {}, {"covariance": "full"}, {}, settings
     )
 
 

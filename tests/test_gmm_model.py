@@ -9,7 +9,7 @@ from pymc.initial_point import make_initial_point_fn
 from scipy import stats
 from scipy.special import logsumexp
 
-from analysis.simulate import gaussian_mixture
+from analysis.data.simulate import gaussian_mixture
 from models.gmm import (
     DEFAULT_PRIORS,
     build_gmm,

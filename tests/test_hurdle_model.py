@@ -9,7 +9,7 @@ from pymc.initial_point import make_initial_point_fn
 from scipy import stats
 from scipy.special import logsumexp
 
-from analysis.simulate import hurdle_mixture
+from analysis.data.simulate import hurdle_mixture
 from models.hurdle import (
     DEFAULT_PRIORS,
     build_hurdle,

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from analysis.fit import FitSpec, SamplerSettings, fit_k
-from analysis.profiles import continuous_profiles, mean_spend_draws
-from analysis.simulate import hurdle_mixture
+from analysis.data.simulate import hurdle_mixture
+from analysis.inference.fit import FitSpec, SamplerSettings, fit_k
+from analysis.inference.profiles import continuous_profiles, mean_spend_draws
 from tests.test_fit_recovery import hdi_contains, match_to_truth
 
 pytestmark = pytest.mark.sampling  # every test here fits a posterior (slow ones: slow)
@@ -40,7 +40,9 @@ def fitted(truth):
         "scale": [1.0] * 3,
     }
     options = {"covariance": "full", "zero_values": list(ZERO_VALUES)}
-    spec = FitSpec("simulated", "analysis.simulate", "hurdle", transform, options, {}, settings)
+    spec = FitSpec(
+        "simulated", "analysis.data.simulate", "hurdle", transform, options, {}, settings
+    )
     return fit_k(spec, truth.x, 2, np.arange(len(truth.x)), FEATURES)
 
 

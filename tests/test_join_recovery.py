@@ -1,6 +1,6 @@
 """A dependent pair, found and handled: recovery of K and of the class profiles (issue 21, item 5).
 
-Truth (``analysis.simulate.latent_classes_with_copy``): 2 classes (weights 0.6, 0.4), 400
+Truth (``analysis.data.simulate.latent_classes_with_copy``): 2 classes (weights 0.6, 0.4), 400
 households, q0 to q3 with 3 levels and q4 with 2, each class favouring its own levels; q5 is a
 near-copy of q4 within each class (q4's level for 85% of the households, a uniform level
 otherwise), so q4 and q5 are not independent given the class. Four variables carry the classes:
@@ -27,14 +27,14 @@ import pandas as pd
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from analysis.compare import compare_fits
-from analysis.datasets import Dataset
-from analysis.fit import FitSpec, SamplerSettings, fit_k, save_fit
-from analysis.joins import join_variables
-from analysis.local_dependence import local_dependence
+from analysis.data.datasets import Dataset
+from analysis.data.joins import join_variables
+from analysis.data.simulate import latent_classes_with_copy
+from analysis.data.transforms import fit_transform
+from analysis.inference.fit import FitSpec, SamplerSettings, fit_k, save_fit
+from analysis.inference.local_dependence import local_dependence
 from analysis.paths import RunPaths
-from analysis.simulate import latent_classes_with_copy
-from analysis.transforms import fit_transform
+from analysis.selection.compare import compare_fits
 
 ITEM_PROBS = [
     np.array([[0.75, 0.15, 0.10], [0.10, 0.20, 0.70]]),

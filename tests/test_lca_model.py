@@ -11,7 +11,7 @@ from pymc.initial_point import make_initial_point_fn
 from scipy.special import logsumexp
 
 from analysis.cli import main
-from analysis.transforms import fit_transform
+from analysis.data.transforms import fit_transform
 from models import MIXTURES
 from models.lca import (
     DEFAULT_PRIORS,

@@ -21,7 +21,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
-from analysis.fit import FitSpec, SamplerSettings, fit_k
+from analysis.inference.fit import FitSpec, SamplerSettings, fit_k
 from models.lca import sample_households
 
 pytestmark = pytest.mark.sampling  # every test here fits a posterior (slow ones: slow)

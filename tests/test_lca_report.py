@@ -2,7 +2,7 @@
 with the class profiles, the local-dependence check and its suggested join, and the comparison
 with the one-hot GMM + BIC recipe (the report's own code path, not constructed tables).
 
-The data are :func:`analysis.simulate.latent_classes_with_copy` (2 classes, q5 a near-copy of
+The data are :func:`analysis.data.simulate.latent_classes_with_copy` (2 classes, q5 a near-copy of
 q4 within each class), so the check must flag q4 x q5 and suggest ``--join q4+q5``.
 """
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from analysis.simulate import latent_classes_with_copy
+from analysis.data.simulate import latent_classes_with_copy
 from tests.test_join_recovery import COPY, ITEM_PROBS, WEIGHTS, answers
 
 pytestmark = pytest.mark.sampling

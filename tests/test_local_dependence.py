@@ -15,17 +15,18 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from analysis.datasets import Dataset
-from analysis.figures import local_dependence_figure
-from analysis.joins import join_variables
-from analysis.local_dependence import (
+from analysis import plotting
+from analysis.data.datasets import Dataset
+from analysis.data.joins import join_variables
+from analysis.data.transforms import fit_transform
+from analysis.inference.local_dependence import (
     PAIR_COLUMNS,
     answer_codes,
     local_dependence,
     pair_checks,
     pair_counts,
 )
-from analysis.transforms import fit_transform
+from analysis.reporting.figures import local_dependence_figure
 from tests.test_lca_recovery import LEVELS, N_LEVELS, simulate
 
 HAND_LEVELS = {"a": ["0", "1"], "b": ["0", "1"]}
@@ -212,17 +213,20 @@ def test_a_fitted_model_finds_the_near_copy_most_discrepant(truth):
 
 
 def test_report_shows_the_heatmap_the_table_and_a_first_screen_warning(truth, tmp_path):
-    from analysis import figures
     from analysis.paths import RunPaths
-    from analysis.report import Source, local_dependence_warnings, section_local_dependence
-    from analysis.report_outputs import LOCAL_DEPENDENCE
+    from analysis.reporting.report import (
+        Source,
+        local_dependence_warnings,
+        section_local_dependence,
+    )
+    from analysis.reporting.report_outputs import LOCAL_DEPENDENCE
 
     y = with_near_copy(truth, source=1, copy=2)
     pairs, _ = local_dependence(fake_fit(y, *synthetic_posterior(y, truth.labels, 50, seed=2)))
     paths = RunPaths(tmp_path)
     pairs.to_csv(tmp_path / LOCAL_DEPENDENCE, index=False)
     paths.figures_dir.mkdir()
-    figures.save(local_dependence_figure(pairs, list(LEVELS)), paths.figure("local_dependence"))
+    plotting.save(local_dependence_figure(pairs, list(LEVELS)), paths.figure("local_dependence"))
     src = {LOCAL_DEPENDENCE: Source(paths, LOCAL_DEPENDENCE)}
     section = section_local_dependence(paths, src)
     assert 'data-file="local_dependence.png"' in section

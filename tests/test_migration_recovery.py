@@ -1,17 +1,18 @@
 """Recovery of a known transition matrix by the migration matrix of ``segment track``, no sampling.
 
 Customers are drawn from a known, well-separated K = 3 Gaussian mixture in period 1
-(:func:`analysis.simulate.gaussian_mixture`), each moves to a period-2 segment with a known
+(:func:`analysis.data.simulate.gaussian_mixture`), each moves to a period-2 segment with a known
 transition matrix, and their period-2 features are drawn from that segment. A fake posterior sits
 tightly around the true parameters (jitter about the size of a real posterior's sd for these N).
-Memberships of both periods go through :func:`analysis.scale.membership_blocks` with the GMM's
-``segment_log_joint`` and :func:`analysis.migration.migration_draws`, as ``analysis.track`` does.
+Memberships of both periods go through :func:`analysis.inference.subsample.membership_blocks` with
+the GMM's ``segment_log_joint`` and :func:`analysis.decisions.migration.migration_draws`, as
+``analysis.decisions.track`` does.
 
 The migration matrix is the *expected* count given the data and theta, so its 94% HDI over draws
 covers parameter uncertainty only: here it is under one customer wide, and the simulated counts
 (which also vary with which segment each customer actually took) mostly fall outside it. The
-realised-count HDI (:func:`analysis.migration.realised_draws`: every customer's two segments drawn
-at every draw) is the interval that must hold them.
+realised-count HDI (:func:`analysis.decisions.migration.realised_draws`: every customer's two
+segments drawn at every draw) is the interval that must hold them.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from analysis.migration import migration_draws, migration_table, realised_draws
-from analysis.scale import membership_blocks
-from analysis.simulate import gaussian_mixture
+from analysis.data.simulate import gaussian_mixture
+from analysis.decisions.migration import migration_draws, migration_table, realised_draws
+from analysis.inference.subsample import membership_blocks
 from models import MIXTURES
 
 TRANSITION = np.array([[0.80, 0.15, 0.05], [0.10, 0.70, 0.20], [0.05, 0.25, 0.70]])
@@ -68,7 +69,8 @@ def fake_posterior(truth, seed: int = 1) -> xr.Dataset:
 
 
 def migration(earlier_x, later_x, earlier_posterior, later_posterior) -> pd.DataFrame:
-    """The migration table as ``analysis.track`` builds it, block by block of customers."""
+    """The migration table as ``analysis.decisions.track`` builds it, block by block of
+    customers."""
     gmm = MIXTURES["gmm"]
     rng = np.random.default_rng(0)
     draws = realised = 0.0

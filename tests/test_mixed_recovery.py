@@ -28,7 +28,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
-from analysis.fit import FitSpec, SamplerSettings, fit_k
+from analysis.inference.fit import FitSpec, SamplerSettings, fit_k
 from models import gmm
 from models.mixed import log_joint_function, mixture_random
 

@@ -8,7 +8,13 @@ import re
 import numpy as np
 import xarray as xr
 
-from analysis.modes import SEPARATION_SD, describe_modes, find_modes, pairwise_separation, summary
+from analysis.inference.modes import (
+    SEPARATION_SD,
+    describe_modes,
+    find_modes,
+    pairwise_separation,
+    summary,
+)
 
 VARIABLES = ("weights", "means", "scales")
 DRAWS = 500

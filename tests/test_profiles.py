@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from analysis.assignments import summarize_memberships
-from analysis.profiles import (
+from analysis.data.transforms import FittedTransform
+from analysis.inference.assignments import summarize_memberships
+from analysis.inference.profiles import (
     CATEGORICAL_PROFILE_COLUMNS,
     CATEGORICAL_SEGMENT_COLUMNS,
     PROFILE_COLUMNS,
@@ -37,7 +38,6 @@ from analysis.profiles import (
     short_feature_name,
     tier_of,
 )
-from analysis.transforms import FittedTransform
 
 FEATURES = ["MntWines", "MntFruits"]
 CHAINS, DRAWS = 2, 60

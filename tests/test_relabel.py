@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import xarray as xr
 
-from analysis.relabel import permute, relabel_posterior, stephens
+from analysis.inference.relabel import permute, relabel_posterior, stephens
 
 
 def switched_memberships(seed: int = 0, n_samples: int = 300, n: int = 120, k: int = 3):

@@ -22,11 +22,11 @@ import pytest
 import xarray as xr
 
 from analysis.cli import main
-from analysis.fit import load_fit, save_fit
+from analysis.inference.fit import load_fit, save_fit
+from analysis.inference.profiles import PROFILE_COLUMNS, SEGMENT_COLUMNS
 from analysis.paths import RunPaths
-from analysis.profiles import PROFILE_COLUMNS, SEGMENT_COLUMNS
-from analysis.report import Source, render
-from analysis.report_outputs import FALLBACK, choose_k
+from analysis.reporting.report import Source, render
+from analysis.reporting.report_outputs import FALLBACK, reported_k
 from tests.small_run import ROWS
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -242,7 +242,7 @@ def test_no_fit_passed_falls_back_provisionally(run, tmp_path):
         pytest.skip("segment compare is not part of this checkout")
     table = pd.read_csv(comparison)
     assert not table["chosen"].any() and (table["status"] != "ok").all()
-    k, how = choose_k(RunPaths(run.root), None)
+    k, how = reported_k(RunPaths(run.root), None)
     assert how == FALLBACK and k in table["K"].tolist()
     copy = tmp_path / "fallback"
     shutil.copytree(run.root, copy, ignore=shutil.ignore_patterns("fits"))
@@ -308,8 +308,8 @@ def test_class_profiles_show_the_distinctive_levels_per_class(tmp_path):
     a distinguishing variable and two redundant copies), written as the report step writes them;
     the profiles section ranks the variables and shows each class's top levels, every number
     traced to profiles.csv."""
-    from analysis.profiles import segment_profiles
-    from analysis.report import section_profiles
+    from analysis.inference.profiles import segment_profiles
+    from analysis.reporting.report import section_profiles
     from tests.test_profiles import redundant_class_fit
 
     segments, profiles = segment_profiles(redundant_class_fit())
@@ -347,8 +347,8 @@ def test_settings_of_a_latent_class_fit_say_categories():
     """No sampling: the settings table of a latent class fit (tests/test_profiles.py's
     constructed one) names its values as categories, without reading them as amounts (which
     crashed: its data have items, not features)."""
-    from analysis.profiles import fit_config
-    from analysis.report_outputs import settings_table
+    from analysis.inference.profiles import fit_config
+    from analysis.reporting.report_outputs import settings_table
     from tests.test_profiles import constructed_class_fit
 
     tree = constructed_class_fit()
@@ -389,7 +389,7 @@ def test_parameter_summary_is_arviz_summary_with_a_94_percent_hdi():
     ETI), the posterior mean and sd, and R-hat and ESS of the draws."""
     import arviz as az
 
-    from analysis.report_outputs import SUMMARY_COLUMNS, parameter_summary
+    from analysis.reporting.report_outputs import SUMMARY_COLUMNS, parameter_summary
 
     tree = fake_posterior()
     table = parameter_summary(tree).set_index("parameter")
@@ -418,7 +418,7 @@ def test_parameter_summary_is_arviz_summary_with_a_94_percent_hdi():
 def test_values_show_the_digits_their_monte_carlo_error_supports(mcse, decimals, tmp_path):
     """The leading digit of 2 x MCSE: 0.0047 -> 0.0094 (3 decimals), 0.006 -> 0.012 (2),
     0.6 -> 1.2 (0), 26 -> 52 (tens); no MCSE: 3 decimals."""
-    from analysis.report import mc_decimals
+    from analysis.reporting.report import mc_decimals
 
     assert mc_decimals(mcse) == decimals
     pd.DataFrame({"mean": [1234.5678]}).to_csv(tmp_path / "x.csv", index=False)
@@ -427,7 +427,7 @@ def test_values_show_the_digits_their_monte_carlo_error_supports(mcse, decimals,
 
 
 def test_the_report_shows_the_parameter_summary_to_its_monte_carlo_digits(report, csvs, html):
-    from analysis.report import mc_decimals
+    from analysis.reporting.report import mc_decimals
 
     summary = csvs["parameter_summary.csv"]
     # K = 2, three features: weights, means, scales and the hurdle's zero probabilities

@@ -1,5 +1,6 @@
-"""Campaign response per segment (analysis.response, analysis.targeting, analysis.outcomes) on
-simulated customers with known segments and response rates: fake membership arrays, no sampling."""
+"""Campaign response per segment (analysis.decisions.response, analysis.decisions.targeting,
+analysis.data.outcomes) on simulated customers with known segments and response rates: fake
+membership arrays, no sampling."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import InputError
-from analysis.outcomes import dunnhumby_outcomes, fitted_outcomes, load_outcomes, parse_outcomes
-from analysis.response import (
+from analysis.data.outcomes import (
+    dunnhumby_outcomes,
+    fitted_outcomes,
+    load_outcomes,
+    parse_outcomes,
+)
+from analysis.decisions.response import (
     POPULATION,
     accumulate_counts,
     rate_draws,
@@ -17,7 +22,8 @@ from analysis.response import (
     response_table,
     segment_draws,
 )
-from analysis.targeting import targeting_table
+from analysis.decisions.targeting import targeting_table
+from analysis.errors import InputError
 
 TRUE_RATES = np.array([0.05, 0.2, 0.5])
 NAMES = pd.Series(["low", "mid", "high"], index=[0, 1, 2])

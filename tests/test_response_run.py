@@ -10,7 +10,7 @@ import pytest
 
 from analysis.cli import main
 from analysis.paths import RunPaths
-from analysis.report import render
+from analysis.reporting.report import render
 from tests.small_run import ROWS
 
 

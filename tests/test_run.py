@@ -12,7 +12,7 @@ import shlex
 import pytest
 
 from analysis.cli import add_fit_options, build_parser, main, run_plan
-from analysis.pipeline import PRESETS, apply_preset
+from analysis.workflow.pipeline import PRESETS, apply_preset
 
 
 def parse_run(*options: str) -> argparse.Namespace:

@@ -17,13 +17,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from analysis import sweep
-from analysis.baseline import BASELINE_COLUMNS
-from analysis.compare import COLUMNS
 from analysis.errors import InputError
-from analysis.fit import save_fit
+from analysis.inference.fit import save_fit
 from analysis.paths import RunPaths, run_lock
-from analysis.sweep import reusable
+from analysis.selection import sweep
+from analysis.selection.baseline import BASELINE_COLUMNS
+from analysis.selection.compare import COLUMNS
+from analysis.selection.sweep import reusable
 from tests.conftest import REPO_ROOT
 from tests.test_cli_input_errors import assert_one_line_error, run_main
 

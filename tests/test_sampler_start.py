@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from pymc.initial_point import make_initial_point_fn
 
-from analysis.fit import compile_nutpie, flat_start
-from analysis.simulate import hurdle_mixture
+from analysis.data.simulate import hurdle_mixture
+from analysis.inference.fit import compile_nutpie, flat_start
 from models.hurdle import build_hurdle, initial_point
 
 ZERO_VALUES = (-9.0, -8.0, -10.0)

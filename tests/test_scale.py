@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from analysis.compare import outside_table
-from analysis.fit import FitSpec, SamplerSettings, fit_k
-from analysis.scale import heldout_elpd, subsample_indices
-from analysis.simulate import gaussian_mixture, true_log_density
+from analysis.data.simulate import gaussian_mixture, true_log_density
+from analysis.inference.fit import FitSpec, SamplerSettings, fit_k
+from analysis.inference.subsample import heldout_elpd, subsample_indices
+from analysis.selection.compare import outside_table
 
 N_CUSTOMERS = 2000
 N_FITTED = 400

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from analysis.cli import main
-from analysis.score import thinned
+from analysis.decisions.score import thinned
 
 
 @pytest.fixture(scope="module")

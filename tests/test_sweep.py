@@ -10,11 +10,17 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analysis.fit import FitSpec, SamplerSettings, described_mode, fit_k, saved_attrs
-from analysis.loo import estimate_fit
+from analysis.data.simulate import gaussian_mixture
+from analysis.inference.fit import FitSpec, SamplerSettings, described_mode, fit_k, saved_attrs
 from analysis.paths import RunPaths
-from analysis.simulate import gaussian_mixture
-from analysis.sweep import StoppingRule, SweepRules, fit_sweep, fit_with_attempts, skipped_ks
+from analysis.selection.loo import estimate_fit
+from analysis.selection.sweep import (
+    StoppingRule,
+    SweepRules,
+    fit_sweep,
+    fit_with_attempts,
+    skipped_ks,
+)
 
 FEATURES = ["f0", "f1"]
 
@@ -22,7 +28,7 @@ FEATURES = ["f0", "f1"]
 def spec(**sampler) -> FitSpec:
     settings = SamplerSettings(**({"chains": 4, "draws": 300, "tune": 300, "seed": 3} | sampler))
     return FitSpec(
-        "simulated", "analysis.simulate", "gmm", {}, {"covariance": "full"}, {}, settings
+        "simulated", "analysis.data.simulate", "gmm", {}, {"covariance": "full"}, {}, settings
     )
 
 

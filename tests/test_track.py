@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from analysis.drift import drift_signal, feature_shifts
-from analysis.migration import migration_draws, migration_table, realised_draws
-from analysis.track import OUTPUT_FILES, matched_rows
+from analysis.decisions.drift import drift_signal, feature_shifts
+from analysis.decisions.migration import migration_draws, migration_table, realised_draws
+from analysis.decisions.track import OUTPUT_FILES, matched_rows
 from tests.small_run import FEATURES
 
 NAMES = pd.Series(["low", "high"], index=[0, 1])

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import StandardScaler
 
-from analysis.transforms import TRANSFORMS, FittedTransform, fit_transform
+from analysis.data.transforms import TRANSFORMS, FittedTransform, fit_transform
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analysis.waic import waic
+from analysis.selection.waic import waic
 
 # log p(y_i | theta_s): 2 chains x 2 draws, 3 customers.
 TINY = [

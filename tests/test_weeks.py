@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 
 from analysis.cli import build_parser, main, run_plan
-from analysis.datasets import (
+from analysis.data.datasets import (
     DUNNHUMBY_DEPARTMENTS,
     load_dataset,
     load_dunnhumby_spend,
     parse_weeks,
 )
+from analysis.decisions.score import load_customers
 from analysis.errors import InputError
-from analysis.score import load_customers
 
 FIRST_HALF, SECOND_HALF = (1, 26), (27, 52)
 
