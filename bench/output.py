@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path.cwd() / "bench" / "results"  # under the working directory (the checkout's root)
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/marketing_campaign.csv"
 
 

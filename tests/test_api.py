@@ -209,6 +209,44 @@ def test_the_version_is_the_one_in_pyproject():
     assert analysis.__version__ == project["version"]
 
 
+def test_provenance_names_the_checkouts_commit_and_this_package(monkeypatch):
+    import subprocess
+
+    from analysis.inference import fit
+
+    recorded = fit.provenance()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          cwd=REPO_ROOT, check=True).stdout.strip()  # fmt: skip
+    assert recorded["git_commit"] == head
+    assert recorded["versions"]["bayes-segments"] == analysis.__version__
+
+
+def test_provenance_outside_a_checkout_comes_from_package_metadata(monkeypatch, tmp_path):
+    """Installed as a wheel (no .git beside the package): the commit pip recorded for an
+    install from a repository (direct_url.json), else "unknown"; never some other repository's
+    HEAD."""
+    from analysis.inference import fit
+
+    site = tmp_path / "site-packages" / "analysis" / "inference"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(fit, "__file__", str(site / "fit.py"))
+
+    class Installed:
+        def __init__(self, text):
+            self.text = text
+
+        def read_text(self, name):
+            return self.text if name == "direct_url.json" else None
+
+    from_git = (
+        '{"url": "https://example.org/x.git", "vcs_info": {"vcs": "git", "commit_id": "abc123"}}'
+    )
+    monkeypatch.setattr(fit, "distribution", lambda name: Installed(from_git))
+    assert fit.source_commit() == "abc123"
+    monkeypatch.setattr(fit, "distribution", lambda name: Installed(None))
+    assert fit.source_commit() == "unknown"
+
+
 @pytest.mark.slow
 def test_the_notebook_flow_finds_three_simulated_segments(tmp_path):
     """Fit, compare, profiles and score on three well-separated segments (300 customers): the

@@ -21,7 +21,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +65,7 @@ SAMPLE_STATS = ("lp", "diverging", "energy", "step_size")  # named alike by both
 # PPC_DRAWS replicated data sets need no optimised code: the Python linker compiles the draws
 # in under 1 s, numba in about 7 s per K.
 PREDICTIVE_COMPILE = {"mode": "FAST_COMPILE"}
+DISTRIBUTION = "bayes-segments"
 PACKAGES = ("pymc", "pytensor", "arviz", "nutpie", "jax", "numpy", "scikit-learn")
 
 
@@ -173,18 +174,31 @@ def sampling_description(configs: list[dict]) -> str:
 
 
 def provenance() -> dict:
-    """Package versions and the git commit the fit was made with."""
+    """Package versions, this package's version and the commit the fit was made with
+    (:func:`source_commit`)."""
+    versions = {p: version(p) for p in (DISTRIBUTION, *PACKAGES)}
+    return {"versions": versions, "git_commit": source_commit()}
+
+
+def source_commit() -> str:
+    """The git commit of the code that runs: ``git rev-parse HEAD`` when the package sits in a
+    git checkout (an editable install or a source tree), else the commit pip recorded for an
+    install from a repository (``direct_url.json``, PEP 610); "unknown" otherwise. A wheel in
+    some other repository's virtual environment is not mistaken for that repository's code."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / ".git").exists():
+        try:
+            return subprocess.run(
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                cwd=checkout,
+            ).stdout.strip()  # fmt: skip
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"versions": {p: version(p) for p in PACKAGES}, "git_commit": commit}
+        recorded = json.loads(distribution(DISTRIBUTION).read_text("direct_url.json") or "{}")
+    except PackageNotFoundError:
+        return "unknown"
+    return recorded.get("vcs_info", {}).get("commit_id", "unknown")
 
 
 def nutpie_backend(backend: str) -> dict:

@@ -1,0 +1,113 @@
+"""Fit a subsample, assign everyone: the path for 100k+ customers (``segment fit --subsample n``).
+
+NUTS costs one pass over the data per gradient, so for large N it runs on a random subsample of
+n customers (seeded, recorded in the fit). The posterior is then the posterior given those n
+customers: its intervals are honest for what it saw, and wider than a full-data fit's (about
+sqrt(N / n) for segment weights and means).
+
+From the same (relabelled) posterior draws every customer of the population gets membership
+probabilities with 94% HDIs (:func:`analysis.inference.assignments.summarize_memberships`), and a
+log predictive density ``lpd_i = log mean_s p(x_i | theta^s)``. For a customer outside the subsample
+that is an exact held-out score: the posterior never saw them, so no importance sampling
+(``loo_subsample``) is needed, and the sum over them estimates the out-of-sample elpd of the fit
+with a plain standard error.
+
+Work goes in blocks of customers (all draws, in chunks, per block), so memory stays at one
+block of float32 memberships, at most :data:`BLOCK_ELEMENTS`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import xarray as xr
+from scipy.special import logsumexp
+
+from analysis.inference.assignments import summarize_memberships
+from analysis.inference.elpd import summed
+from analysis.inference.membership import (
+    compile_memberships,
+    memberships_and_loglik,
+    stacked_parameters,
+)
+from models import Mixture
+
+BLOCK_ELEMENTS = 25_000_000  # float32 memberships (draws x customers x segments) per block
+
+
+def subsample_indices(n_customers: int, n_fit: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``n_fit`` customers drawn without replacement (seeded)."""
+    rng = np.random.default_rng([seed, n_customers, n_fit])
+    return np.sort(rng.choice(n_customers, size=n_fit, replace=False))
+
+
+def membership_blocks(
+    mixture: Mixture, options: dict, x: np.ndarray, posterior: xr.Dataset
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """(rows, membership (S, B, K) float32, loglik (S, B)) for consecutive blocks of the
+    customers of ``x`` (N, D), model scale, with all S draws of the relabelled ``posterior``.
+
+    A block holds at most :data:`BLOCK_ELEMENTS` memberships; equally long tables get equal
+    blocks, so two of them can be walked side by side. The compiled function serves every block,
+    unless the data must be a constant of the graph (``Mixture.data_in_graph``).
+    """
+    n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
+    block = max(1, BLOCK_ELEMENTS // (n_samples * posterior.sizes["segment"]))
+    function = None
+    if not mixture.data_in_graph(x):
+        parameters = stacked_parameters(posterior.isel(draw=[0]), mixture.parameters)
+        function = compile_memberships(mixture, options, x[:block], parameters)
+    for start in range(0, len(x), block):
+        rows = slice(start, min(start + block, len(x)))
+        yield rows, *memberships_and_loglik(mixture, options, x[rows], posterior, function)
+
+
+def population(
+    mixture: Mixture,
+    options: dict,
+    x: np.ndarray,
+    customers: np.ndarray,
+    fitted: np.ndarray,
+    posterior: xr.Dataset,
+    label: str = "",
+) -> xr.Dataset:
+    """Assignments and log predictive density of every customer of ``x`` (N, D), model scale.
+
+    ``fitted`` (N,) bool marks the customers the posterior was fitted on; ``posterior`` must be
+    relabelled already. Returns the variables of ``summarize_memberships`` plus ``lpd`` (nats)
+    and ``in_fit``, all over ``customer``. Prints progress per block on stderr.
+    """
+    n_chains = posterior.sizes["chain"]
+    segments = posterior["segment"].values
+    summaries, lpd = [], []
+    for rows, membership, loglik in membership_blocks(mixture, options, x, posterior):
+        summaries.append(summarize_memberships(membership, n_chains, customers[rows], segments))
+        lpd.append(logsumexp(loglik, axis=0) - np.log(len(loglik)))
+        print(f"{label}assigned {rows.stop:,} of {len(x):,} customers", file=sys.stderr)
+    result = xr.concat(summaries, dim="customer")
+    result["lpd"] = ("customer", np.concatenate(lpd))
+    result["in_fit"] = ("customer", fitted)
+    result["lpd"].attrs["meaning"] = "log mean over draws of p(x_i | theta), nats, model scale"
+    result["in_fit"].attrs["meaning"] = "customer was in the subsample the posterior is fitted on"
+    return result
+
+
+def customer_assignments(tree: xr.DataTree) -> xr.Dataset:
+    """Every customer's assignment summaries: the ``population`` group of a fit on a subsample,
+    else the fit's own ``assignments``."""
+    return tree["population" if "population" in tree.children else "assignments"].to_dataset()
+
+
+def lpd_outside_fit(population: xr.Dataset) -> np.ndarray:
+    """``lpd`` (nats) of the customers outside the fitted subsample, in population order."""
+    return population["lpd"].values[~population["in_fit"].values]
+
+
+def heldout_elpd(population: xr.Dataset) -> dict:
+    """Sum of ``lpd`` over customers outside the fit, its SE
+    (:func:`analysis.inference.elpd.summed`) and the count."""
+    held_out = lpd_outside_fit(population)
+    elpd, se = summed(held_out)
+    return {"elpd_heldout": elpd, "se_heldout": se, "n_heldout": len(held_out)}
