@@ -61,6 +61,7 @@ from analysis.report_outputs import (
     is_true,
     write_outputs,
 )
+from analysis.response import POPULATION
 from analysis.sweep import skipped_ks
 
 ASSIGNMENT_PREVIEW = 10  # assignment rows shown in the report
@@ -1216,7 +1217,9 @@ def section_scoring(paths, src, chosen: int) -> str:
                 summary,
                 columns,
                 headers=["segment", "name", "customers", "precise", "broad", "novel"],
-                row_class=lambda r: "chosen" if summary.frame.at[r, "segment"] == "all" else "",
+                row_class=lambda r: (
+                    "chosen" if summary.frame.at[r, "segment"] == POPULATION else ""
+                ),
                 text_columns=("segment",),
             ),
         ]

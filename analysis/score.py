@@ -45,6 +45,7 @@ from analysis.profiles import (
     part_view,
     segment_profiles,
 )
+from analysis.response import POPULATION
 from analysis.scale import population
 from analysis.transforms import indicators_of
 from models import MIXTURES
@@ -212,8 +213,8 @@ def score_summary(
     """``scores_summary.csv``: per segment of the fit (``names``: segment -> name, in segment
     order), the customers of a :func:`score_customers` ``table`` with it as modal segment, how
     many of them are ``precise``/``broad`` (at ``threshold``) and how many ``novel``; then a row
-    ``all`` (name empty) over every customer. ``k``, ``source`` (the scored table) and
-    ``threshold`` are on every row."""
+    :data:`analysis.response.POPULATION` ("all customers") over every customer. ``k``,
+    ``source`` (the scored table) and ``threshold`` are on every row."""
     columns = ["customers", "precise", "broad", "novel"]
     counts = table.assign(
         customers=1,
@@ -223,7 +224,9 @@ def score_summary(
     by_segment = counts.groupby("segment")[columns].sum().reindex(names.index, fill_value=0)
     summary = by_segment.reset_index(names="segment").astype({"segment": str})
     summary.insert(1, "segment_name", names.to_numpy())
-    total = pd.DataFrame([{"segment": "all", "segment_name": "", **counts[columns].sum()}])
+    total = pd.DataFrame(
+        [{"segment": POPULATION, "segment_name": "all customers", **counts[columns].sum()}]
+    )
     summary = pd.concat([summary, total], ignore_index=True).assign(
         K=k, data=source, precise_threshold=threshold
     )

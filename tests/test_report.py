@@ -108,7 +108,7 @@ def test_report_is_one_self_contained_file(report, html):
 def test_sections_tables_and_figures_are_there(report, run):
     assert report.sections == [
         "answer", "data", "baseline", "choice", "diagnostics", "checks", "profiles", "revenue",
-        "assignments", "response", "splits", "files",
+        "assignments", "response", "scoring", "migration", "splits", "files",
     ]  # fmt: skip
     for source in ("data_summary.csv", "settings.csv", "baseline.csv", "diagnostics.csv",
                    "zero_share.csv", "segments.csv", "profiles.csv", "assignments.csv",
