@@ -6,6 +6,7 @@ Bad input (``InputError`` or a malformed option) prints one line on stderr and e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,14 @@ from analysis.data.transforms import TRANSFORMS
 from analysis.errors import InputError
 from analysis.inference import fit
 from analysis.inference.profiles import PRECISE_THRESHOLD
-from analysis.paths import RunPaths, atomic_path, check_output_file, run_lock
+from analysis.paths import (
+    TRACK_DIR,
+    TRACK_FILES,
+    RunPaths,
+    atomic_path,
+    check_output_file,
+    run_lock,
+)
 from analysis.selection import baseline, sweep
 from analysis.selection.loo import MAX_MOMENT_MATCH
 from analysis.workflow import pipeline
@@ -288,36 +296,51 @@ def command_score(args: argparse.Namespace) -> None:
 def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
     """Check the options, the run directory, the scored fit's configuration and the new table of
     ``segment score`` (InputError), writing nothing; return the step itself, which loads the
-    fit, assigns the customers and writes --out."""
-    from analysis.decisions.score import score_dataset
-    from analysis.inference.fit import load_fit
+    fit, assigns the customers and writes --out. Without --out it writes ``scores.csv`` and
+    ``scores_summary.csv`` into the run directory (under its lock), which the report shows."""
+    from analysis.decisions.score import score_dataset, score_summary, segment_names
+    from analysis.inference.fit import described_mode, load_fit
     from analysis.reporting import report
+    from analysis.reporting.report_outputs import write_csv
 
     report.check_threshold(args.precise_threshold)
-    paths, k, how, dataset = scoring_inputs(args, check_output_file)
+    paths, k, how, dataset, out = scoring_inputs(args, check_output_file, RunPaths.scores_csv)
 
     def step() -> None:
-        table = score_dataset(load_fit(paths.fit(k)), dataset, args.precise_threshold, args.draws)
-        with atomic_path(args.out) as temporary:
-            table.to_csv(temporary, index=False)
+        with run_lock(paths) if args.out is None else contextlib.nullcontext():
+            tree = load_fit(paths.fit(k))
+            table = score_dataset(tree, dataset, args.precise_threshold, args.draws)
+            with atomic_path(out) as temporary:
+                table.to_csv(temporary, index=False)
+            written = [out]
+            if args.out is None:
+                names = segment_names(described_mode(tree))
+                write_csv(
+                    score_summary(table, names, k, dataset.source, args.precise_threshold),
+                    paths.scores_summary_csv,
+                )
+                written.append(paths.scores_summary_csv)
         precise = int((table["confidence"] == "precise").sum())
         print(
             f"scored {len(table):,} customers of {dataset.source} with the K = {k} fit (chosen "
             f"by {how}): {precise:,} precise, {int(table['novel'].sum()):,} novel"
         )
-        print(f"wrote {args.out}")
+        print(f"wrote {' and '.join(map(str, written))}")
+        if args.out is None:
+            print(f"`segment report --run {paths.root}` shows them in the report")
 
     return step
 
 
 def scoring_inputs(
-    args: argparse.Namespace, check_out: Callable[[Path, str], None]
-) -> tuple[RunPaths, int, str, Dataset]:
+    args: argparse.Namespace, check_out: Callable[[Path, str], None], default_out: property
+) -> tuple[RunPaths, int, str, Dataset, Path]:
     """What ``segment score`` and ``track`` check before any work, in this order: --draws and
-    --weeks, the run directory, --out (``check_out``), the fit chosen (--k or the comparison)
-    and its configuration, the table of --data (or the weeks of the fit's built-in dataset)
-    read and validated for it. Returns (run paths, K, how K
-    was chosen, the table); InputError, one line, for the first problem."""
+    --weeks, the run directory, --out (``check_out``; without it, the run directory's
+    ``default_out``, a :class:`~analysis.paths.RunPaths` property), the fit chosen (--k or the
+    comparison) and its configuration, the table of --data (or the weeks of the fit's built-in
+    dataset) read and validated for it. Returns (run paths, K, how K was chosen, the table, the
+    output path); InputError, one line, for the first problem."""
     from analysis.decisions.score import check_draws, load_customers
     from analysis.inference.fit import saved_attrs
     from analysis.reporting.report_outputs import reported_k
@@ -327,11 +350,12 @@ def scoring_inputs(
     paths = RunPaths(args.run)
     if not paths.root.is_dir():
         raise InputError(f"--run {paths.root}: not a directory")
-    check_out(args.out, "--out")
+    out = default_out.fget(paths) if args.out is None else args.out
+    check_out(out, "--out" if args.out is not None else "--run")
     k, how = reported_k(paths, args.k)
     config = saved_attrs(paths.fit(k))["config"]
     customers = load_customers(config, args.data, args.id_column, args.missing, weeks)
-    return paths, k, how, customers
+    return paths, k, how, customers, out
 
 
 def command_track(args: argparse.Namespace) -> None:
@@ -341,7 +365,8 @@ def command_track(args: argparse.Namespace) -> None:
 def prepare_track(args: argparse.Namespace) -> Callable[[], None]:
     """Check what ``segment track`` needs as ``segment score`` does (:func:`scoring_inputs`),
     writing nothing; return the step itself, which loads the fit, scores the later table, and
-    writes the migration matrix and the drift signal into the directory --out."""
+    writes the migration matrix and the drift signal into the directory --out (default: the run
+    directory's ``track/``, under its lock, which the report shows)."""
     from analysis.decisions.score import model_scale
     from analysis.decisions.track import (
         OUTPUT_FILES,
@@ -352,16 +377,19 @@ def prepare_track(args: argparse.Namespace) -> Callable[[], None]:
     )
     from analysis.inference.fit import load_fit
 
-    paths, k, how, dataset = scoring_inputs(args, check_output_directory)
+    paths, k, how, dataset, out = scoring_inputs(args, check_output_directory, RunPaths.track_dir)
 
     def step() -> None:
-        tree = load_fit(paths.fit(k))
-        x = model_scale(tree, dataset)
-        tracking = track(tree, x, dataset.features.index.to_numpy(), args.draws)
-        write_tracking(tracking, args.out)
+        with run_lock(paths) if args.out is None else contextlib.nullcontext():
+            tree = load_fit(paths.fit(k))
+            x = model_scale(tree, dataset)
+            tracking = track(tree, x, dataset.features.index.to_numpy(), args.draws)
+            write_tracking(tracking, out, k, dataset.source)
         print(f"tracked {dataset.source} with the K = {k} fit (chosen by {how})")
         print("\n".join(summary_lines(tracking)))
-        print(f"wrote {', '.join(OUTPUT_FILES)} in {args.out}")
+        print(f"wrote {', '.join(OUTPUT_FILES)} in {out}")
+        if args.out is None:
+            print(f"`segment report --run {paths.root}` shows them in the report")
 
     return step
 
@@ -419,7 +447,7 @@ def add_scoring_options(parser: argparse.ArgumentParser, data: str, out: str) ->
     )
     add_row_options(group)
     add_weeks_option(group, "of the fit's own dataset, in place of --data")
-    parser.add_argument("--out", type=Path, required=True, help=out)
+    parser.add_argument("--out", type=Path, help=out)
     parser.add_argument(
         "--draws",
         type=int,
@@ -547,7 +575,12 @@ def build_parser() -> argparse.ArgumentParser:
     scoring = steps.add_parser(
         "score", help="assign new customers with a saved fit's posterior (no resampling)"
     )
-    add_scoring_options(scoring, "the new customers", "CSV file written")
+    add_scoring_options(
+        scoring,
+        "the new customers",
+        "CSV file written (default: the run directory's scores.csv, with scores_summary.csv, "
+        "which the report shows)",
+    )
     add_report_options(scoring, "--k")
     scoring.set_defaults(handler=command_score)
 
@@ -559,7 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_scoring_options(
         tracking,
         "the same customers in a later period (matched by ID)",
-        "directory written: migration.csv, migration.png, drift.csv, drift.txt",
+        f"directory written: {', '.join(TRACK_FILES)} (default: the run directory's "
+        f"{TRACK_DIR}/, which the report shows)",
     )
     tracking.add_argument(
         "--k", type=int, help="track with this K instead of the one comparison.csv chose"

@@ -9,6 +9,8 @@ A run directory is shared by the pipeline steps::
     DIR/comparison.csv, .md     LOO / WAIC / BIC table (segment compare)
     DIR/profiles.csv, assignments.csv, report.html (segment report)
     DIR/response.csv, targeting.csv  campaign response per segment (segment response)
+    DIR/scores.csv, scores_summary.csv  new customers scored (segment score, default --out)
+    DIR/track/                  migration and drift of a later period (segment track, default --out)
     DIR/figures/*.png
     DIR/.segment.lock           held while a step writes (:func:`run_lock`)
 """
@@ -29,6 +31,12 @@ import pandas as pd
 from analysis.errors import InputError
 
 RESPONSE_TABLES = ("response.csv", "targeting.csv")  # segment response; the report shows them
+SCORE_TABLES = ("scores.csv", "scores_summary.csv")  # segment score's default --out; shown
+TRACK_DIR = "track"  # segment track's default --out; the report shows what it holds
+# What segment track writes into its --out.
+TRACK_FILES = (
+    "migration.csv", "migration.png", "sizes.csv", "drift.csv", "drift_signal.csv", "drift.txt",
+)  # fmt: skip
 # What atomic_path writes before the rename: .NAME.PID.tmp beside NAME.
 TEMPORARY = re.compile(r"\..+\.(?P<pid>\d+)\.tmp")
 _held_locks: set[Path] = set()  # run directories whose lock this process holds
@@ -87,6 +95,18 @@ class RunPaths:
     @property
     def targeting_csv(self) -> Path:
         return self.root / RESPONSE_TABLES[1]
+
+    @property
+    def scores_csv(self) -> Path:
+        return self.root / SCORE_TABLES[0]
+
+    @property
+    def scores_summary_csv(self) -> Path:
+        return self.root / SCORE_TABLES[1]
+
+    @property
+    def track_dir(self) -> Path:
+        return self.root / TRACK_DIR
 
     @property
     def report_html(self) -> Path:

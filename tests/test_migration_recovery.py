@@ -4,9 +4,13 @@ Customers are drawn from a known, well-separated K = 3 Gaussian mixture in perio
 (:func:`analysis.data.simulate.gaussian_mixture`), each moves to a period-2 segment with a known
 transition matrix, and their period-2 features are drawn from that segment. A fake posterior sits
 tightly around the true parameters (jitter about the size of a real posterior's sd for these N).
-Memberships of both periods go through :func:`analysis.inference.subsample.membership_blocks` with
-the GMM's ``segment_log_joint`` and :func:`analysis.decisions.migration.migration_draws`, as
-``analysis.decisions.track`` does.
+Memberships of both periods go through :func:`analysis.decisions.track.period_draws` with the GMM's
+``segment_log_joint``, as ``segment track`` does; the checks of wrong posteriors (one per period)
+compose the same pieces with the fit's weights as the later prior (:func:`fit_weight_draws`).
+
+Segment sizes that change between periods: with overlapping segments, later memberships computed
+with the fit's weights as their prior are pulled toward the fit's sizes; the later sizes
+re-estimated per draw (:mod:`analysis.decisions.later_weights`) remove that bias.
 
 The migration matrix is the *expected* count given the data and theta, so its 94% HDI over draws
 covers parameter uncertainty only: here it is under one customer wide, and the simulated counts
@@ -24,19 +28,24 @@ import xarray as xr
 
 from analysis.data.simulate import gaussian_mixture
 from analysis.decisions.migration import migration_draws, migration_table, realised_draws
+from analysis.decisions.track import PeriodDraws, period_draws
+from analysis.inference.assignments import HDI_PROB, hdi_nearest
 from analysis.inference.subsample import membership_blocks
 from models import MIXTURES
 
 TRANSITION = np.array([[0.80, 0.15, 0.05], [0.10, 0.70, 0.20], [0.05, 0.25, 0.70]])
+# Period-1 sizes 0.5, 0.3, 0.2; most customers move into segment 2: about 0.3, 0.2, 0.5 later.
+SHIFTING = np.array([[0.50, 0.10, 0.40], [0.10, 0.50, 0.40], [0.05, 0.05, 0.90]])
+OVERLAPPING = 2.0  # distance of the segment means from the origin (sd 0.5 to 1): many uncertain
 N_CUSTOMERS, CHAINS, DRAWS = 3000, 2, 50
 NAMES = pd.Series(["a", "b", "c"], index=[0, 1, 2])
 
 
-def simulated_periods(seed: int = 17):
+def simulated_periods(seed: int = 17, transition: np.ndarray = TRANSITION, separation: float = 4.0):
     """The period-1 truth, the period-2 labels and features (N, D), and the true (K, K) counts."""
-    truth = gaussian_mixture(n=N_CUSTOMERS, seed=seed)
+    truth = gaussian_mixture(n=N_CUSTOMERS, separation=separation, seed=seed)
     rng = np.random.default_rng(seed)
-    cumulative = np.cumsum(TRANSITION[truth.labels], axis=1)
+    cumulative = np.cumsum(transition[truth.labels], axis=1)
     later_labels = (rng.random(N_CUSTOMERS)[:, None] > cumulative).sum(axis=1)
     chols = np.linalg.cholesky(truth.covariances)
     noise = rng.standard_normal(truth.x.shape)
@@ -68,9 +77,18 @@ def fake_posterior(truth, seed: int = 1) -> xr.Dataset:
     )
 
 
-def migration(earlier_x, later_x, earlier_posterior, later_posterior) -> pd.DataFrame:
-    """The migration table as ``analysis.decisions.track`` builds it, block by block of
-    customers."""
+def tracked(earlier_x, later_x, posterior) -> PeriodDraws:
+    """The migration draws as ``segment track`` computes them (later sizes re-estimated)."""
+    rng = np.random.default_rng(0)
+    draws = period_draws(MIXTURES["gmm"], {}, earlier_x, later_x, posterior, rng)
+    np.testing.assert_allclose(draws.expected.sum(axis=(1, 2)), N_CUSTOMERS, rtol=1e-6)
+    np.testing.assert_array_equal(draws.realised.sum(axis=(1, 2)), N_CUSTOMERS)
+    return draws
+
+
+def fit_weight_draws(earlier_x, later_x, earlier_posterior, later_posterior):
+    """(expected, realised) (S, K, K) migration draws with each period's memberships from its own
+    posterior, weights included: the fit's weights as the later prior."""
     gmm = MIXTURES["gmm"]
     rng = np.random.default_rng(0)
     draws = realised = 0.0
@@ -82,9 +100,14 @@ def migration(earlier_x, later_x, earlier_posterior, later_posterior) -> pd.Data
     for (_, earlier, _), (_, later, _) in pairs:
         draws = draws + migration_draws(earlier, later)
         realised = realised + realised_draws(earlier, later, rng)
-    np.testing.assert_allclose(draws.sum(axis=(1, 2)), N_CUSTOMERS, rtol=1e-6)
-    np.testing.assert_array_equal(realised.sum(axis=(1, 2)), N_CUSTOMERS)
-    return migration_table(draws, realised, NAMES)
+    return draws, realised
+
+
+def migration(earlier_x, later_x, earlier_posterior, later_posterior) -> pd.DataFrame:
+    """The migration table of :func:`fit_weight_draws`."""
+    return migration_table(
+        *fit_weight_draws(earlier_x, later_x, earlier_posterior, later_posterior), NAMES
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +128,8 @@ def inside(table: pd.DataFrame, counts: np.ndarray, low: str, high: str) -> np.n
 
 def test_migration_matrix_recovers_a_known_transition_matrix(periods):
     truth, later_x, counts, posterior = periods
-    table = migration(truth.x, later_x, posterior, posterior)
+    draws = tracked(truth.x, later_x, posterior)
+    table = migration_table(draws.expected, draws.realised, NAMES)
     expected = table["expected"].to_numpy().reshape(3, 3)
     assert np.abs(row_normalised(expected) - TRANSITION).max() < 0.05
     assert np.abs(row_normalised(expected) - row_normalised(counts)).max() < 0.01
@@ -153,3 +177,37 @@ def test_a_wrong_posterior_does_not_recover_it(periods, earlier_wrong, later_wro
     assert np.abs(row_normalised(expected) - TRANSITION).max() > 0.1  # twice the recovery tolerance
     assert np.abs(expected - counts).max() > 0.02 * N_CUSTOMERS  # four times the tolerance
     assert inside(table, counts, "realised_low", "realised_high").sum() < 7  # coverage fails too
+
+
+@pytest.fixture(scope="module")
+def shifting():
+    """Overlapping segments whose sizes change from 0.5, 0.3, 0.2 to about 0.3, 0.2, 0.5."""
+    truth, later_x, counts = simulated_periods(transition=SHIFTING, separation=OVERLAPPING)
+    return truth, later_x, counts, fake_posterior(truth)
+
+
+def inside_hdi(draws: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(K,) whether each true value lies in the 94% HDI of its (S, K) ``draws``."""
+    low, high = hdi_nearest(draws, HDI_PROB)
+    return (low <= truth) & (truth <= high)
+
+
+def test_later_sizes_are_biased_with_the_fits_weights_and_not_when_re_estimated(shifting):
+    truth, later_x, counts, posterior = shifting
+    true_later = counts.sum(axis=0)  # about 900, 600, 1,500 of 3,000
+    # before: the fit's weights (0.5, 0.3, 0.2) as the prior of every later membership
+    expected, realised = fit_weight_draws(truth.x, later_x, posterior, posterior)
+    before = expected.mean(axis=0).sum(axis=0)
+    assert before[0] > true_later[0] and before[2] < true_later[2]  # pulled toward the old sizes
+    assert np.abs(before - true_later).max() > 0.015 * N_CUSTOMERS  # 45 customers
+    assert not inside_hdi(realised.sum(axis=1), true_later)[2]  # even the realised count misses
+    # after: the later weights re-estimated per draw (analysis.decisions.later_weights)
+    draws = tracked(truth.x, later_x, posterior)
+    after = draws.expected.sum(axis=1)  # (S, K) expected later sizes
+    assert np.abs(after.mean(axis=0) - true_later).max() < 0.005 * N_CUSTOMERS  # 15 customers
+    assert inside_hdi(draws.realised.sum(axis=1), true_later).all()
+    np.testing.assert_allclose(
+        draws.later_weights.mean(axis=0), true_later / N_CUSTOMERS, atol=0.01
+    )
+    # the earlier sizes are the fit's memberships, unchanged by the later re-estimate
+    np.testing.assert_allclose(draws.expected.sum(axis=2), expected.sum(axis=2), rtol=1e-5)

@@ -108,7 +108,7 @@ def test_report_is_one_self_contained_file(report, html):
 def test_sections_tables_and_figures_are_there(report, run):
     assert report.sections == [
         "answer", "data", "baseline", "choice", "diagnostics", "checks", "profiles", "revenue",
-        "assignments", "response", "splits", "files",
+        "assignments", "response", "scoring", "migration", "splits", "files",
     ]  # fmt: skip
     for source in ("data_summary.csv", "settings.csv", "baseline.csv", "diagnostics.csv",
                    "zero_share.csv", "segments.csv", "profiles.csv", "assignments.csv",
@@ -230,7 +230,7 @@ def test_report_is_rebuilt_from_the_csvs_alone(run, tmp_path):
     copy = tmp_path / "no-fits"
     shutil.copytree(run.root, copy, ignore=shutil.ignore_patterns("fits", "report.html"))
     document = render(RunPaths(copy))
-    assert document.count("<section") == 12  # the answer and the eleven numbered sections
+    assert document.count("<section") == 14  # the answer and the thirteen numbered sections
     assert Path(copy / "fits").exists() is False
 
 
@@ -446,3 +446,98 @@ def test_the_comparison_table_shows_the_columns_the_choice_reads(html):
     headers = re.findall(r"<th>([^<]*)</th>", table)
     assert headers == ["K", "status", "elpd_loo", "se", "elpd_diff", "dse", "chosen", "BIC",
                        "BIC choice"]  # fmt: skip
+
+
+def decision_outputs(root: Path, k: int = 2, refit: bool = True) -> RunPaths:
+    """No sampling: the files ``segment track`` and ``segment score`` write into a run directory
+    (their default --out), built by their own writers from hand-made draws for K = 2."""
+    from analysis.decisions.drift import drift_signal, feature_shifts
+    from analysis.decisions.migration import migration_table
+    from analysis.decisions.score import score_summary
+    from analysis.decisions.track import PeriodDraws, Tracking, size_table, write_tracking
+
+    rng = np.random.default_rng(11)
+    names = pd.Series(["low <spend>", "high"], index=[0, 1])
+    expected = np.array([[60.0, 10.0], [5.0, 25.0]]) + rng.normal(scale=1.0, size=(40, 2, 2))
+    realised = np.round(expected + rng.normal(scale=3.0, size=expected.shape))
+    weights = rng.dirichlet([70, 30], size=40)
+    periods = PeriodDraws(expected, realised, weights, rng.dirichlet([65, 35], size=40), None)
+    fit_x = rng.normal(size=(100, 2))
+    later_x = fit_x + ([0.8, 0.0] if refit else 0.0)
+    replicated = fit_x[None] + rng.normal(scale=0.1, size=(20, 100, 2))
+    fit_elpd = rng.normal(-2.0, 0.5, size=100)
+    tracking = Tracking(
+        migration=migration_table(expected, realised, names),
+        sizes=size_table(periods, names),
+        signal=drift_signal(fit_elpd - (0.4 if refit else 0.0) + rng.normal(0, 0.1, 100), fit_elpd),
+        shifts=feature_shifts(fit_x, replicated, later_x, ["Wines", "Meat"]),
+        matched=100,
+        new=3,
+        gone=7,
+    )
+    paths = RunPaths(root)
+    write_tracking(tracking, paths.track_dir, k, "later.csv")
+    scored = pd.DataFrame(
+        {
+            "segment": [0, 0, 0, 1, 0],
+            "confidence": ["precise", "broad", "precise", "broad", "precise"],
+            "novel": [False, False, True, False, False],
+        }
+    )
+    score_summary(scored, names, k, "new.csv", 0.8).to_csv(paths.scores_summary_csv, index=False)
+    return paths
+
+
+def test_migration_and_scoring_sections_show_the_track_and_score_files(tmp_path):
+    from analysis.reporting.report import TRACK_TABLES, section_migration, section_scoring
+
+    paths = decision_outputs(tmp_path)
+    src = {name: Source(paths, name) for name in (*TRACK_TABLES, "scores_summary.csv")}
+    text = section_migration(paths, src, 2) + section_scoring(paths, src, 2)
+    report = Report()
+    report.feed(text)
+    csvs = {name: pd.read_csv(tmp_path / name) for name in src}
+    for span in report.values:  # every number traced to its cell and shown to its decimals
+        exact = float(csvs[span["data-src"]].at[int(span["data-row"]), span["data-col"]])
+        assert float(span["data-value"]) == exact
+        shown, decimals = displayed_number(span["text"])
+        assert abs(shown - exact) <= 0.5 * 10**-decimals + 1e-9 * abs(exact)
+    for text_cell in report.cells:
+        assert not re.search(r"\d", text_cell), text_cell
+    migration = csvs["track/migration.csv"]
+    assert traced(report, "track/migration.csv") >= {
+        (r, c) for r in range(4) for c in ("expected", "realised_low", "realised_high")
+    }
+    assert {(0, c) for c in ("later_lpd", "fit_elpd_loo", "difference", "se")} <= traced(
+        report, "track/drift_signal.csv"
+    )
+    assert "Refit recommended" in text
+    moved = [s["text"] for s in report.texts if s["data-src"] == "track/drift.csv"]
+    assert moved[0] == csvs["track/drift.csv"].at[0, "feature"] == "Wines"
+    assert "low &lt;spend&gt;" in text and "<spend>" not in text  # names escaped
+    assert [i["data-file"] for i in report.images] == ["migration.png"]
+    assert traced(report, "track/sizes.csv") >= {(r, "later_weight") for r in range(2)}
+    summary = csvs["scores_summary.csv"]
+    assert summary["segment"].tolist() == ["0", "1", "all"]
+    assert summary.set_index("segment").loc["all", ["customers", "precise", "novel"]].tolist() == [
+        5, 3, 1,
+    ]  # fmt: skip
+    assert traced(report, "scores_summary.csv") >= {(2, "novel"), (2, "precise"), (2, "broad")}
+    assert int(migration["realised_low"].iloc[0]) == migration["realised_low"].iloc[0]
+    assert "is for K" not in text  # not stale
+
+
+def test_migration_section_without_drift_stale_or_missing(tmp_path):
+    from analysis.reporting.report import TRACK_TABLES, section_migration, section_scoring
+
+    paths = decision_outputs(tmp_path, k=3, refit=False)
+    src = {name: Source(paths, name) for name in (*TRACK_TABLES, "scores_summary.csv")}
+    text = section_migration(paths, src, 2)
+    assert "No drift" in text and "Refit recommended" not in text
+    assert "drift_signal.csv is for K = " in text and "segment track --run" in text
+    assert "scores_summary.csv is for K = " in section_scoring(paths, src, 2)
+    (paths.track_dir / "sizes.csv").unlink()
+    src = {name: Source(paths, name) for name in TRACK_TABLES}
+    text = section_migration(paths, src, 2)
+    assert 'class="missing"' in text and "track/sizes.csv not found" in text
+    assert "<table" not in text

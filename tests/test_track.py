@@ -3,6 +3,8 @@ command end to end on the shared small real run (``tests/small_run.py``, K = 2 h
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,8 @@ from analysis.cli import main
 from analysis.decisions.drift import drift_signal, feature_shifts
 from analysis.decisions.migration import migration_draws, migration_table, realised_draws
 from analysis.decisions.track import OUTPUT_FILES, matched_rows
+from analysis.paths import RunPaths
+from analysis.reporting.report import render
 from tests.small_run import FEATURES
 
 NAMES = pd.Series(["low", "high"], index=[0, 1])
@@ -97,6 +101,12 @@ def test_itself_rows_sum_to_the_fits_segment_sizes_and_no_drift(run, itself):
     migration = pd.read_csv(itself / "migration.csv")
     sizes = pd.read_csv(run.root / "assignments.csv")[["p_0", "p_1"]].sum().to_numpy()
     np.testing.assert_allclose(migration.groupby("from_segment")["expected"].sum(), sizes, 1e-4)
+    # the same customers again: the re-estimated later sizes are the fit's, within its HDIs
+    periods = pd.read_csv(itself / "sizes.csv")
+    assert (periods["fit_weight_hdi_low"] <= periods["later_weight"]).all()
+    assert (periods["later_weight"] <= periods["fit_weight_hdi_high"]).all()
+    np.testing.assert_allclose(periods["earlier_customers"], sizes, rtol=1e-4)
+    np.testing.assert_allclose(periods["later_customers"].sum(), 200, rtol=1e-6)
     summary = (itself / "drift.txt").read_text()
     assert "matched customers: 200" in summary and "new in the later table" in summary
     assert "no drift" in summary and "refit" not in summary
@@ -146,3 +156,35 @@ def test_out_is_checked_before_any_work(run, table, tmp_path, capsys):
     assert track(run, table, tmp_path / "out", "--draws", "10") == 2
     assert "exists and is not a directory" in capsys.readouterr().err
     assert set(OUTPUT_FILES).isdisjoint(p.name for p in tmp_path.iterdir())
+
+
+def test_without_out_track_and_score_write_into_the_run_and_the_report_shows_them(
+    run, table, tmp_path
+):
+    """Without --out both steps write into the run directory (track/, scores.csv and
+    scores_summary.csv), which the report's sections 'Migration and drift' and 'Scoring new
+    customers' then show; a copy of the shared run, so other tests' files do not change."""
+    paths = RunPaths(tmp_path / "run")
+    shutil.copytree(run.root, paths.root)
+    data = tmp_path / "later.csv"
+    table.to_csv(data, index=False)
+    argv = ["--run", str(paths.root), "--data", str(data), "--id-column", "ID", "--k", "2"]
+    assert main(["track", *argv]) == 0
+    assert {p.name for p in paths.track_dir.iterdir()} == set(OUTPUT_FILES)
+    assert main(["score", *argv]) == 0
+    summary = pd.read_csv(paths.scores_summary_csv).set_index("segment")
+    scored = pd.read_csv(paths.scores_csv)
+    assert summary.at["all", "customers"] == len(scored) == 200
+    assert summary.at["all", "novel"] == scored["novel"].sum()
+    assert summary.loc[["0", "1"], "customers"].sum() == 200
+    html = render(paths)
+    for section in ("scoring", "migration"):
+        assert f'<section id="{section}">' in html
+    for source in (
+        "track/migration.csv",
+        "track/sizes.csv",
+        "track/drift.csv",
+        "scores_summary.csv",
+    ):
+        assert f'data-source="{source}"' in html
+    assert 'data-file="migration.png"' in html and "not found" not in html.split('id="scoring"')[1]

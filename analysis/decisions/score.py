@@ -33,6 +33,7 @@ from scipy.special import logsumexp
 
 from analysis.data.datasets import WEEKLY_DATASETS, Dataset, first_negative, load_dataset
 from analysis.data.transforms import indicators_of
+from analysis.decisions.response import POPULATION
 from analysis.errors import InputError
 from analysis.inference.fit import described_mode
 from analysis.inference.profiles import (
@@ -50,6 +51,10 @@ from analysis.inference.subsample import population
 from models import MIXTURES
 
 NOVEL_PERCENTILE = 1.0  # percent of the fitted customers' lpd below which a customer is novel
+SUMMARY_COLUMNS = (
+    "K", "data", "precise_threshold", "segment", "segment_name", "customers", "precise", "broad",
+    "novel",
+)  # fmt: skip
 
 
 def fit_columns(config: dict) -> tuple[list[str], list[str]]:
@@ -194,3 +199,35 @@ def score_dataset(
     put on the fit's scale (:func:`model_scale`); one row per customer, in the table's order."""
     x = model_scale(tree, dataset)
     return score_customers(tree, x, dataset.features.index.to_numpy(), threshold, draws)
+
+
+def segment_names(described: xr.DataTree) -> pd.Series:
+    """Segment -> name (the profiles' names), in segment order, of a fit's described mode
+    (:func:`analysis.inference.fit.described_mode`)."""
+    return segment_profiles(described)[0].set_index("segment")["name"]
+
+
+def score_summary(
+    table: pd.DataFrame, names: pd.Series, k: int, source: str, threshold: float
+) -> pd.DataFrame:
+    """``scores_summary.csv``: per segment of the fit (``names``: segment -> name, in segment
+    order), the customers of a :func:`score_customers` ``table`` with it as modal segment, how
+    many of them are ``precise``/``broad`` (at ``threshold``) and how many ``novel``; then a row
+    :data:`analysis.decisions.response.POPULATION` ("all customers") over every customer. ``k``,
+    ``source`` (the scored table) and ``threshold`` are on every row."""
+    columns = ["customers", "precise", "broad", "novel"]
+    counts = table.assign(
+        customers=1,
+        precise=table["confidence"] == "precise",
+        broad=table["confidence"] == "broad",
+    )
+    by_segment = counts.groupby("segment")[columns].sum().reindex(names.index, fill_value=0)
+    summary = by_segment.reset_index(names="segment").astype({"segment": str})
+    summary.insert(1, "segment_name", names.to_numpy())
+    total = pd.DataFrame(
+        [{"segment": POPULATION, "segment_name": "all customers", **counts[columns].sum()}]
+    )
+    summary = pd.concat([summary, total], ignore_index=True).assign(
+        K=k, data=source, precise_threshold=threshold
+    )
+    return summary.astype({c: int for c in columns})[list(SUMMARY_COLUMNS)]

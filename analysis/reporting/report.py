@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.data.joins import SUGGEST_CRAMERS_V
+from analysis.decisions.drift import MOVED_FEATURES
+from analysis.decisions.response import POPULATION
 from analysis.errors import InputError
 from analysis.inference import diagnostics as diagnostic_rule
 from analysis.inference.diagnostics import CHOOSABLE
@@ -33,7 +35,7 @@ from analysis.inference.local_dependence import FLAG_BELOW, PAIR_COLUMNS
 from analysis.inference.profiles import (
     PRECISE_THRESHOLD,
 )
-from analysis.paths import RESPONSE_TABLES, RunPaths, atomic_path
+from analysis.paths import RESPONSE_TABLES, SCORE_TABLES, TRACK_DIR, RunPaths, atomic_path
 from analysis.reporting import figures
 from analysis.reporting.report_outputs import (
     ANSWER_SUMMARY,
@@ -73,7 +75,8 @@ INTEGER_COLUMNS = {
     "K", "K_from", "K_to", "segment", "segment_from", "segment_to", "seed", "customers",
     "precise", "broad", "divergences", "pareto_k_bad", "n_params", "pareto_k_remaining",
     "pareto_k_good", "pareto_k_very_bad", "n_modes", "attempts", "cells", "draws",
-    "variable_rank", "top_level", "cluster", "class_customers", "cluster_customers",
+    "variable_rank", "top_level", "cluster", "class_customers", "cluster_customers", "novel",
+    "from_segment", "to_segment", "matched", "new", "gone", "realised_low", "realised_high",
 }  # fmt: skip
 ID_COLUMNS = {"customer_id", "customer"}
 DECIMALS = {
@@ -84,8 +87,16 @@ DECIMALS = {
     "k_threshold": 2,
     "lift": 2, "lift_hdi_low": 2, "lift_hdi_high": 2, "share": 3, "population_share": 3,
     "stacking_weight": 3, "chi2_ratio": 2, "p_value": 3, "expected": 1, "distinctiveness": 3,
-    "ess_bulk": 0, "ess_tail": 0, "r_hat": 3,
+    "ess_bulk": 0, "ess_tail": 0, "r_hat": 3, "fit_mean": 3, "later_mean": 3, "fit_sd": 3,
+    "shift_sd": 2, "precise_threshold": 2, "fit_weight": 3, "fit_weight_hdi_low": 3,
+    "fit_weight_hdi_high": 3, "later_weight": 3, "later_weight_hdi_low": 3,
+    "later_weight_hdi_high": 3,
 }  # fmt: skip
+# What segment track writes into the run directory (its default --out) and the report shows.
+TRACK_TABLES = tuple(
+    f"{TRACK_DIR}/{name}"
+    for name in ("migration.csv", "sizes.csv", "drift.csv", "drift_signal.csv")
+)
 THREE_DECIMAL_PREFIXES = ("weight", "revenue_share", "probability", "zero_prob", "rate")
 
 
@@ -218,7 +229,11 @@ def table(
 
 def image(paths: RunPaths, name: str, caption: str) -> str:
     """The figure ``figures/<name>.png`` embedded as base64, or a note that it is missing."""
-    path = paths.figure(name)
+    return embedded(paths.figure(name), caption)
+
+
+def embedded(path: Path, caption: str) -> str:
+    """The PNG at ``path`` embedded as base64, or a note that it is missing."""
     if not path.is_file():
         return f'<p class="missing">Figure {esc(path.name)} not found in the run directory.</p>'
     data = base64.b64encode(path.read_bytes()).decode("ascii")
@@ -254,8 +269,11 @@ def render(paths: RunPaths) -> str:
     """The report as one HTML string, from the run directory's CSVs and PNGs only."""
     src = {
         name: Source(paths, name)
-        for name in (*TABLES, *RESPONSE_TABLES, "baseline.csv", "comparison.csv", "diagnostics.csv")
-    }
+        for name in (
+            *TABLES, *RESPONSE_TABLES, SCORE_TABLES[1], *TRACK_TABLES, "baseline.csv",
+            "comparison.csv", "diagnostics.csv",
+        )
+    }  # fmt: skip
     settings = src[SETTINGS]
     if not settings.exists:
         raise InputError(f"{settings.path}: not found; run `segment report --run {paths.root}`")
@@ -294,6 +312,8 @@ def render(paths: RunPaths) -> str:
         ("revenue", "Revenue concentration", section_revenue(paths, src, categorical)),
         ("assignments", "Customer assignments", section_assignments(paths, src, setting, item)),
         ("response", "Campaign response by segment", section_response(paths, src, chosen)),
+        ("scoring", "Scoring new customers", section_scoring(paths, src, chosen)),
+        ("migration", "Migration and drift", section_migration(paths, src, chosen)),
         ("splits", "How segments split as K grows", section_splits(src, chosen)),
         ("files", "Files in the run directory", section_files(paths)),
     ]
@@ -1132,13 +1152,7 @@ def section_response(paths, src, chosen: int) -> str:
     response, targeting = (src[name] for name in RESPONSE_TABLES)
     if not response.exists:
         return missing("response.csv", f"segment response --run {paths.root}")
-    k = int(response.frame.at[0, "K"])
-    stale = (
-        f'<p class="warning">response.csv is for K = {response.num(0, "K", None)}, not the '
-        f"reported K = {chosen}: rerun <code>segment response --run {esc(paths.root)}</code>.</p>"
-        if k != chosen
-        else ""
-    )
+    stale = stale_warning(response, chosen, f"segment response --run {paths.root}")
     columns = ["outcome", "segment", "name", "customers", "responders", "rate~hdi", "lift~hdi"]
     headers = ["outcome", "segment", "name", "customers (expected)", "responders (expected)",
                "response rate [94% HDI]", "lift over all customers [94% HDI]"]  # fmt: skip
@@ -1169,20 +1183,177 @@ def section_response(paths, src, chosen: int) -> str:
     return "".join(out)
 
 
+def stale_warning(source: Source, chosen: int, rerun: str) -> str:
+    """A warning when the step table ``source`` (its first row's ``K``) is of another K than the
+    reported ``chosen``, naming the command ``rerun`` that writes it again; else nothing."""
+    if int(source.frame.at[0, "K"]) == chosen:
+        return ""
+    return (
+        f'<p class="warning">{esc(source.name)} is for K = {source.num(0, "K", None)}, not the '
+        f"reported K = {chosen}: rerun <code>{esc(rerun)}</code>.</p>"
+    )
+
+
+def section_scoring(paths, src, chosen: int) -> str:
+    """The customers ``segment score`` assigned with its default --out (``scores_summary.csv``):
+    per modal segment, how many are precise, broad and novel."""
+    summary = src[SCORE_TABLES[1]]
+    rerun = f"segment score --run {paths.root} --data NEW_FILE"
+    if not summary.exists:
+        return missing(summary.name, rerun)
+    columns = ["segment", "segment_name", "customers", "precise", "broad", "novel"]
+    return "".join(
+        [
+            stale_warning(summary, chosen, rerun),
+            f"<p>New customers ({summary.text(0, 'data')}) assigned with the K = "
+            f"{summary.num(0, 'K', None)} fit's saved posterior, without resampling, on the "
+            "fit's own transform constants. <b>precise</b>: lower 94% HDI bound of the modal "
+            f"segment's membership probability &ge; {summary.num(0, 'precise_threshold')}; "
+            "<b>novel</b>: log predictive density below the 1st percentile of the fitted "
+            "customers' own, so about 1 in 100 customers like the fitted ones is novel, and a "
+            "much larger share says the new customers fit no segment. Every customer is in "
+            f"<code>{esc(SCORE_TABLES[0])}</code>.</p>",
+            table(
+                summary,
+                columns,
+                headers=["segment", "name", "customers", "precise", "broad", "novel"],
+                row_class=lambda r: (
+                    "chosen" if summary.frame.at[r, "segment"] == POPULATION else ""
+                ),
+                text_columns=("segment",),
+            ),
+        ]
+    )
+
+
+def section_migration(paths, src, chosen: int) -> str:
+    """What ``segment track`` wrote into the run directory's ``track/``: the migration matrix
+    (expected counts and realised-count 94% HDIs), its figure, the drift signal with its SE and
+    verdict, and the per-feature shifts."""
+    migration, sizes, shifts, signal = (src[name] for name in TRACK_TABLES)
+    rerun = f"segment track --run {paths.root} --data LATER_FILE"
+    absent = [source.name for source in (migration, sizes, shifts, signal) if not source.exists]
+    if absent:
+        return missing(", ".join(absent), rerun)
+    frame = migration.frame
+    matrix = crosstab_table(
+        migration,
+        frame,
+        "from_segment",
+        "to_segment",
+        lambda r: f"{migration.num(r, 'from_segment')}: {migration.text(r, 'from_name')}",
+        lambda r: f"{migration.num(r, 'to_segment')}: {migration.text(r, 'to_name')}",
+        corner="earlier \u2192 later",
+        cell=lambda r: (
+            f'{migration.num(r, "expected")} <span class="hdi">[{migration.num(r, "realised_low")}'
+            f", {migration.num(r, 'realised_high')}]</span>"
+        ),
+    )
+    moved = ", ".join(
+        f"{shifts.text(r, 'feature')} {shifts.num(r, 'shift_sd')} sd"
+        for r in range(min(MOVED_FEATURES, len(shifts.frame)))
+    )
+    if is_true(signal.frame.at[0, "refit"]):
+        verdict = (
+            f'<p class="warning"><b>Refit recommended:</b> the later period is predicted worse '
+            f"than the fit's own customers by more than {signal.num(0, 'refit_se', 0)} SE. "
+            f"Features that moved most: {moved}.</p>"
+        )
+    else:
+        verdict = (
+            f"<p><b>No drift:</b> the later period is not predicted worse than the fit's own "
+            f"customers by more than {signal.num(0, 'refit_se', 0)} SE.</p>"
+        )
+    replicated = (
+        "replicated mean [94% HDI]",
+        lambda r: (
+            f'{shifts.num(r, "replicated_mean", 3)} <span class="hdi">['
+            f"{shifts.num(r, 'replicated_hdi_low', 3)}, {shifts.num(r, 'replicated_hdi_high', 3)}"
+            "]</span>"
+        ),
+        "num",
+    )
+    return "".join(
+        [
+            stale_warning(signal, chosen, rerun),
+            f"<p>The fit's customers in a later period ({signal.text(0, 'later_data')}), matched "
+            f"by ID: {signal.num(0, 'matched')} in both periods; {signal.num(0, 'new')} new in the "
+            f"later table and {signal.num(0, 'gone')} gone from it are left out. Written by "
+            f"<code>segment track</code> with the K = {signal.num(0, 'K', None)} fit, without "
+            "resampling.</p>",
+            "<h3>Migration matrix</h3><p>Expected customers moving from each earlier segment "
+            "(rows) to each later one (columns), the posterior mean over draws of "
+            "&sum;<sub>i</sub> p<sub>earlier</sub>(a) p<sub>later</sub>(b); in brackets the 94% "
+            "HDI of the count itself (at every draw every customer's two segments are drawn "
+            "from their memberships and counted), the interval a count can be checked against. "
+            "The HDI of the expected count alone (parameter uncertainty only) is in "
+            "<code>migration.csv</code>.</p>",
+            matrix,
+            embedded(paths.track_dir / "migration.png", "Migration between segments"),
+            "<p>Segment sizes: the fit's weights, and the later period's, estimated for every "
+            "posterior draw with the fit's segment profiles held fixed (the prior of every later "
+            "membership above); expected matched customers in each period (the matrix's row and "
+            "column sums).</p>",
+            table(
+                sizes,
+                [
+                    "segment",
+                    "name",
+                    "fit_weight~hdi",
+                    "later_weight~hdi",
+                    "earlier_customers",
+                    "later_customers",
+                ],
+                headers=[
+                    "segment",
+                    "name",
+                    "fit weight [94% HDI]",
+                    "later weight [94% HDI]",
+                    "earlier customers (expected)",
+                    "later customers (expected)",
+                ],
+            ),
+            "<h3>Drift</h3>"
+            f"<p>The later period's mean log predictive density per customer under the fit, "
+            f"{signal.num(0, 'later_lpd', 3)} nats, against the fit's own mean PSIS-LOO elpd per "
+            f"customer, {signal.num(0, 'fit_elpd_loo', 3)} nats (model scale): difference "
+            f"{signal.num(0, 'difference', 3)} nats per customer, paired SE "
+            f"{signal.num(0, 'se', 3)}.</p>",
+            verdict,
+            "<p>Per feature (model scale): the fit's observed mean, its replicated mean "
+            "(posterior predictive), the later observed mean of the same customers and the "
+            "shift = (later - replicated) / the fit's sd, largest first.</p>",
+            table(
+                shifts,
+                ["feature", "fit_mean", replicated, "later_mean", "fit_sd", "shift_sd"],
+                headers=["feature", "fit mean", "", "later mean", "fit sd", "shift (sd)"],
+            ),
+        ]
+    )
+
+
 def crosstab_table(
-    source, frame, row_key: str, column_key: str, row_label, column_label, corner: str = ""
+    source,
+    frame,
+    row_key: str,
+    column_key: str,
+    row_label,
+    column_label,
+    corner: str = "",
+    cell=None,
 ) -> str:
-    """An HTML cross-tabulation of a long table (one row per cell, ``customers`` counted): a row
-    per ``row_key`` value and a column per ``column_key`` value, both sorted; ``row_label(r)`` and
-    ``column_label(r)`` give the header text of the frame row ``r`` that opens them. Every count
-    keeps its source cell (``source.num``)."""
+    """An HTML cross-tabulation of a long table (one row per cell): a row per ``row_key`` value
+    and a column per ``column_key`` value, both sorted; ``row_label(r)`` and ``column_label(r)``
+    give the header text of the frame row ``r`` that opens them, and ``cell(r)`` the content of
+    its cell (default: the ``customers`` counted). Every number keeps its source cell
+    (``source.num``)."""
+    cell = cell or (lambda r: source.num(r, "customers"))
     columns = frame.drop_duplicates(column_key).sort_values(column_key)
     head = "".join(f"<th>{column_label(r)}</th>" for r in columns.index)
     rows = []
     for _, block in frame.groupby(row_key, sort=True):
         cells = "".join(
-            f'<td class="num">{source.num(r, "customers")}</td>'
-            for r in block.sort_values(column_key).index
+            f'<td class="num">{cell(r)}</td>' for r in block.sort_values(column_key).index
         )
         rows.append(f"<tr><th>{row_label(block.index[0])}</th>{cells}</tr>")
     return (
