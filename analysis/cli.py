@@ -304,7 +304,9 @@ def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
     from analysis.reporting.report_outputs import write_csv
 
     report.check_threshold(args.precise_threshold)
-    paths, k, how, dataset, out = scoring_inputs(args, check_output_file, RunPaths.scores_csv)
+    paths, k, how, dataset, out = scoring_inputs(
+        args, check_output_file, lambda run: run.scores_csv
+    )
 
     def step() -> None:
         with run_lock(paths) if args.out is None else contextlib.nullcontext():
@@ -333,11 +335,13 @@ def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
 
 
 def scoring_inputs(
-    args: argparse.Namespace, check_out: Callable[[Path, str], None], default_out: property
+    args: argparse.Namespace,
+    check_out: Callable[[Path, str], None],
+    default_out: Callable[[RunPaths], Path],
 ) -> tuple[RunPaths, int, str, Dataset, Path]:
     """What ``segment score`` and ``track`` check before any work, in this order: --draws and
     --weeks, the run directory, --out (``check_out``; without it, the run directory's
-    ``default_out``, a :class:`~analysis.paths.RunPaths` property), the fit chosen (--k or the
+    ``default_out(paths)``, a path of the run directory), the fit chosen (--k or the
     comparison) and its configuration, the table of --data (or the weeks of the fit's built-in
     dataset) read and validated for it. Returns (run paths, K, how K was chosen, the table, the
     output path); InputError, one line, for the first problem."""
@@ -350,7 +354,7 @@ def scoring_inputs(
     paths = RunPaths(args.run)
     if not paths.root.is_dir():
         raise InputError(f"--run {paths.root}: not a directory")
-    out = default_out.fget(paths) if args.out is None else args.out
+    out = default_out(paths) if args.out is None else args.out
     check_out(out, "--out" if args.out is not None else "--run")
     k, how = reported_k(paths, args.k)
     config = saved_attrs(paths.fit(k))["config"]
@@ -377,7 +381,9 @@ def prepare_track(args: argparse.Namespace) -> Callable[[], None]:
     )
     from analysis.inference.fit import load_fit
 
-    paths, k, how, dataset, out = scoring_inputs(args, check_output_directory, RunPaths.track_dir)
+    paths, k, how, dataset, out = scoring_inputs(
+        args, check_output_directory, lambda run: run.track_dir
+    )
 
     def step() -> None:
         with run_lock(paths) if args.out is None else contextlib.nullcontext():
