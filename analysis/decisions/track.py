@@ -35,6 +35,7 @@ from scipy.special import logsumexp
 from analysis.decisions.drift import REFIT_SE, DriftSignal, drift_signal, drift_text, feature_shifts
 from analysis.decisions.later_weights import later_weights, reweighted
 from analysis.decisions.migration import migration_draws, migration_table, realised_draws
+from analysis.decisions.migration_figure import migration_figure
 from analysis.decisions.score import segment_names, thinned
 from analysis.errors import InputError
 from analysis.inference.assignments import HDI_PROB, hdi_nearest
@@ -49,7 +50,6 @@ from analysis.inference.profiles import fit_config
 from analysis.inference.subsample import BLOCK_ELEMENTS
 from analysis.paths import TRACK_FILES, atomic_path, check_output_file
 from analysis.plotting import save
-from analysis.reporting.figures import migration_figure
 from models import MIXTURES, Mixture
 
 OUTPUT_FILES = TRACK_FILES
