@@ -33,6 +33,7 @@ from analysis.inference.profiles import (
     observed_spend,
     segment_counts,
     segment_names,
+    segment_observed_mean,
     segment_profiles,
     segment_zero_share,
     short_feature_name,
@@ -324,6 +325,21 @@ def test_class_profiles_probabilities_lift_and_names():
     assert names[1] == "kids no · age old"
     table = assignment_table(tree, segments.set_index("segment")["tier"])
     assert (table["tier"] == "n/a").all()
+
+
+def test_observed_segment_mean_is_the_membership_weighted_mean_of_the_data(three):
+    """observed_kd = sum_i p_ik x_id / sum_i p_ik in original units, beside the model's mean."""
+    spend = observed_spend(three)
+    p = three["assignments"]["membership_mean"].transpose("customer", "segment").values
+    observed = segment_observed_mean(three)
+    np.testing.assert_allclose(observed.to_numpy(), p.T @ spend.to_numpy() / p.sum(axis=0)[:, None])
+    _, profiles = continuous_profiles(three)
+    table = profiles.set_index(["segment", "feature"])["observed_segment_mean"]
+    assert table[(0, "MntWines")] == pytest.approx(observed.loc[0, "MntWines"])
+    # It is the segments' own data: their weighted average is the population's observed mean.
+    weights = p.sum(axis=0) / p.sum()
+    np.testing.assert_allclose(weights @ observed.to_numpy(), spend.mean().to_numpy())
+    assert profiles.groupby("feature")["observed_segment_mean"].nunique().min() == 3
 
 
 def test_zero_share_is_membership_weighted_and_names_non_buyers(three):

@@ -127,8 +127,8 @@ SEGMENT_COLUMNS = (
 )  # fmt: skip
 FEATURE_COLUMNS = (
     "feature", "mean_spend", "mean_spend_hdi_low", "mean_spend_hdi_high",
-    "implied_population_mean", "observed_mean", "index", "std_difference", "zero_share",
-    "zero_prob", "zero_prob_hdi_low", "zero_prob_hdi_high",
+    "observed_segment_mean", "implied_population_mean", "observed_mean", "index",
+    "std_difference", "zero_share", "zero_prob", "zero_prob_hdi_low", "zero_prob_hdi_high",
 )  # fmt: skip
 PROFILE_COLUMNS = (*SEGMENT_COLUMNS[:3], *FEATURE_COLUMNS, *SEGMENT_COLUMNS[3:])
 CATEGORICAL_SEGMENT_COLUMNS = SEGMENT_COLUMNS[:6]  # segment, name, tier, weight and its HDI
@@ -216,23 +216,39 @@ def short_feature_name(feature: str) -> str:
     return name.lower()
 
 
+def membership_weighted(tree: xr.DataTree, values: pd.DataFrame) -> pd.DataFrame:
+    """(segment, feature) averages of per-customer ``values`` (customers, features), each customer
+    weighted by its posterior-mean membership probability: sum_i p_ik v_id / sum_i p_ik, over the
+    customers whose v_id is not missing."""
+    membership = tree["assignments"]["membership_mean"].sel(customer=values.index.to_numpy())
+    weights = membership.transpose("customer", "segment").values.astype(float)  # (N, K)
+    present = values.notna().to_numpy()
+    totals = weights.T @ np.where(present, values.to_numpy(dtype=float), 0.0)
+    return pd.DataFrame(
+        totals / (weights.T @ present.astype(float)),
+        index=membership["segment"].values.astype(int),
+        columns=values.columns,
+    )
+
+
 def segment_zero_share(tree: xr.DataTree) -> pd.DataFrame:
     """(segment, feature) share of a segment's customers who spent < 1 unit on the feature.
 
-    Observed data, weighted by each customer's posterior-mean membership probability:
-    sum_i p_ik [x_id < 1] / sum_i p_ik, over the customers whose x_id is not missing. A share
-    near 1 means the segment is made of the customers who did not buy that feature at all (a
-    spike of zeros, not a spending pattern).
+    Observed data, weighted by each customer's posterior-mean membership probability
+    (:func:`membership_weighted` of the indicator spend < 1). A share near 1 means the segment is
+    made of the customers who did not buy that feature at all (a spike of zeros, not a spending
+    pattern).
     """
     spend = observed_spend(tree).round(6)
-    membership = tree["assignments"]["membership_mean"].sel(customer=spend.index.to_numpy())
-    weights = membership.transpose("customer", "segment").values.astype(float)  # (N, K)
-    zero = (spend.to_numpy() < ZERO_THRESHOLD).astype(float)  # (N, D); NaN is not < 1
-    present = spend.notna().to_numpy().astype(float)
-    share = weights.T @ zero / (weights.T @ present)
-    return pd.DataFrame(
-        share, index=membership["segment"].values.astype(int), columns=spend.columns
-    )
+    return membership_weighted(tree, (spend < ZERO_THRESHOLD).astype(float).where(spend.notna()))
+
+
+def segment_observed_mean(tree: xr.DataTree) -> pd.DataFrame:
+    """(segment, feature) observed mean of the segment's customers in original units, each
+    weighted by its posterior-mean membership probability (:func:`membership_weighted`): the
+    data's side of the model-implied ``mean_spend``. The two differ where the segment's model
+    misfits its customers (e.g. a Gaussian on log spend that misses the zeros)."""
+    return membership_weighted(tree, observed_spend(tree))
 
 
 def zero_probability(tree: xr.DataTree, features: list[str], segments) -> xr.Dataset:
@@ -375,6 +391,7 @@ def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
     index = mean / population_mean
     by_segment = segments.set_index("segment")
     zero_share = segment_zero_share(tree)[features]
+    observed_segment = segment_observed_mean(tree)[features]
     zero_prob = zero_probability(tree, features, segments["segment"])
     if amounts:
         names = segment_names(index, by_segment["tier"], by_segment["spend_ratio"], zero_share)
@@ -395,6 +412,7 @@ def continuous_profiles(tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame]:
                     "mean_spend": mean.loc[k, feature],
                     "mean_spend_hdi_low": float(feature_summary["low"].values[position, j]),
                     "mean_spend_hdi_high": float(feature_summary["high"].values[position, j]),
+                    "observed_segment_mean": float(observed_segment.loc[k, feature]),
                     "implied_population_mean": float(population_mean[j]),
                     "observed_mean": float(observed_mean[j]),
                     "index": index.loc[k, feature],

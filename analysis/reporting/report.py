@@ -925,10 +925,11 @@ MEASUREMENT_NAME_RULE = (
     "average' when none is. Standardized difference = (segment mean - model-implied population "
     "mean) / the feature's observed sd."
 )
-MEASUREMENT_COLUMNS = ["segment", "name", "feature", "mean_spend~hdi",
-                       "implied_population_mean", "observed_mean", "std_difference"]  # fmt: skip
-MEASUREMENT_HEADERS = ["segment", "name", "feature", "mean [94% HDI]", "implied population mean",
-                       "observed mean", "standardized difference"]  # fmt: skip
+MEASUREMENT_COLUMNS = ["segment", "name", "feature", "mean_spend~hdi", "observed_segment_mean",
+                       "implied_population_mean", "std_difference"]  # fmt: skip
+MEASUREMENT_HEADERS = ["segment", "name", "feature", "model mean [94% HDI]",
+                       "observed mean (membership-weighted)", "population mean (model)",
+                       "standardized difference"]  # fmt: skip
 CLASS_NAME_RULE = (
     "Variables are ranked by distinctiveness: the weight-averaged total-variation distance "
     "between each class's level probabilities and the population shares (0: every class answers "
@@ -1044,11 +1045,13 @@ def section_spend_profiles(paths, segments, profiles, setting) -> str:
                        "total_spend~hdi", "spend_ratio~hdi", "customers"]  # fmt: skip
     segment_headers = ["segment", "name", "tier", "weight (share of customers)", "revenue share",
                        "total spend", "spend ratio", "customers (modal)"]  # fmt: skip
-    profile_columns = ["segment", "name", "feature", "mean_spend~hdi", "implied_population_mean",
-                       "observed_mean", "index", "std_difference", "zero_share"]  # fmt: skip
-    profile_headers = ["segment", "name", "feature", "mean spend [94% HDI]",
-                       "implied population mean", "observed mean", "index", "standardized "
-                       "difference", "share of its customers with no spend"]  # fmt: skip
+    profile_columns = ["segment", "name", "feature", "mean_spend~hdi", "observed_segment_mean",
+                       "implied_population_mean", "index", "std_difference",
+                       "zero_share"]  # fmt: skip
+    profile_headers = ["segment", "name", "feature", "model mean spend [94% HDI]",
+                       "observed mean spend (membership-weighted)", "population mean (model)",
+                       "index", "standardized difference",
+                       "share of its customers with no spend"]  # fmt: skip
     if "zero_prob" in profiles.frame and profiles.frame["zero_prob"].notna().any():  # hurdle
         profile_columns.append("zero_prob~hdi")
         profile_headers.append("model P(no purchase) [94% HDI]")
