@@ -9,7 +9,8 @@ this process (read and validate the file, load the fit, assign, write the CSV); 
 customers per minute. Time grows with customers x posterior draws x segments, so the fit's size is
 printed beside it. ``--quick``: 20,000 customers.
 
-Writes ``bench/results/score.csv``.
+Writes ``bench/results/score.csv`` and prints its rows as the Markdown block that bench/README.md
+holds between ``<!-- BEGIN score ... -->`` and ``<!-- END score ... -->``.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     tree = load_fit(RunPaths(args.run).fit(k))
     config = fit_config(tree)
     posterior = tree["posterior"]
-    print(machine())
+    where = machine()
+    print(where)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         data = Path(scratch) / "customers.tsv"
@@ -92,7 +94,30 @@ def main(argv: list[str] | None = None) -> None:
                     "peak_rss_mb": peak_rss_mb(),
                 }
             )
-    write_table(pd.DataFrame(rows), RESULTS / "score.csv")
+    table = pd.DataFrame(rows)
+    write_table(table, RESULTS / "score.csv")
+    print(markdown(table, where))
+
+
+def markdown(table: pd.DataFrame, where: str) -> str:
+    """bench/README's block: one row per ``--draws`` setting, customers a minute against the
+    target, from the rows this run measured."""
+    first = table.iloc[0]
+    lines = [
+        f"{first['date']}, {where}: `{first['model']}` K = {first['K']}, {first['features']} "
+        f"features, {first['posterior_draws']:,} posterior draws; {first['customers']:,} "
+        "customers scored end to end (read, validate, assign, write).",
+        "",
+        "| draws used | seconds | customers a minute | target 100,000 a minute | peak RSS (MB) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in table.itertuples():
+        verdict = "met" if row.meets_target else "missed"
+        lines.append(
+            f"| {row.draws_used} | {row.seconds:.1f} | {row.customers_per_minute:,.0f} | "
+            f"{verdict} | {row.peak_rss_mb:,.0f} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The benchmark's ratio table: ESS/s ratios per K (over the idiomatic fit and the NumPyro peer),
-and an idiomatic fit with no posterior draw."""
+"""The benchmark tables: ESS/s ratios per K (over the idiomatic fit and the NumPyro peer), the
+score block, and an idiomatic fit with no posterior draw."""
 
 from __future__ import annotations
 
@@ -77,3 +77,27 @@ def test_the_sweep_without_numpyro_says_how_to_install_it_and_skips_the_peer(
     assert sweep.NUMPYRO_MISSING in capsys.readouterr().err.splitlines()
     assert set(pd.read_csv(tmp_path / "sweep.csv")["method"]) == {"project", "idiomatic", "sklearn"}
     assert "numpyro_ess_per_s_ratio" not in pd.read_csv(tmp_path / "ratios.csv").columns
+
+
+def test_score_block_says_which_draws_settings_meet_the_target():
+    from bench.score import markdown
+
+    rows = pd.DataFrame(
+        {
+            "date": ["2026-12-02 16:00 UTC"] * 2,
+            "model": ["hurdle"] * 2,
+            "K": [3, 3],
+            "features": [6, 6],
+            "posterior_draws": [2000, 2000],
+            "draws_used": ["300", "all"],
+            "customers": [100_000, 100_000],
+            "seconds": [30.0, 120.0],
+            "customers_per_minute": [200_000.0, 50_000.0],
+            "meets_target": [True, False],
+            "peak_rss_mb": [900.0, 1500.0],
+        }
+    )
+    block = markdown(rows, "2 CPUs, load 0.1")
+    assert "2 CPUs, load 0.1: `hurdle` K = 3, 6 features, 2,000 posterior draws" in block
+    assert "| 300 | 30.0 | 200,000 | met | 900 |" in block
+    assert "| all | 120.0 | 50,000 | missed | 1,500 |" in block

@@ -79,6 +79,8 @@ def test_recovers_weights_means_and_assignments(truth, fitted):
     assert adjusted_rand_score(truth.labels, modal) >= 0.9
 
 
+@pytest.mark.slow  # a second fit, 81 s at load 6; the missing-value likelihood is checked
+# exactly without sampling in test_gmm_model.py and test_hurdle_model.py
 def test_recovers_segments_with_ten_percent_of_values_missing():
     """Issue 16: 10% of values missing completely at random are marginalized (each drops out of
     its customer's likelihood). The same calibration rules as on complete data, every customer
@@ -197,6 +199,7 @@ def test_full_size_recovery_in_five_dimensions():
     assert adjusted_rand_score(truth5.labels, tree["assignments"]["modal_segment"].values) >= 0.9
 
 
+@pytest.mark.slow  # nutpie's numba compile alone: 158 s of the default run at load 6 (CI 946 s)
 def test_numba_backend_samples_the_same_posterior(truth, fitted):
     """``--backend numba`` (nutpie's numba compile) against the default jax fit of the same data:
     diagnostics pass and the posterior agrees within Monte Carlo error."""
