@@ -257,10 +257,20 @@ def nutpie_chains(model: pm.Model, starts: list[dict], settings: SamplerSettings
     sampled_model, compiled = compile_nutpie(model, settings.backend)
     chain_seeds = np.random.SeedSequence(settings.seed).generate_state(settings.chains)
 
-    def sample_chain(chain: int) -> xr.DataTree:
+    # Every start vector is made here, before the chains' threads: flat_start compiles a PyTensor
+    # function, and PyTensor's config.change_flags (which PyMC's compile steps use) is
+    # process-global and not thread-safe. Two chains compiling at once left flags changed for the
+    # rest of the process (mode, cxx="", optdb__max_use_ratio), so that the later pointwise
+    # log-likelihood was compiled without the default rewrites and differed in the last digits
+    # (up to 9e-15) from the same computation in a process that sampled its chains one at a time.
+    flats = []
+    for chain in range(settings.chains):
         flat = flat_start(sampled_model, starts[chain])
         jitter = np.random.default_rng(int(chain_seeds[chain])).uniform(-1.0, 1.0, flat.shape)
-        flat = flat + START_JITTER * jitter
+        flats.append(flat + START_JITTER * jitter)
+
+    def sample_chain(chain: int) -> xr.DataTree:
+        flat = flats[chain]
         # nutpie asks its model for a start per chain; this one always answers ``flat``
         started_at = dataclasses.replace(
             compiled, **{initial_point_field(compiled): lambda seed: flat.copy()}
