@@ -189,17 +189,6 @@ class Cluster:
         """``value`` sent once to the workers (broadcast), as a future tasks can take."""
         return self.client.scatter(value, broadcast=True, hash=False)
 
-    def map_in_order(self, function: Callable, items: list, name: str) -> Iterator:
-        """``function(item)`` for every item on the cluster, all submitted at once; yields the
-        results in the order of ``items`` (the first when it is done, then the next...)."""
-        futures = [self.submit(function, item, key=f"{name}-{i}") for i, item in enumerate(items)]
-        try:
-            for future in futures:
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
-
 
 _current: ContextVar[Cluster | None] = ContextVar("segment_cluster", default=None)
 

@@ -64,6 +64,24 @@ def test_each_worker_has_its_own_compile_directory_and_one_thread(tmp_path):
     assert first["OMP_NUM_THREADS"] == first["SEGMENT_SAMPLING_CORES"] == "1"
 
 
+def test_the_workers_of_a_scheduler_get_their_environment_from_the_nanny_plugin():
+    """--scheduler: a cluster started without this package's nanny; connecting restarts each
+    worker with its own compile slot and one-thread XLA."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as plain:
+        with open_cluster(ClusterOptions(scheduler=plain.scheduler_address)) as cluster:
+            environments = cluster.client.run(
+                lambda: {k: os.environ.get(k, "") for k in ("PYTENSOR_FLAGS", "XLA_FLAGS")}
+            )
+    flags = sorted(environment["PYTENSOR_FLAGS"] for environment in environments.values())
+    assert len(flags) == 2 and len(set(flags)) == 2
+    assert all("base_compiledir=" in flag and "/slot-" in flag for flag in flags)
+    assert all(
+        "--xla_cpu_multi_thread_eigen=false" in e["XLA_FLAGS"] for e in environments.values()
+    )
+
+
 def spec(subsample: int | None = None) -> FitSpec:
     settings = SamplerSettings(chains=2, draws=150, tune=150, seed=11)
     return FitSpec(
