@@ -177,16 +177,16 @@ def fit_sweep(
     stopping = StoppingRule(rules)
     rows, skipped = [], {}
     ks = sorted(ks)
-    saved = {k: reusable(paths.fit(k), spec.identity(k), k) for k in ks}
     cluster = current()
-    tasks = {}  # K -> its fit's future on the cluster
+    saved, tasks = {}, {}  # on a cluster: K -> reusable, K -> its fit's future
     if cluster is not None:
-        tasks = submit_fits(cluster, spec, x, [k for k in ks if not saved[k]], customers,
-                            features, deadline)  # fmt: skip
+        saved = {k: reusable(paths.fit(k), spec.identity(k), k) for k in ks}
+        unsaved = [k for k in ks if not saved[k]]
+        tasks = submit_fits(cluster, spec, x, unsaved, customers, features, deadline)
     try:
         for position, k in enumerate(ks, start=1):
             path = paths.fit(k)
-            if saved[k]:
+            if saved[k] if cluster is not None else reusable(path, spec.identity(k), k):
                 print(f"[K={k}] ({position}/{len(ks)}) already fitted: {path}", file=sys.stderr)
                 tree = load_fit(path)
             else:
