@@ -17,8 +17,9 @@ from analysis.cli import main as segment
 from analysis.data.simulate import gaussian_mixture
 from analysis.distributed import ClusterOptions, open_cluster, worker_environment
 from analysis.errors import InputError
-from analysis.inference.fit import FitSpec, SamplerSettings
+from analysis.inference.fit import FitSpec, SamplerSettings, load_fit, saved_attrs
 from analysis.paths import RunPaths
+from analysis.selection.loo import kfold_loo
 from analysis.selection.sweep import fit_sweep, skipped_ks
 
 FEATURES = ["f0", "f1"]
@@ -181,3 +182,16 @@ def test_a_worker_killed_mid_task_gives_the_same_fits(tmp_path, in_process):
     for k in KS:
         assert_same_fit(in_process.fit(k), paths.fit(k))
     assert skipped_ks(in_process) == skipped_ks(paths)
+
+
+@pytest.mark.sampling
+@pytest.mark.slow  # 2 refits in-process, 2 on the cluster: about 1.5-3 min on the shared machine
+def test_kfold_refits_on_two_workers_give_the_in_process_elpd(in_process):
+    tree = load_fit(in_process.fit(2))
+    config = saved_attrs(in_process.fit(2))["config"]
+    settings = SamplerSettings(chains=2, draws=100, tune=100, seed=5)
+    local = kfold_loo(tree, config, "x", folds=2, settings=settings, progress=None)
+    with open_cluster(ClusterOptions(workers=2)):
+        remote = kfold_loo(tree, config, "x", folds=2, settings=settings, progress=None)
+    assert np.array_equal(local.elpd_i.values, remote.elpd_i.values)
+    assert local.elpd == remote.elpd
