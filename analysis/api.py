@@ -26,6 +26,7 @@ import pandas as pd
 
 from analysis.data.datasets import FRAME_SOURCE, Dataset, load_frame
 from analysis.decisions.score import check_draws, fit_columns, score_dataset
+from analysis.distributed import ClusterOptions, open_cluster
 from analysis.errors import InputError, check_choice
 from analysis.inference.fit import adaptation_of, backend_of, described_mode, load_fit, saved_attrs
 from analysis.inference.profiles import PRECISE_THRESHOLD, fit_config, segment_profiles
@@ -91,6 +92,13 @@ class Segmentation:
     missing : str, default "marginalize"
         A missing value drops out of its customer's likelihood (``"marginalize"``) or is refused
         (``"error"``), in :meth:`fit` and :meth:`score`.
+    scheduler : str, optional
+        Address of a Dask scheduler (``"tcp://host:8786"``): :meth:`fit` (one K per task),
+        :meth:`compare` (one K-fold refit per task) and :meth:`score` (blocks of customers) send
+        their parallel parts there, as ``--scheduler`` does (``analysis.distributed``).
+    workers : int, optional
+        Start a local Dask cluster of this many single-threaded worker processes for those
+        parts instead (``--workers``); neither: everything in this process (the default).
 
     Attributes
     ----------
@@ -145,6 +153,8 @@ class Segmentation:
         stop_at_empty: bool = True,
         subsample: int | None = None,
         missing: str = "marginalize",
+        scheduler: str | None = None,
+        workers: int | None = None,
     ):
         self.model = model
         self.k = k
@@ -163,6 +173,8 @@ class Segmentation:
         self.stop_at_empty = stop_at_empty
         self.subsample = subsample
         self.missing = missing
+        self.scheduler = scheduler
+        self.workers = workers
 
     def __repr__(self) -> str:
         given = [
@@ -220,6 +232,7 @@ class Segmentation:
         True
         """
         check_choice("--preset", self.preset, sorted(PRESETS))
+        cluster = self._cluster()
         ks = _k_values(self._option("k"))
         settings = sampler_settings(
             self._option("chains"),
@@ -245,7 +258,8 @@ class Segmentation:
             scratch = tempfile.TemporaryDirectory(prefix="segment-")
             paths = RunPaths(Path(scratch.name))
         sweep.check_saved_fits(paths, ks)
-        run_plan(plan, ks, paths, rules)
+        with open_cluster(cluster):
+            run_plan(plan, ks, paths, rules)
         self._scratch, self.run_dir_, self.model_ = scratch, paths.root, plan.spec.model
         self._set_comparison(None)
         return self
@@ -313,12 +327,13 @@ class Segmentation:
         if moment_matching is None:
             check_choice("--preset", self.preset, sorted(PRESETS))
             moment_matching = PRESETS[self.preset]["moment_match"]
-        comparison = compare_fits(
-            paths,
-            moment_matching=moment_matching,
-            max_moment_match=max_moment_match,
-            kfold_folds=kfold,
-        )
+        with open_cluster(self._cluster()):
+            comparison = compare_fits(
+                paths,
+                moment_matching=moment_matching,
+                max_moment_match=max_moment_match,
+                kfold_folds=kfold,
+            )
         self._set_comparison(comparison.table)
         return comparison.table
 
@@ -396,7 +411,8 @@ class Segmentation:
         tree = load_fit(self._run().fit(self._k(k)))
         features, categorical = fit_columns(fit_config(tree))
         dataset = load_frame(customers, features, categorical, self.missing, fitting=False)
-        return score_dataset(tree, dataset, precise_threshold, draws)
+        with open_cluster(self._cluster()):
+            return score_dataset(tree, dataset, precise_threshold, draws)
 
     def save(self, directory: str | Path) -> Path:
         """Write the fits as a run directory of ``segment fit --out``.
@@ -495,6 +511,12 @@ class Segmentation:
             comparison = read_step_output(paths, "comparison.csv")
         loaded._set_comparison(comparison)
         return loaded
+
+    def _cluster(self) -> ClusterOptions:
+        """``scheduler`` and ``workers``, checked (InputError with the options' messages)."""
+        options = ClusterOptions(self.scheduler, self.workers)
+        options.check()
+        return options
 
     def _option(self, name: str):
         """The parameter ``name``, or the preset's value when it is None."""

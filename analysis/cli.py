@@ -14,6 +14,7 @@ from pathlib import Path
 from analysis.data.datasets import DATASETS, MISSING_LEVEL, MISSING_POLICIES, Dataset, parse_weeks
 from analysis.data.joins import parse_joins
 from analysis.data.transforms import TRANSFORMS
+from analysis.distributed import add_cluster_options, cluster_options, open_cluster
 from analysis.errors import InputError
 from analysis.inference import fit
 from analysis.inference.profiles import PRECISE_THRESHOLD
@@ -171,8 +172,12 @@ def command_data(args: argparse.Namespace) -> None:
 
 def command_step(args: argparse.Namespace) -> None:
     """``segment baseline``, ``fit``, ``compare`` or ``report``: the step's request
-    (``args.request``, e.g. :func:`fit_request`) prepared, then run."""
-    args.request(args).prepare()()
+    (``args.request``, e.g. :func:`fit_request`) prepared, then run (on the cluster of
+    ``--scheduler`` or ``--workers``, where the step has them)."""
+    cluster = cluster_options(args)
+    step = args.request(args).prepare()
+    with open_cluster(cluster):
+        step()
 
 
 def baseline_step_request(args: argparse.Namespace) -> BaselineRequest:
@@ -290,7 +295,10 @@ def report_request(args: argparse.Namespace) -> ReportRequest:
 
 
 def command_score(args: argparse.Namespace) -> None:
-    prepare_score(args)()
+    cluster = cluster_options(args)
+    step = prepare_score(args)
+    with open_cluster(cluster):
+        step()
 
 
 def prepare_score(args: argparse.Namespace) -> Callable[[], None]:
@@ -504,8 +512,9 @@ def run_plan(args: argparse.Namespace) -> RunPlan:
 
 
 def command_run(args: argparse.Namespace) -> None:
+    cluster = cluster_options(args)
     RunPaths(args.out).check_writable("--out")
-    pipeline.run(run_plan(args))
+    pipeline.run(run_plan(args), cluster=cluster)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -543,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     fitting.add_argument("--k", default="1-6", help="K range, e.g. 1-6 or 2,4,6")
     fitting.add_argument("--out", type=Path, required=True, help="run directory")
     add_fit_options(fitting)
+    add_cluster_options(fitting)
     fitting.set_defaults(handler=command_step, request=fit_request)
 
     comparing = steps.add_parser(
@@ -571,6 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     comparing.add_argument(
         "--no-moment-match", action="store_true", help="skip moment matching (plain PSIS-LOO)"
     )
+    add_cluster_options(comparing)
     comparing.set_defaults(handler=command_step, request=compare_request)
 
     reporting = steps.add_parser("report", help="profiles, assignments and report.html")
@@ -588,6 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
         "which the report shows)",
     )
     add_report_options(scoring, "--k")
+    add_cluster_options(scoring)
     scoring.set_defaults(handler=command_score)
 
     tracking = steps.add_parser(
@@ -667,6 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="moment-match high Pareto k customers in segment compare (preset)",
     )
     add_report_options(main_job, "--report-k")
+    add_cluster_options(main_job)
     main_job.set_defaults(handler=command_run)
     return parser
 

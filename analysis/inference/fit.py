@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+from analysis.distributed import sampling_cores
 from analysis.errors import InputError
 from analysis.inference.assignments import summarize_memberships
 from analysis.inference.chain_stacking import stack_chains
@@ -54,7 +54,9 @@ ADAPTATIONS = ("low_rank", "diag")
 # leapfrog steps at K = 1 without jitter, 1,387 with 0.05 and 817 with 0.3; at K = 3 the whole
 # chain took 16,100 steps without jitter and 11,400 with 0.3.
 START_JITTER = 0.3
-SAMPLING_CORES = os.cpu_count() or 1  # chains sampled at once: one per core
+SAMPLING_CORES = (
+    sampling_cores()
+)  # chains sampled at once: one per core (a Dask worker: its threads)
 FIT_FORMAT = 4  # bump when the saved contents change, so old fits are not silently reused
 # (4: jax chains really start at their saved chain_starts, jittered; format-3 jax fits began at
 # a scrambled point)
@@ -257,10 +259,20 @@ def nutpie_chains(model: pm.Model, starts: list[dict], settings: SamplerSettings
     sampled_model, compiled = compile_nutpie(model, settings.backend)
     chain_seeds = np.random.SeedSequence(settings.seed).generate_state(settings.chains)
 
-    def sample_chain(chain: int) -> xr.DataTree:
+    # Every start vector is made here, before the chains' threads: flat_start compiles a PyTensor
+    # function, and PyTensor's config.change_flags (which PyMC's compile steps use) is
+    # process-global and not thread-safe. Two chains compiling at once left flags changed for the
+    # rest of the process (mode, cxx="", optdb__max_use_ratio), so that the later pointwise
+    # log-likelihood was compiled without the default rewrites and differed in the last digits
+    # (up to 9e-15) from the same computation in a process that sampled its chains one at a time.
+    flats = []
+    for chain in range(settings.chains):
         flat = flat_start(sampled_model, starts[chain])
         jitter = np.random.default_rng(int(chain_seeds[chain])).uniform(-1.0, 1.0, flat.shape)
-        flat = flat + START_JITTER * jitter
+        flats.append(flat + START_JITTER * jitter)
+
+    def sample_chain(chain: int) -> xr.DataTree:
+        flat = flats[chain]
         # nutpie asks its model for a start per chain; this one always answers ``flat``
         started_at = dataclasses.replace(
             compiled, **{initial_point_field(compiled): lambda seed: flat.copy()}
@@ -344,6 +356,7 @@ def fit_k(
     customers,
     features,
     starts: list[dict] | None = None,
+    assign_population: bool = True,
 ) -> xr.DataTree:
     """Sample and post-process the K-segment fit of model-scale ``x`` (N, D).
 
@@ -351,7 +364,9 @@ def fit_k(
     chain's own EM solution in one labelling); the starts are saved in the ``chain_starts`` group.
 
     With ``spec.subsample`` the posterior is fitted on that many random customers, and a
-    ``population`` group holds every customer's assignments and log predictive density.
+    ``population`` group holds every customer's assignments and log predictive density
+    (:func:`add_population`; not with ``assign_population=False``: a cluster's sweep task leaves it
+    to the client, which sends its blocks of customers to the cluster).
     """
     mixture = spec.mixture
     priors = mixture.merged_priors(spec.priors)
@@ -376,15 +391,23 @@ def fit_k(
     seconds = time.perf_counter() - started
     tree = postprocess(sampled, model, mixture, x[fitted], spec.identity(k), seconds)
     tree["chain_starts"] = starts_dataset(starts, tree["posterior"].to_dataset())
-    if spec.subsample is not None:
-        posterior = tree["posterior"].to_dataset()
-        started = time.perf_counter()
-        label = f"[K={k}] "
-        tree["population"] = population(
-            mixture, spec.options, x, customers, fitted, posterior, label
-        )
-        tree["population"].attrs["seconds"] = time.perf_counter() - started
+    if spec.subsample is not None and assign_population:
+        add_population(tree, spec, x, customers, k)
     return tree
+
+
+def add_population(tree: xr.DataTree, spec: FitSpec, x: np.ndarray, customers, k: int) -> None:
+    """Put the ``population`` group (every customer of ``x`` (N, D) assigned with the fit's
+    relabelled posterior, :func:`analysis.inference.subsample.population`) into the K fit
+    ``tree`` of ``spec``, which was sampled on its subsample."""
+    fitted = np.zeros(len(x), dtype=bool)
+    fitted[subsample_indices(len(x), spec.subsample, spec.sampler.seed)] = True
+    posterior = tree["posterior"].to_dataset()
+    started = time.perf_counter()
+    tree["population"] = population(
+        spec.mixture, spec.options, x, np.asarray(customers), fitted, posterior, f"[K={k}] "
+    )
+    tree["population"].attrs["seconds"] = time.perf_counter() - started
 
 
 def postprocess(

@@ -31,9 +31,15 @@ def chunk_draws(mixture: Mixture, n_customers: int, n_segments: int, n_features:
 
 
 def stacked_parameters(posterior: xr.Dataset, names: tuple[str, ...]) -> list[np.ndarray]:
-    """Posterior arrays with (chain, draw) flattened into one leading sample dim, (S, ...)."""
+    """Posterior arrays with (chain, draw) flattened into one leading sample dim, (S, ...).
+
+    Aligned in memory (a copy when not): PyTensor refuses unaligned arrays, and a posterior a
+    Dask worker received can hold them."""
     return [
-        posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+        np.require(
+            posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).values,
+            requirements="A",
+        )
         for name in names
     ]
 

@@ -19,12 +19,14 @@ block of float32 memberships, at most :data:`BLOCK_ELEMENTS`.
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Iterator
 
 import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
+from analysis.distributed import Cluster, current
 from analysis.inference.assignments import summarize_memberships
 from analysis.inference.elpd import summed
 from analysis.inference.membership import (
@@ -32,9 +34,10 @@ from analysis.inference.membership import (
     memberships_and_loglik,
     stacked_parameters,
 )
-from models import Mixture
+from models import MIXTURES, Mixture
 
 BLOCK_ELEMENTS = 25_000_000  # float32 memberships (draws x customers x segments) per block
+PARTS_PER_WORKER = 4  # on a cluster: tasks of consecutive blocks per worker (load balance)
 
 
 def subsample_indices(n_customers: int, n_fit: int, seed: int) -> np.ndarray:
@@ -43,18 +46,24 @@ def subsample_indices(n_customers: int, n_fit: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_customers, size=n_fit, replace=False))
 
 
+def block_size(posterior: xr.Dataset) -> int:
+    """Customers per block: at most :data:`BLOCK_ELEMENTS` memberships of all draws."""
+    n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
+    return max(1, BLOCK_ELEMENTS // (n_samples * posterior.sizes["segment"]))
+
+
 def membership_blocks(
     mixture: Mixture, options: dict, x: np.ndarray, posterior: xr.Dataset
 ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
     """(rows, membership (S, B, K) float32, loglik (S, B)) for consecutive blocks of the
     customers of ``x`` (N, D), model scale, with all S draws of the relabelled ``posterior``.
 
-    A block holds at most :data:`BLOCK_ELEMENTS` memberships; equally long tables get equal
-    blocks, so two of them can be walked side by side. The compiled function serves every block,
-    unless the data must be a constant of the graph (``Mixture.data_in_graph``).
+    A block holds at most :data:`BLOCK_ELEMENTS` memberships (:func:`block_size`); equally long
+    tables get equal blocks, so two of them can be walked side by side. The compiled function
+    serves every block, unless the data must be a constant of the graph
+    (``Mixture.data_in_graph``).
     """
-    n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
-    block = max(1, BLOCK_ELEMENTS // (n_samples * posterior.sizes["segment"]))
+    block = block_size(posterior)
     function = None
     if not mixture.data_in_graph(x):
         parameters = stacked_parameters(posterior.isel(draw=[0]), mixture.parameters)
@@ -79,12 +88,15 @@ def population(
     relabelled already. Returns the variables of ``summarize_memberships`` plus ``lpd`` (nats)
     and ``in_fit``, all over ``customer``. Prints progress per block on stderr.
     """
-    n_chains = posterior.sizes["chain"]
-    segments = posterior["segment"].values
+    cluster = current()
+    if cluster is None:
+        parts = blocks_summaries(mixture, options, x, customers, posterior)
+    else:
+        parts = cluster_summaries(cluster, mixture, options, x, customers, posterior)
     summaries, lpd = [], []
-    for rows, membership, loglik in membership_blocks(mixture, options, x, posterior):
-        summaries.append(summarize_memberships(membership, n_chains, customers[rows], segments))
-        lpd.append(logsumexp(loglik, axis=0) - np.log(len(loglik)))
+    for rows, summary, part_lpd in parts:
+        summaries.append(summary)
+        lpd.append(part_lpd)
         print(f"{label}assigned {rows.stop:,} of {len(x):,} customers", file=sys.stderr)
     result = xr.concat(summaries, dim="customer")
     result["lpd"] = ("customer", np.concatenate(lpd))
@@ -92,6 +104,68 @@ def population(
     result["lpd"].attrs["meaning"] = "log mean over draws of p(x_i | theta), nats, model scale"
     result["in_fit"].attrs["meaning"] = "customer was in the subsample the posterior is fitted on"
     return result
+
+
+def blocks_summaries(
+    mixture: Mixture, options: dict, x: np.ndarray, customers: np.ndarray, posterior: xr.Dataset
+) -> Iterator[tuple[slice, xr.Dataset, np.ndarray]]:
+    """(rows, assignment summaries, lpd (B,)) per block of :func:`membership_blocks`."""
+    n_chains = posterior.sizes["chain"]
+    segments = posterior["segment"].values
+    for rows, membership, loglik in membership_blocks(mixture, options, x, posterior):
+        summary = summarize_memberships(membership, n_chains, customers[rows], segments)
+        yield rows, summary, logsumexp(loglik, axis=0) - np.log(len(loglik))
+
+
+def part_summaries(
+    model: str, options: dict, x: np.ndarray, customers: np.ndarray, posterior: xr.Dataset
+) -> tuple[xr.Dataset, np.ndarray]:
+    """The cluster task of a run of consecutive blocks (``x`` (B, D), its ``customers``): their
+    assignment summaries and lpd, concatenated. Runs in a worker process, where ``x`` may
+    arrive unaligned in memory (PyTensor refuses that: aligned here, same values)."""
+    x = np.require(x, requirements="A")
+    parts = list(blocks_summaries(MIXTURES[model], options, x, customers, posterior))
+    return xr.concat([p[1] for p in parts], dim="customer"), np.concatenate([p[2] for p in parts])
+
+
+def cluster_summaries(
+    cluster: Cluster,
+    mixture: Mixture,
+    options: dict,
+    x: np.ndarray,
+    customers: np.ndarray,
+    posterior: xr.Dataset,
+) -> Iterator[tuple[slice, xr.Dataset, np.ndarray]]:
+    """:func:`blocks_summaries` on the cluster: runs of consecutive blocks (the same blocks as
+    in-process, so the same numbers), :data:`PARTS_PER_WORKER` runs per worker, one task each;
+    the posterior goes to every worker once. Yields them in order of customers."""
+    block = block_size(posterior)
+    n_blocks = -(-len(x) // block)
+    per_part = -(-n_blocks // min(n_blocks, PARTS_PER_WORKER * cluster.n_workers))
+    rows = [
+        slice(start, min(start + per_part * block, len(x)))
+        for start in range(0, len(x), per_part * block)
+    ]
+    shared = cluster.scatter(posterior)
+    run = uuid.uuid4().hex[:8]
+    futures = [
+        cluster.submit(
+            part_summaries,
+            mixture.name,
+            options,
+            x[r],
+            customers[r],
+            shared,
+            key=f"segment-population-{run}-{i}",
+        )
+        for i, r in enumerate(rows)
+    ]
+    try:
+        for part, future in zip(rows, futures, strict=True):
+            yield part, *future.result()
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 def customer_assignments(tree: xr.DataTree) -> xr.Dataset:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field, replace
 
@@ -17,6 +18,7 @@ import numpy as np
 import xarray as xr
 from arviz_stats.loo import SamplingWrapper
 
+from analysis.distributed import Cluster, current
 from analysis.inference.chain_stacking import stack_chains, stacked_elpd_data
 from analysis.inference.elpd import psis_loo
 from analysis.inference.fit import FitSpec, SamplerSettings, fit_k
@@ -178,6 +180,7 @@ class RefitWrapper(SamplingWrapper):
         self.spec = replace(FitSpec.from_config(config, settings), subsample=None)
         self.progress = progress
         self.fold = 0
+        self.refits: dict[bytes, object] = {}  # training rows -> the refit's future (a cluster)
 
     def sel_observations(self, idx):
         test = np.asarray(idx)
@@ -189,7 +192,20 @@ class RefitWrapper(SamplingWrapper):
         if self.progress is not None:
             print(f"[K={self.k}] K-fold refit {self.fold}", file=self.progress, flush=True)
         train = modified_observed_data
+        refit = self.refits.pop(np.asarray(train).tobytes(), None)
+        if refit is not None:
+            return refit.result()
         return fit_k(self.spec, self.x[train], self.k, self.customers[train], self.features)
+
+    def submit_refits(self, cluster: Cluster, trains: list[np.ndarray]) -> None:
+        """Send the refits on ``trains`` (training rows, one array per fold) to the cluster, one
+        task per fold, all at once; :meth:`sample` then takes each fold's result."""
+        run = uuid.uuid4().hex[:8]
+        for fold, train in enumerate(trains, start=1):
+            self.refits[np.asarray(train).tobytes()] = cluster.submit(
+                fit_k, self.spec, self.x[train], self.k, self.customers[train], self.features,
+                key=f"segment-kfold-K{self.k}-{fold}-{run}",
+            )  # fmt: skip
 
     def get_inference_data(self, fitted_model):
         return fitted_model
@@ -207,9 +223,36 @@ class RefitWrapper(SamplingWrapper):
         )
 
 
+class FoldRecorder(RefitWrapper):
+    """A wrapper that samples nothing and records the training rows ``az.loo_kfold`` asks for,
+    fold by fold (a dry run that learns its folds, to send them to a cluster at once)."""
+
+    def __init__(self, tree, config, var_name):
+        super().__init__(tree, config, var_name, progress=None)
+        self.trains: list[np.ndarray] = []
+
+    def sample(self, modified_observed_data):
+        self.trains.append(np.asarray(modified_observed_data))
+
+    def log_likelihood__i(self, excluded_obs, idata__i):
+        return xr.DataArray(
+            np.zeros((1, 1, len(excluded_obs))), dims=("chain", "draw", self.customer_dim)
+        )
+
+
 def kfold_loo(tree, config, var_name, folds=10, settings=None, seed=0, progress=sys.stderr):
-    """Exact K-fold CV of one fit (samples ``folds`` times). Returns ELPDDataLOOKFold."""
+    """Exact K-fold CV of one fit (samples ``folds`` times). Returns ELPDDataLOOKFold.
+
+    On a cluster (:func:`analysis.distributed.current`) the folds are learnt first by a dry run
+    of ``az.loo_kfold`` (:class:`FoldRecorder`), their refits sent at once, one task each, and
+    ``az.loo_kfold`` then takes each fold's refit as it comes: the same folds and fits as
+    in-process."""
     wrapper = RefitWrapper(tree, config, var_name, settings, progress)
+    cluster = current()
+    if cluster is not None:
+        recorder = FoldRecorder(tree, config, var_name)
+        az.loo_kfold(tree, recorder, pointwise=True, var_name=var_name, k=folds, seed=seed)
+        wrapper.submit_refits(cluster, recorder.trains)
     return az.loo_kfold(tree, wrapper, pointwise=True, var_name=var_name, k=folds, seed=seed)
 
 

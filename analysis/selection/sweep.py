@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,11 +27,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analysis.distributed import Cluster, current
 from analysis.errors import InputError
 from analysis.inference.diagnostics import COLUMNS
 from analysis.inference.elpd import summed
 from analysis.inference.fit import (
     FitSpec,
+    add_population,
     fit_k,
     load_fit,
     save_fit,
@@ -58,15 +61,29 @@ class SweepRules:
 
 
 def fit_with_attempts(
-    spec: FitSpec, x, k: int, customers, features, deadline: float | None
+    spec: FitSpec,
+    x,
+    k: int,
+    customers,
+    features,
+    deadline: float | None,
+    assign_population: bool = True,
 ) -> xr.DataTree:
     """Fit K; while its status is ``slow`` and the next, GROWTH x longer attempt is expected to
     end before ``deadline`` (a ``time.perf_counter`` value; None: no extension), fit it again.
     The returned fit holds ``attempts`` (each attempt's settings, status and seconds) and
-    ``request`` (the configuration asked for, which a resumed sweep matches) in its attrs."""
+    ``request`` (the configuration asked for, which a resumed sweep matches) in its attrs.
+    ``assign_population``: see :func:`analysis.inference.fit.fit_k`."""
     settings, attempts = spec.sampler, []
     while True:
-        tree = fit_k(replace(spec, sampler=settings), x, k, customers, features)
+        tree = fit_k(
+            replace(spec, sampler=settings),
+            x,
+            k,
+            customers,
+            features,
+            assign_population=assign_population,
+        )
         diagnostics = json.loads(tree.attrs["segment_diagnostics"])
         attempts.append(
             {
@@ -160,39 +177,81 @@ def fit_sweep(
     stopping = StoppingRule(rules)
     rows, skipped = [], {}
     ks = sorted(ks)
-    for position, k in enumerate(ks, start=1):
-        path = paths.fit(k)
-        if reusable(path, spec.identity(k), k):
-            print(f"[K={k}] ({position}/{len(ks)}) already fitted: {path}", file=sys.stderr)
-            tree = load_fit(path)
-        else:
-            print(
-                f"[K={k}] ({position}/{len(ks)}) sampling {spec.sampler.chains} chains "
-                f"x ({spec.sampler.tune} tune + {spec.sampler.draws} draws)",
-                file=sys.stderr,
-                flush=True,
-            )
-            tree = fit_with_attempts(spec, x, k, customers, features, deadline)
-            save_fit(tree, path)
-        diagnostics = saved_attrs(path)["diagnostics"]
-        rows.append({"K": k} | diagnostics)
-        print_status(k, diagnostics)
-        if position == len(ks):  # nothing left to stop
-            break
-        reason = stopping.update(k, tree, diagnostics)
-        if reason:
-            rest = ks[position:]
-            skipped = {str(later): reason for later in rest}
-            print(
-                f"segment fit: stopping early: {reason}; not fitted: K = "
-                f"{', '.join(map(str, rest))} (fit them anyway with --patience 0 "
-                "--no-stop-at-empty)",
-                file=sys.stderr,
-            )
-            break
+    cluster = current()
+    saved, tasks = {}, {}  # on a cluster: K -> reusable, K -> its fit's future
+    if cluster is not None:
+        saved = {k: reusable(paths.fit(k), spec.identity(k), k) for k in ks}
+        unsaved = [k for k in ks if not saved[k]]
+        tasks = submit_fits(cluster, spec, x, unsaved, customers, features, deadline)
+    try:
+        for position, k in enumerate(ks, start=1):
+            path = paths.fit(k)
+            if saved[k] if cluster is not None else reusable(path, spec.identity(k), k):
+                print(f"[K={k}] ({position}/{len(ks)}) already fitted: {path}", file=sys.stderr)
+                tree = load_fit(path)
+            else:
+                print(
+                    f"[K={k}] ({position}/{len(ks)}) sampling {spec.sampler.chains} chains "
+                    f"x ({spec.sampler.tune} tune + {spec.sampler.draws} draws)"
+                    + (" on the cluster" if cluster is not None else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if cluster is None:
+                    tree = fit_with_attempts(spec, x, k, customers, features, deadline)
+                else:
+                    tree = tasks.pop(k).result()
+                    if spec.subsample is not None:  # its blocks of customers go to the cluster
+                        add_population(tree, spec, x, customers, k)
+                save_fit(tree, path)
+            diagnostics = saved_attrs(path)["diagnostics"]
+            rows.append({"K": k} | diagnostics)
+            print_status(k, diagnostics)
+            if position == len(ks):  # nothing left to stop
+                break
+            reason = stopping.update(k, tree, diagnostics)
+            if reason:
+                rest = ks[position:]
+                skipped = {str(later): reason for later in rest}
+                print(
+                    f"segment fit: stopping early: {reason}; not fitted: K = "
+                    f"{', '.join(map(str, rest))} (fit them anyway with --patience 0 "
+                    "--no-stop-at-empty)",
+                    file=sys.stderr,
+                )
+                break
+    finally:  # the K past the stop (or all, on an error): their tasks are cancelled
+        for future in tasks.values():
+            future.cancel()
     with atomic_path(paths.skipped_json) as temporary:
         temporary.write_text(json.dumps(skipped, indent=1))
     return rows
+
+
+def submit_fits(
+    cluster: Cluster, spec: FitSpec, x, ks: list[int], customers, features, deadline
+) -> dict:
+    """One task per K of ``ks`` on the cluster, all at once (:func:`fit_task`); K -> future.
+    The data go to the workers once; ``deadline`` (``time.perf_counter``) is sent as wall-clock
+    time, which the workers' clocks share."""
+    if not ks:
+        return {}
+    data = cluster.scatter((np.asarray(x), np.asarray(customers), list(features)))
+    wall = None if deadline is None else time.time() + (deadline - time.perf_counter())
+    run = uuid.uuid4().hex[:8]
+    return {
+        k: cluster.submit(fit_task, spec, data, k, wall, key=f"segment-fit-K{k}-{run}") for k in ks
+    }
+
+
+def fit_task(spec: FitSpec, data: tuple, k: int, deadline_wall: float | None) -> xr.DataTree:
+    """The cluster task of one K: :func:`fit_with_attempts` without the population pass (the
+    client sends that to the cluster in blocks of customers). Runs in a worker process."""
+    x, customers, features = data
+    deadline = None
+    if deadline_wall is not None:
+        deadline = time.perf_counter() + (deadline_wall - time.time())
+    return fit_with_attempts(spec, x, k, customers, features, deadline, assign_population=False)
 
 
 def reusable(path: Path, identity: dict, k: int) -> bool:

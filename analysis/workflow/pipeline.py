@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.distributed import IN_PROCESS, ClusterOptions, open_cluster
 from analysis.errors import InputError
 from analysis.paths import RunPaths, run_lock
 from analysis.workflow.fit_plan import format_k_range
@@ -125,19 +126,22 @@ def check_report_k(plan: RunPlan) -> None:
         )
 
 
-def run(plan: RunPlan, progress=None) -> Path:
+def run(plan: RunPlan, progress=None, cluster: ClusterOptions = IN_PROCESS) -> Path:
     """Run baseline, fit, compare and report in order with progress lines; return the report path.
 
     Every step is prepared first (its settings, the data and the run directory checked:
     InputError, one line), so a bad setting of a later step stops the run before the first
     step writes anything. Each step is the code of its own command (:mod:`analysis.workflow.steps`),
-    and its progress line shows that command.
+    and its progress line shows that command. ``cluster``: where the parallel parts of the fit
+    and compare steps run (:mod:`analysis.distributed`; one cluster serves every step).
     """
     progress = sys.stderr if progress is None else progress  # at call time: redirectable
+    cluster.check()
     check_report_k(plan)
     prepared = {name: request.prepare() for name, request in plan.steps().items()}
     with run_lock(RunPaths(plan.out)):  # once for all steps (each takes it again, re-entrant)
-        return run_steps(plan, prepared, progress)
+        with open_cluster(cluster):
+            return run_steps(plan, prepared, progress)
 
 
 def run_steps(plan: RunPlan, prepared: dict[str, Callable[[], None]], progress) -> Path:
