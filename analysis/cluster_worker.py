@@ -1,6 +1,6 @@
 """The Dask worker side of :mod:`analysis.distributed`: a Nanny for the local cluster and a nanny
 plugin for a remote one, both starting each worker process with
-:func:`analysis.distributed.worker_environment` (imports ``distributed``: loaded only when a
+:func:`analysis.worker_environment.worker_environment` (imports ``distributed``: loaded only when a
 cluster is used)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from distributed import Nanny
 from distributed.diagnostics.plugin import NannyPlugin
 
-from analysis.distributed import take_compile_slot, worker_environment
+from analysis.worker_environment import take_compile_slot, worker_environment
 
 
 class SegmentNanny(Nanny):

@@ -18,7 +18,8 @@ posterior), so a task that is run again, on another worker after one died, gives
 Workers: ``--workers N`` starts a ``LocalCluster`` of N worker processes with one thread each.
 Every worker process gets its own PyTensor compile directory (PyTensor's compile cache is not safe
 to share between processes that compile at once) and single-threaded XLA, BLAS and chains, set in
-its environment before it starts (:func:`worker_environment`): parallelism comes from the tasks.
+its environment before it starts (:func:`analysis.worker_environment.worker_environment`):
+parallelism comes from the tasks.
 Workers of a cluster given by ``--scheduler`` get the same environment from a nanny plugin
 (:class:`analysis.cluster_worker.WorkerEnvironment`), which restarts them once when the client
 connects.
@@ -27,15 +28,11 @@ connects.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 
 from analysis.errors import InputError
 
@@ -46,9 +43,6 @@ ADDRESS = re.compile(
 )
 SCHEMES = ("tcp", "tls", "ucx", "ws", "wss")
 # XLA on CPU: no intra-op thread pool, single-threaded Eigen (the worker's one core)
-XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-CORES_VARIABLE = "SEGMENT_SAMPLING_CORES"  # chains sampled at once by one process (fit.py)
 
 
 @dataclass(frozen=True)
@@ -116,54 +110,6 @@ def cluster_options(args) -> ClusterOptions:
     options = ClusterOptions(getattr(args, "scheduler", None), getattr(args, "workers", None))
     options.check()
     return options
-
-
-def compile_root() -> Path:
-    """Where the workers' PyTensor compile directories are: ``segment-pytensor`` in the
-    temporary directory."""
-    return Path(tempfile.gettempdir()) / "segment-pytensor"
-
-
-def take_compile_slot(root: Path | None = None) -> tuple[str, object]:
-    """(name, lock handle) of the first compile directory ``root/slot-<i>`` no living process
-    holds (an exclusive ``flock`` on ``slot-<i>.lock``, held while the handle is open: the
-    kernel releases it when the holder dies). A worker keeps its slot for its life, so no two
-    processes compile into one directory at once, and a later worker finds a warm cache (numba
-    compiles PyTensor's functions in minutes from a cold one)."""
-    root = compile_root() if root is None else root
-    root.mkdir(parents=True, exist_ok=True)
-    for slot in range(1024):
-        handle = open(root / f"slot-{slot}.lock", "w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        return f"slot-{slot}", handle
-    raise RuntimeError(f"{root}: all 1024 compile directories are taken")
-
-
-def worker_environment(name: str, threads: int = 1, root: Path | None = None) -> dict[str, str]:
-    """Environment variables of the worker process ``name`` running ``threads`` threads: its own
-    PyTensor ``base_compiledir`` (``root/name``; default root: :func:`compile_root`), XLA on one
-    thread, BLAS/OpenMP on ``threads`` and ``threads`` chains at once
-    (:data:`CORES_VARIABLE`)."""
-    root = compile_root() if root is None else root
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(name))
-    flags = [os.environ.get("PYTENSOR_FLAGS", ""), f"base_compiledir={root / safe}"]
-    environment = {
-        "PYTENSOR_FLAGS": ",".join(flag for flag in flags if flag),
-        "XLA_FLAGS": " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""), XLA_FLAGS])),
-        CORES_VARIABLE: str(threads),
-    }
-    return environment | {variable: str(threads) for variable in THREAD_VARIABLES}
-
-
-def sampling_cores() -> int:
-    """Chains this process samples at once: :data:`CORES_VARIABLE` on a worker, else one per
-    core."""
-    value = os.environ.get(CORES_VARIABLE)
-    return max(1, int(value)) if value else (os.cpu_count() or 1)
 
 
 class Cluster:

@@ -15,12 +15,13 @@ import xarray as xr
 
 from analysis.cli import main as segment
 from analysis.data.simulate import gaussian_mixture
-from analysis.distributed import ClusterOptions, open_cluster, worker_environment
+from analysis.distributed import ClusterOptions, open_cluster
 from analysis.errors import InputError
 from analysis.inference.fit import FitSpec, SamplerSettings, load_fit, saved_attrs
 from analysis.paths import RunPaths
 from analysis.selection.loo import kfold_loo
 from analysis.selection.sweep import fit_sweep, skipped_ks
+from analysis.worker_environment import worker_environment
 
 FEATURES = ["f0", "f1"]
 # what differs between two runs of the same fit: wall times and creation stamps

@@ -27,7 +27,6 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from analysis.distributed import sampling_cores
 from analysis.errors import InputError
 from analysis.inference.assignments import summarize_memberships
 from analysis.inference.chain_stacking import stack_chains
@@ -37,6 +36,7 @@ from analysis.inference.relabel import permutation_dataarray, permute, relabel_p
 from analysis.inference.starts import chain_starts, starts_dataset
 from analysis.inference.subsample import population, subsample_indices
 from analysis.paths import atomic_path
+from analysis.worker_environment import sampling_cores
 from models import MIXTURES, Mixture
 
 SAMPLERS = ("nutpie", "pymc")
