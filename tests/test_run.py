@@ -7,12 +7,14 @@ command-line checks need no sampling.
 from __future__ import annotations
 
 import argparse
+import io
 import shlex
 
 import pytest
 
 from analysis.cli import add_fit_options, build_parser, main, run_plan
-from analysis.workflow.pipeline import PRESETS, apply_preset
+from analysis.distributed import ClusterOptions
+from analysis.workflow.pipeline import PRESETS, apply_preset, run_steps
 
 
 def parse_run(*options: str) -> argparse.Namespace:
@@ -181,3 +183,14 @@ def test_run_checks_every_step_before_the_first_writes(
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and needle in err, err
     assert not out.exists()
+
+
+def test_the_printed_step_commands_carry_the_cluster_options(tmp_path):
+    """With --workers, the fit and compare lines print it (they have parallel parts); baseline
+    and report do not take it. The steps here do nothing (no sampling)."""
+    args = build_parser().parse_args(["run", "--out", str(tmp_path / "r"), "--workers", "2"])
+    plan = run_plan(args)
+    progress = io.StringIO()
+    run_steps(plan, dict.fromkeys(plan.steps(), lambda: None), progress, ClusterOptions(workers=2))
+    lines = [line for line in progress.getvalue().splitlines() if "/4] segment " in line]
+    assert [line.endswith("--workers 2") for line in lines] == [False, True, True, False]

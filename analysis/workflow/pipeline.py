@@ -141,11 +141,20 @@ def run(plan: RunPlan, progress=None, cluster: ClusterOptions = IN_PROCESS) -> P
     prepared = {name: request.prepare() for name, request in plan.steps().items()}
     with run_lock(RunPaths(plan.out)):  # once for all steps (each takes it again, re-entrant)
         with open_cluster(cluster):
-            return run_steps(plan, prepared, progress)
+            return run_steps(plan, prepared, progress, cluster)
 
 
-def run_steps(plan: RunPlan, prepared: dict[str, Callable[[], None]], progress) -> Path:
-    """Call the ``prepared`` steps in order with progress lines; return the report path."""
+CLUSTER_STEPS = ("fit", "compare")  # the steps with parallel parts (analysis.distributed)
+
+
+def run_steps(
+    plan: RunPlan,
+    prepared: dict[str, Callable[[], None]],
+    progress,
+    cluster: ClusterOptions = IN_PROCESS,
+) -> Path:
+    """Call the ``prepared`` steps in order with progress lines, each with its equivalent command
+    (the cluster options on the steps that use them); return the report path."""
     fit, settings = plan.fit, plan.fit.settings
     baseline = plan.baseline
     print(
@@ -160,7 +169,8 @@ def run_steps(plan: RunPlan, prepared: dict[str, Callable[[], None]], progress) 
     )
     started = time.perf_counter()
     for number, (name, request) in enumerate(plan.steps().items(), start=1):
-        print(f"[{number}/4] segment {shlex.join(request.command())}", file=progress, flush=True)
+        command = request.command() + (cluster.options() if name in CLUSTER_STEPS else [])
+        print(f"[{number}/4] segment {shlex.join(command)}", file=progress, flush=True)
         step_started = time.perf_counter()
         prepared[name]()
         print(
