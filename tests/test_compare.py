@@ -383,3 +383,22 @@ def test_exact_kfold_refits_agree_with_psis_on_an_easy_fit(run_dir):
     assert kfold.elpd_i.shape == (300,)
     assert np.isfinite(kfold.elpd_i.values).all()
     assert kfold.elpd == pytest.approx(psis.elpd, abs=0.5 * psis.se)
+
+
+def test_the_next_k_command_fits_two_more_k_with_the_same_settings():
+    """``extend``: the command that fits K + 1 and K + 2 after the largest K, on the same data,
+    transform, model, chains, warm-up and draws; ``settle`` doubles warm-up and draws."""
+    from analysis.inference.fit import FitSpec
+    from analysis.selection.compare import extend_command, settle_command
+
+    config = FitSpec(
+        "marketing", "../shared/data/m.csv", "hurdle", {"name": "log-standardize"}
+    ).identity(4)
+    extend = extend_command(config, "runs/m")
+    assert " --data ../shared/data/m.csv --transform log-standardize --model hurdle " in extend
+    assert f" --k 5-6 --chains {config['sampler']['chains']} " in extend
+    tune, draws = config["sampler"]["tune"], config["sampler"]["draws"]
+    assert extend.endswith(f"--tune {tune} --draws {draws} --out runs/m")
+    assert f"--k 4 --chains {config['sampler']['chains']} --tune {2 * tune} " in settle_command(
+        config, "slow", "runs/m"
+    )

@@ -370,6 +370,25 @@ def local_dependence_warnings(src, setting) -> list[str]:
     ]
 
 
+def extend_advice(src, comparison: pd.DataFrame, row: int, chosen: int) -> str:
+    """The first screen's next step when the chosen K is the largest fitted: ' Next: <command>
+    (K = 4's fit took 187 s; ...)', from comparison.csv's ``extend`` column and diagnostics.csv's
+    ``seconds``; "" for a run written without them."""
+    command = comparison.at[row, "extend"] if "extend" in comparison else None
+    if not isinstance(command, str) or not command:
+        return ""
+    diagnostics = src["diagnostics.csv"]
+    took = ""
+    if diagnostics.exists and "seconds" in diagnostics.frame:
+        rows = diagnostics.frame.index[diagnostics.frame["K"] == chosen]
+        if len(rows):
+            took = (
+                f" (K = {chosen}'s fit took {diagnostics.num(rows[0], 'seconds', decimals=0)} s; "
+                "each larger K takes about as long or longer), then <code>segment compare</code>"
+            )
+    return f" Next: <code>{html.escape(command)}</code>{took}."
+
+
 def section_answer(paths, src, chosen: int, chosen_html, setting, categorical: bool) -> str:
     """The first screen: the reported K with its status, every warning that bears on it (a
     better K that failed its diagnostics, the largest K fitted, an unreliable elpd_loo), and
@@ -390,6 +409,7 @@ def section_answer(paths, src, chosen: int, chosen_html, setting, categorical: b
         if len(rows) and chosen == int(frame["K"].max()) and not skipped_ks(paths):
             warnings.append(
                 f"K = {chosen_html} is the largest K fitted: a larger K may fit better still."
+                + extend_advice(src, frame, rows[0], chosen)
             )
         if len(rows) and "loo_reliable" in frame and not is_true(frame.at[rows[0], "loo_reliable"]):
             warnings.append(

@@ -100,9 +100,25 @@ COLUMNS = (
     "pareto_k_remaining", "pareto_k_good", "pareto_k_very_bad", "k_threshold", "elpd_psis",
     "p_waic", "waic_p_over_0_4", "gmm_heldout_elpd", "gmm_heldout_se", "heldout_diff",
     "heldout_dse", "bic_seeds", "elpd_outside", "se_outside", "n_outside", "outside_diff",
-    "outside_dse", "diagnostics_reason", "loo_note", "settle",
+    "outside_dse", "diagnostics_reason", "loo_note", "settle", "extend",
 )  # fmt: skip
 DATA_FILE_DATASETS = ("marketing", "csv")  # datasets read from --data
+
+
+def fit_command(config: dict, root, ks: str, tune: int, draws: int) -> str:
+    """The ``segment fit`` command line that fits ``ks`` (e.g. "4" or "5-6") on the data,
+    transform and model of the saved fit ``config``, with its chains and the given warm-up and
+    draws, into the run directory ``root``."""
+    sampler, transform = config["sampler"], config["transform"]
+    data = f" --data {config['source']}" if config["dataset"] in DATA_FILE_DATASETS else ""
+    if config["dataset"] == "csv":
+        data += f" --features {','.join(transform['columns'])}"
+    data += "".join(f" --join {'+'.join(group)}" for group in config.get("joins", ()))
+    return (
+        f"segment fit --dataset {config['dataset']}{data} --transform {transform['name']} "
+        f"--model {config['model']} --k {ks} --chains {sampler['chains']} "
+        f"--tune {tune} --draws {draws} --out {root}"
+    )
 
 
 def settle_command(config: dict, status: str, root) -> str:
@@ -111,19 +127,18 @@ def settle_command(config: dict, status: str, root) -> str:
     the rule can use."""
     if status in CHOOSABLE:
         return ""
-    sampler, transform = config["sampler"], config["transform"]
-    data = f" --data {config['source']}" if config["dataset"] in DATA_FILE_DATASETS else ""
-    if config["dataset"] == "csv":
-        data += f" --features {','.join(transform['columns'])}"
-    data += "".join(f" --join {'+'.join(group)}" for group in config.get("joins", ()))
-    command = (
-        f"segment fit --dataset {config['dataset']}{data} --transform {transform['name']} "
-        f"--model {config['model']} --k {config['K']} --chains {sampler['chains']} "
-        f"--tune {2 * sampler['tune']} --draws {2 * sampler['draws']} --out {root}"
-    )
+    sampler = config["sampler"]
+    command = fit_command(config, root, str(config["K"]), 2 * sampler["tune"], 2 * sampler["draws"])
     if status == "divergent":
         command += " (divergences that a longer warm-up does not remove are the model's geometry)"
     return command
+
+
+def extend_command(config: dict, root) -> str:
+    """The ``segment fit`` command that fits the next two K after the saved fit ``config`` (the
+    largest K fitted) with the same settings: what tells whether a larger K fits better."""
+    sampler, k = config["sampler"], config["K"]
+    return fit_command(config, root, f"{k + 1}-{k + 2}", sampler["tune"], sampler["draws"])
 
 
 def model_name(estimate: FitEstimate) -> str:
@@ -381,6 +396,9 @@ def compare_fits(
     table["settle"] = [
         settle_command(by_k[k], status, paths.root)
         for k, status in zip(table["K"], table["status"], strict=True)
+    ]
+    table["extend"] = [
+        extend_command(by_k[k], paths.root) if k == max(ks) else "" for k in table["K"]
     ]
     table = table[list(COLUMNS)]
     table.attrs["skipped"] = {k: r for k, r in skipped_ks(paths).items() if k not in ks}

@@ -70,9 +70,12 @@ def decision_lines(table: pd.DataFrame, rule_se: float = RULE_SE) -> list[str]:
                 f"({_ratio(c)} dse), inside the {rule_se:g} dse band."
             )
         if chosen == int(table["K"].max()) and not table.attrs.get("skipped"):
+            extend = table.loc[table["K"] == chosen, "extend"] if "extend" in table else ()
+            command = str(extend.iloc[0]) if len(extend) and isinstance(extend.iloc[0], str) else ""
             lines.append(
                 f"Caution: K={chosen} is the largest K fitted; a larger K may fit better still: "
-                "fit it before relying on this choice."
+                "fit it before relying on this choice"
+                + (f" ({command}, then segment compare again)." if command else ".")
             )
         smaller = ok[ok["K"] < chosen]
         if not smaller.empty:
