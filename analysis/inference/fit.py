@@ -54,9 +54,8 @@ ADAPTATIONS = ("low_rank", "diag")
 # leapfrog steps at K = 1 without jitter, 1,387 with 0.05 and 817 with 0.3; at K = 3 the whole
 # chain took 16,100 steps without jitter and 11,400 with 0.3.
 START_JITTER = 0.3
-SAMPLING_CORES = (
-    sampling_cores()
-)  # chains sampled at once: one per core (a Dask worker: its threads)
+# chains sampled at once: one per core (on a Dask worker: its threads)
+SAMPLING_CORES = sampling_cores()
 FIT_FORMAT = 4  # bump when the saved contents change, so old fits are not silently reused
 # (4: jax chains really start at their saved chain_starts, jittered; format-3 jax fits began at
 # a scrambled point)
