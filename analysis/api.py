@@ -26,7 +26,7 @@ import pandas as pd
 
 from analysis.data.datasets import FRAME_SOURCE, Dataset, load_frame
 from analysis.decisions.score import check_draws, fit_columns, score_dataset
-from analysis.distributed import ClusterOptions, open_cluster
+from analysis.distributed import ClusterOptions, cluster_options, open_cluster
 from analysis.errors import InputError, check_choice
 from analysis.inference.fit import adaptation_of, backend_of, described_mode, load_fit, saved_attrs
 from analysis.inference.profiles import PRECISE_THRESHOLD, fit_config, segment_profiles
@@ -514,9 +514,7 @@ class Segmentation:
 
     def _cluster(self) -> ClusterOptions:
         """``scheduler`` and ``workers``, checked (InputError with the options' messages)."""
-        options = ClusterOptions(self.scheduler, self.workers)
-        options.check()
-        return options
+        return cluster_options(self)
 
     def _option(self, name: str):
         """The parameter ``name``, or the preset's value when it is None."""

@@ -174,10 +174,7 @@ def command_step(args: argparse.Namespace) -> None:
     """``segment baseline``, ``fit``, ``compare`` or ``report``: the step's request
     (``args.request``, e.g. :func:`fit_request`) prepared, then run (on the cluster of
     ``--scheduler`` or ``--workers``, where the step has them)."""
-    cluster = cluster_options(args)
-    step = args.request(args).prepare()
-    with open_cluster(cluster):
-        step()
+    run_on_cluster(args, args.request(args).prepare)
 
 
 def baseline_step_request(args: argparse.Namespace) -> BaselineRequest:
@@ -295,8 +292,14 @@ def report_request(args: argparse.Namespace) -> ReportRequest:
 
 
 def command_score(args: argparse.Namespace) -> None:
+    run_on_cluster(args, lambda: prepare_score(args))
+
+
+def run_on_cluster(args: argparse.Namespace, prepare: Callable[[], Callable[[], None]]) -> None:
+    """Check the cluster options of ``args``, ``prepare`` the step (its checks, before any
+    work), then run it on the cluster of ``--scheduler``/``--workers`` (in-process without)."""
     cluster = cluster_options(args)
-    step = prepare_score(args)
+    step = prepare()
     with open_cluster(cluster):
         step()
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -37,12 +38,11 @@ from dataclasses import dataclass
 from analysis.errors import InputError
 
 CONNECT_TIMEOUT = "10s"  # for --scheduler: a scheduler that does not answer by then is an error
-# scheme://host:port (tcp, tls, ucx, inproc) or host:port
+# scheme://host:port (a scheme of SCHEMES) or host:port
 ADDRESS = re.compile(
     r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>[^\s:/]+|\[[0-9a-fA-F:]+\]):(?P<port>\d+)$"
 )
 SCHEMES = ("tcp", "tls", "ucx", "ws", "wss")
-# XLA on CPU: no intra-op thread pool, single-threaded Eigen (the worker's one core)
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,8 @@ def add_cluster_options(parser) -> None:
 
 
 def cluster_options(args) -> ClusterOptions:
-    """The checked cluster options of a parsed command line (InputError)."""
+    """The checked cluster options (InputError) of a parsed command line, or of anything with
+    ``scheduler`` and ``workers`` attributes (a :class:`analysis.api.Segmentation`)."""
     options = ClusterOptions(getattr(args, "scheduler", None), getattr(args, "workers", None))
     options.check()
     return options
@@ -130,6 +131,11 @@ class Cluster:
         if key is not None:
             kwargs["key"] = key
         return self.client.submit(function, *args, pure=False, **kwargs)
+
+    @staticmethod
+    def key(name: str) -> str:
+        """A task key no other run shares: ``segment-<name>-<8 hex digits>``."""
+        return f"segment-{name}-{uuid.uuid4().hex[:8]}"
 
     def scatter(self, value):
         """``value`` sent once to the workers (broadcast), as a future tasks can take."""

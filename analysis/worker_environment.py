@@ -11,6 +11,7 @@ import re
 import tempfile
 from pathlib import Path
 
+# XLA on CPU: no intra-op thread pool, single-threaded Eigen (the worker's one core)
 XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 CORES_VARIABLE = "SEGMENT_SAMPLING_CORES"  # chains sampled at once by one process (fit.py)

@@ -19,7 +19,6 @@ block of float32 memberships, at most :data:`BLOCK_ELEMENTS`.
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Iterator
 
 import numpy as np
@@ -147,7 +146,6 @@ def cluster_summaries(
         for start in range(0, len(x), per_part * block)
     ]
     shared = cluster.scatter(posterior)
-    run = uuid.uuid4().hex[:8]
     futures = [
         cluster.submit(
             part_summaries,
@@ -156,7 +154,7 @@ def cluster_summaries(
             x[r],
             customers[r],
             shared,
-            key=f"segment-population-{run}-{i}",
+            key=cluster.key(f"population-{i}"),
         )
         for i, r in enumerate(rows)
     ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-import uuid
 import warnings
 from dataclasses import dataclass, field, replace
 
@@ -200,11 +199,10 @@ class RefitWrapper(SamplingWrapper):
     def submit_refits(self, cluster: Cluster, trains: list[np.ndarray]) -> None:
         """Send the refits on ``trains`` (training rows, one array per fold) to the cluster, one
         task per fold, all at once; :meth:`sample` then takes each fold's result."""
-        run = uuid.uuid4().hex[:8]
         for fold, train in enumerate(trains, start=1):
             self.refits[np.asarray(train).tobytes()] = cluster.submit(
                 fit_k, self.spec, self.x[train], self.k, self.customers[train], self.features,
-                key=f"segment-kfold-K{self.k}-{fold}-{run}",
+                key=cluster.key(f"kfold-K{self.k}-{fold}"),
             )  # fmt: skip
 
     def get_inference_data(self, fitted_model):

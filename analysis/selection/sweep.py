@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -186,7 +185,8 @@ def fit_sweep(
     try:
         for position, k in enumerate(ks, start=1):
             path = paths.fit(k)
-            if saved[k] if cluster is not None else reusable(path, spec.identity(k), k):
+            reuse = saved[k] if k in saved else reusable(path, spec.identity(k), k)
+            if reuse:
                 print(f"[K={k}] ({position}/{len(ks)}) already fitted: {path}", file=sys.stderr)
                 tree = load_fit(path)
             else:
@@ -238,9 +238,8 @@ def submit_fits(
         return {}
     data = cluster.scatter((np.asarray(x), np.asarray(customers), list(features)))
     wall = None if deadline is None else time.time() + (deadline - time.perf_counter())
-    run = uuid.uuid4().hex[:8]
     return {
-        k: cluster.submit(fit_task, spec, data, k, wall, key=f"segment-fit-K{k}-{run}") for k in ks
+        k: cluster.submit(fit_task, spec, data, k, wall, key=cluster.key(f"fit-K{k}")) for k in ks
     }
 
 
