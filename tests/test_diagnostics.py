@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
@@ -69,3 +71,15 @@ def test_divergences_make_a_fit_divergent_and_name_where():
     result = diagnose(posterior, stats, ("means",))
     assert result["status"] == "divergent"
     assert "3 divergent transitions (chains 0), at means[1]" in result["reason"]
+
+
+def test_a_constant_parameter_is_diagnosed_without_a_warning():
+    """At K = 1 the one weight is 1.0 in every draw: its R-hat is 0/0. The fit is still judged
+    on the other parameters, and no RuntimeWarning reaches the user's terminal."""
+    posterior, stats = draws([0, 0, 0, 0])
+    posterior["weights"] = xr.ones_like(posterior["weights"].isel(segment=[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = diagnose(posterior, stats, ("means", "weights"))
+    assert result["status"] == "ok", result["reason"]
+    assert 1.0 <= result["max_rhat"] < 1.01

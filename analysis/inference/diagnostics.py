@@ -50,6 +50,17 @@ COLUMNS = (
 )
 
 
+def convergence(diagnosed: xr.Dataset, method: str) -> xr.Dataset:
+    """ArviZ's R-hat (``method="rhat"``) or bulk/tail ESS (``"bulk"``, ``"tail"``) per scalar of
+    (chain, draw, ...) ``diagnosed``. A parameter that is constant by construction (the one weight
+    at K = 1) has no between/within variance ratio: NaN, which :func:`_extreme` leaves out,
+    without the 0/0 RuntimeWarning a user would otherwise read as a fault."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if method == "rhat":
+            return az.rhat(diagnosed)
+        return az.ess(diagnosed, method=method)
+
+
 def _extreme(dataset: xr.Dataset, reduce) -> float:
     values = np.concatenate([np.ravel(v.values) for v in dataset.data_vars.values()])
     values = values[np.isfinite(values)]
@@ -87,10 +98,10 @@ def mode_convergence(posterior: xr.Dataset, variables: tuple[str, ...], chains: 
     diagnosed = diagnosed.drop_vars(["pseudo_chain", "half", "chain"]).rename(pseudo_chain="chain")
     diagnosed = diagnosed.transpose("chain", "draw", ...)
     return {
-        "max_rhat": _extreme(az.rhat(diagnosed), np.max),
+        "max_rhat": _extreme(convergence(diagnosed, "rhat"), np.max),
         "min_ess": min(
-            _extreme(az.ess(diagnosed, method="bulk"), np.min),
-            _extreme(az.ess(diagnosed, method="tail"), np.min),
+            _extreme(convergence(diagnosed, "bulk"), np.min),
+            _extreme(convergence(diagnosed, "tail"), np.min),
         ),
     }
 
@@ -99,9 +110,9 @@ def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset, variables: tuple[s
     """Diagnostics dict (the :data:`COLUMNS` minus K, attempts and timings, plus ``modes``: the
     chains' modes, JSON-able, highest mean log density first) of a relabelled posterior."""
     diagnosed = posterior[list(variables)]
-    max_rhat = _extreme(az.rhat(diagnosed), np.max)
-    min_ess_bulk = _extreme(az.ess(diagnosed, method="bulk"), np.min)
-    min_ess_tail = _extreme(az.ess(diagnosed, method="tail"), np.min)
+    max_rhat = _extreme(convergence(diagnosed, "rhat"), np.max)
+    min_ess_bulk = _extreme(convergence(diagnosed, "bulk"), np.min)
+    min_ess_tail = _extreme(convergence(diagnosed, "tail"), np.min)
     diverging = sample_stats["diverging"].astype(bool)
     divergences = int(diverging.sum())
     min_bfmi = float(np.min(az.bfmi(sample_stats, var_names="energy")["energy"].values))

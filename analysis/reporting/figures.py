@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analysis.inference.diagnostics import convergence
 from analysis.inference.local_dependence import FLAG_BELOW
 from analysis.paths import atomic_path
 from analysis.plotting import DPI, segment_label
@@ -299,7 +300,7 @@ def worst_parameters(posterior: xr.DataTree | xr.Dataset, variables, n: int = N_
     division slash.
     """
     posterior = posterior.to_dataset() if isinstance(posterior, xr.DataTree) else posterior
-    rhat = az.rhat(posterior[list(variables)])
+    rhat = convergence(posterior[list(variables)], "rhat")
     candidates = []
     for name in variables:
         series = rhat[name].to_series() if rhat[name].ndim else pd.Series([float(rhat[name])])
