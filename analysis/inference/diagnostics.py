@@ -61,6 +61,16 @@ def convergence(diagnosed: xr.Dataset, method: str) -> xr.Dataset:
         return az.ess(diagnosed, method=method)
 
 
+def worst_convergence(diagnosed: xr.Dataset) -> tuple[float, float, float]:
+    """(max R-hat, min bulk ESS, min tail ESS) over every scalar of (chain, draw, ...)
+    ``diagnosed`` (:func:`convergence`; NaN of constant parameters left out)."""
+    return (
+        _extreme(convergence(diagnosed, "rhat"), np.max),
+        _extreme(convergence(diagnosed, "bulk"), np.min),
+        _extreme(convergence(diagnosed, "tail"), np.min),
+    )
+
+
 def _extreme(dataset: xr.Dataset, reduce) -> float:
     values = np.concatenate([np.ravel(v.values) for v in dataset.data_vars.values()])
     values = values[np.isfinite(values)]
@@ -97,22 +107,15 @@ def mode_convergence(posterior: xr.Dataset, variables: tuple[str, ...], chains: 
     diagnosed = xr.concat(halves, dim="half").stack(pseudo_chain=("half", "chain"))
     diagnosed = diagnosed.drop_vars(["pseudo_chain", "half", "chain"]).rename(pseudo_chain="chain")
     diagnosed = diagnosed.transpose("chain", "draw", ...)
-    return {
-        "max_rhat": _extreme(convergence(diagnosed, "rhat"), np.max),
-        "min_ess": min(
-            _extreme(convergence(diagnosed, "bulk"), np.min),
-            _extreme(convergence(diagnosed, "tail"), np.min),
-        ),
-    }
+    max_rhat, min_ess_bulk, min_ess_tail = worst_convergence(diagnosed)
+    return {"max_rhat": max_rhat, "min_ess": min(min_ess_bulk, min_ess_tail)}
 
 
 def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset, variables: tuple[str, ...]) -> dict:
     """Diagnostics dict (the :data:`COLUMNS` minus K, attempts and timings, plus ``modes``: the
     chains' modes, JSON-able, highest mean log density first) of a relabelled posterior."""
     diagnosed = posterior[list(variables)]
-    max_rhat = _extreme(convergence(diagnosed, "rhat"), np.max)
-    min_ess_bulk = _extreme(convergence(diagnosed, "bulk"), np.min)
-    min_ess_tail = _extreme(convergence(diagnosed, "tail"), np.min)
+    max_rhat, min_ess_bulk, min_ess_tail = worst_convergence(diagnosed)
     diverging = sample_stats["diverging"].astype(bool)
     divergences = int(diverging.sum())
     min_bfmi = float(np.min(az.bfmi(sample_stats, var_names="energy")["energy"].values))
