@@ -34,15 +34,23 @@ class Mixture:
     feature_power: int = 1
     # the baseline yardstick its comparison uses (yardstick.HELDOUT_MEANING); None: data_kind
     yardstick: str | None = None
-    # segment_log_joint reads structure off the data (the hurdle's zero patterns): the data must
-    # be a constant of the graph, not an input
-    constant_data: bool = False
+    # segment_log_joint reads structure off the data (the hurdle's zero patterns) when its graph
+    # is built: the data are a constant of the model's graph, or come with a ``pattern``
+    reads_structure: bool = False
+    # (x (N, D), **log_joint options) -> (N, C) bool, the structure segment_log_joint reads off x
+    structure: Callable = gmm.structure
 
-    def data_in_graph(self, x) -> bool:
-        """Whether ``segment_log_joint`` must get data ``x`` (N, D) as a constant of the graph:
-        always for ``constant_data``, and for data with missing values (NaN), whose patterns
-        are read off them when the graph is built (``models.gmm.marginal_log_normal``)."""
-        return self.constant_data or gmm.has_missing(x)
+    def structured(self, x) -> bool:
+        """Whether ``segment_log_joint`` reads structure off data ``x`` (N, D) when its graph is
+        built: always for ``reads_structure``, and for data with missing values (NaN)
+        (``models.gmm.marginal_log_normal``). It then needs ``x`` as numpy or a constant, or
+        ``pattern=`` numpy data of the same structure (:meth:`data_structure`)."""
+        return self.reads_structure or gmm.has_missing(x)
+
+    def data_structure(self, options: dict) -> Callable:
+        """``structure(x)`` with the options it reads bound: (N, C) bool per customer, equal
+        for two tables exactly when one ``segment_log_joint`` graph serves both."""
+        return partial(self.structure, **{name: options[name] for name in self.log_joint_options})
 
     def log_joint(self, options: dict) -> Callable:
         """``segment_log_joint(value, *parameters)`` with the options it reads bound."""
@@ -76,7 +84,8 @@ MIXTURES = {
         log_joint_options=("zero_values",),
         feature_power=2,
         yardstick="hurdle",
-        constant_data=True,
+        reads_structure=True,
+        structure=hurdle.structure,
     ),
     "lca": Mixture(
         "lca",
@@ -105,7 +114,8 @@ MIXTURES = {
         log_joint_options=("n_continuous",) + (("zero_values",) if part == "hurdle" else ()),
         feature_power=2 if part == "hurdle" else 1,
         yardstick=None,
-        constant_data=True,
+        reads_structure=True,
+        structure=mixed.structure,
     )
     for part in mixed.CONTINUOUS_PARTS
 }

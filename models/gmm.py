@@ -25,7 +25,10 @@ Missing values (NaN) are marginalized, not imputed: a customer's missing feature
 their likelihood, which becomes the segment Gaussians' marginal over the observed features,
 MvNormal(x_i[o_i] | mu_k[o_i], Sigma_k[o_i, o_i]) (:func:`marginal_log_normal`; exact under
 missing at random). Data with NaN enter the model as a constant of the graph, because the
-missingness patterns are read off them when it is built (:func:`known_values`).
+missingness patterns are read off them when it is built (:func:`known_values`). Evaluating the
+likelihood of new data, the data can be an input instead, given the pattern of their missing
+values as numpy (``pattern``): one compiled function then serves every table laid out with that
+pattern (``analysis.inference.block_layout``).
 """
 
 from __future__ import annotations
@@ -79,6 +82,12 @@ def known_values(value) -> np.ndarray | None:
     return None
 
 
+def structure(x: np.ndarray) -> np.ndarray:
+    """(N, D) bool: what :func:`segment_log_joint` reads off the data when its graph is built,
+    the missing values."""
+    return np.isnan(x)
+
+
 def has_missing(x: np.ndarray) -> bool:
     """Whether the model-scale data hold a missing value (NaN)."""
     return bool(np.isnan(x).any())
@@ -92,12 +101,13 @@ def pattern_codes(hidden: np.ndarray) -> np.ndarray:
 BLOCK_RATIO = 4  # patterns share a block of customers when their counts are within this factor
 
 
-def marginal_log_normal(data: np.ndarray, keep: np.ndarray, means, chol):
+def marginal_log_normal(data, keep: np.ndarray, means, chol):
     """log MvNormal(x_i[o_i] | mu_k[o_i], Sigma_k[o_i, o_i]) per customer and segment.
 
     Parameters
     ----------
-    data : (N, D) numpy values; only the kept coordinates are read (others may be NaN).
+    data : (N, D) values, numpy or a tensor; only the kept coordinates are read (others may be
+        NaN).
     keep : (N, D) bool numpy, o_i: the coordinates in customer i's likelihood.
     means : (..., K, D); chol : (..., K, D, D). Leading ``...`` dims broadcast.
 
@@ -118,7 +128,7 @@ def marginal_log_normal(data: np.ndarray, keep: np.ndarray, means, chol):
     customer, which keeps the gradient cheap (about 2.5x faster than a per-customer factor on
     the Dunnhumby spend table, 35 patterns).
     """
-    n_features = data.shape[1]
+    n_features = keep.shape[1]
     patterns, pattern_of, counts = np.unique(
         pattern_codes(~keep), return_inverse=True, return_counts=True
     )  # (P,), (N,), (P,)
@@ -126,12 +136,13 @@ def marginal_log_normal(data: np.ndarray, keep: np.ndarray, means, chol):
     precision, log_det = kept_precisions(hidden, chol)  # (..., P, K, D, D), (..., P, K)
     shift = (precision * means[..., None, :, None, :]).sum(axis=-1)  # (..., P, K, D): A mu
     offset = (shift * means[..., None, :, :]).sum(axis=-1)  # (..., P, K): mu' A mu
-    filled = np.where(keep, data, 0.0)
+    known = known_values(data)
+    filled = pt.where(keep, data, 0.0) if known is None else np.where(keep, known, 0.0)
     blocks, position = pattern_blocks(pattern_of, counts)
     parts = []
     for group, rows in blocks:
         x = filled[rows]  # (B, n, D)
-        outer = (x[..., :, None] * x[..., None, :]).reshape(*rows.shape, n_features**2)
+        outer = (x[..., :, None] * x[..., None, :]).reshape((*rows.shape, n_features**2))
         flat = precision[..., group, :, :, :]
         flat = flat.reshape((*flat.shape[:-2], n_features**2))  # (..., B, K, D * D)
         quadratic = (
@@ -214,24 +225,26 @@ def pattern_blocks(pattern_of: np.ndarray, counts: np.ndarray):
     return laid_out, position
 
 
-def segment_log_joint(value, weights, means, chol):
+def segment_log_joint(value, weights, means, chol, *, pattern: np.ndarray | None = None):
     """log w_k + log MvNormal(x_i | mu_k, L_k L_k^T) for every customer and segment.
 
     Parameters
     ----------
-    value : (N, D) model-scale features. Data with missing values (NaN) must be known when the
-        graph is built (numpy or a constant): their features drop out per customer
-        (:func:`marginal_log_normal`).
+    value : (N, D) model-scale features. Missing values (NaN) drop out per customer
+        (:func:`marginal_log_normal`); their places must be known when the graph is built: data
+        with NaN are numpy or a constant, or ``pattern`` gives them.
     weights : (..., K); means : (..., K, D); chol : (..., K, D, D) lower-triangular.
         Leading ``...`` dims (e.g. posterior draws) broadcast.
+    pattern : (N, D) numpy data with NaN where ``value`` has them (any other numbers); ``value``
+        may then be a symbolic input. Default: ``value``'s own, when it is known.
 
     Returns
     -------
     (..., N, K) tensor of log joint densities (natural log, model-scale density).
     """
-    data = known_values(value)
+    data = known_values(value) if pattern is None else pattern
     if data is not None and has_missing(data):
-        log_normal = marginal_log_normal(data, ~np.isnan(data), means, chol)
+        log_normal = marginal_log_normal(value, ~np.isnan(data), means, chol)
         return pt.log(weights)[..., None, :] + log_normal
     d = value.shape[-1]
     chol_inv = pt.linalg.solve_triangular(chol, pt.eye(d), lower=True)  # batch dims broadcast

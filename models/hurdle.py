@@ -21,7 +21,8 @@ the same approximation a continuous model of whole-unit spend always makes.
 Computation: the marginal over o_i is a Gaussian with covariance Sigma_k[o_i, o_i], factored once
 per zero pattern seen in the data and segment (20 patterns among the 2,240 marketing customers,
 :func:`segment_log_joint`). The observed data enter the model as a constant, not ``pm.Data``: the
-pattern table is fixed when the graph is built.
+pattern table is fixed when the graph is built. To score new customers the data can be an input,
+given the places of their zeros and missing values (``pattern``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ def zero_mask(x: np.ndarray, zero_values) -> np.ndarray:
     return x <= np.asarray(zero_values) + ZERO_TOLERANCE
 
 
+def structure(x: np.ndarray, zero_values) -> np.ndarray:
+    """(N, 2 D) bool: what :func:`segment_log_joint` reads off the data when its graph is built,
+    the missing values and then the zero spends."""
+    missing = np.isnan(x)
+    return np.concatenate([missing, zero_mask(x, zero_values) & ~missing], axis=1)
+
+
 def constant_value(value) -> np.ndarray:
     """The numbers of a data tensor known when the graph is built (numpy or a TensorConstant)."""
     data = gmm.known_values(value)
@@ -67,16 +75,21 @@ def constant_value(value) -> np.ndarray:
     return data
 
 
-def segment_log_joint(value, weights, means, chol, zero_prob, *, zero_values):
+def segment_log_joint(
+    value, weights, means, chol, zero_prob, *, zero_values, pattern: np.ndarray | None = None
+):
     """log w_k + log p(x_i | segment k) for every customer and segment.
 
     Parameters
     ----------
-    value : (N, D) model-scale features, as data (numpy or a TensorConstant, see below); NaN
-        marks a missing value, which drops out of both parts of that customer's likelihood.
+    value : (N, D) model-scale features, as data (numpy or a TensorConstant), or symbolic when
+        ``pattern`` is given (see below); NaN marks a missing value, which drops out of both
+        parts of that customer's likelihood.
     weights : (..., K); means : (..., K, D); chol : (..., K, D, D); zero_prob : (..., K, D).
         Leading ``...`` dims (e.g. posterior draws) broadcast.
     zero_values : (D,) model-scale location of a zero spend per feature.
+    pattern : (N, D) numpy data with zero spends and NaN where ``value`` has them (other
+        numbers are not read). Default: ``value`` itself.
 
     Returns
     -------
@@ -85,13 +98,13 @@ def segment_log_joint(value, weights, means, chol, zero_prob, *, zero_values):
     The Gaussian part is the marginal over customer i's positive features
     (``models.gmm.marginal_log_normal``: one factor per pattern seen in the data and segment).
     The pattern table comes from the data when the graph is built, which is why ``value`` must
-    be data.
+    be data, or ``pattern`` stand in for it.
     """
-    data = constant_value(value)
+    data = constant_value(value) if pattern is None else pattern
     observed = ~np.isnan(data)
     is_zero = zero_mask(data, zero_values) & observed  # (N, D)
     positive = observed & ~is_zero
-    log_normal = gmm.marginal_log_normal(data, positive, means, chol)  # (..., N, K)
+    log_normal = gmm.marginal_log_normal(value, positive, means, chol)  # (..., N, K)
     log_zero = pt.einsum("nd,...kd->...nk", is_zero.astype(float), pt.log(zero_prob)) + pt.einsum(
         "nd,...kd->...nk", positive.astype(float), pt.log1p(-zero_prob)
     )

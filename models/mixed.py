@@ -79,31 +79,60 @@ def data_options(part: str, transform, columns: list[str], categories, categoric
     )
 
 
-def split(value, n_continuous: int) -> tuple[np.ndarray, np.ndarray]:
-    """The continuous features (N, D) and the indicators (N, M) of data ``value`` (numpy or a
-    TensorConstant)."""
-    data = hurdle.constant_value(value)
+def split(value, n_continuous: int) -> tuple:
+    """The continuous features (N, D) and the indicators (N, M) of data ``value``: numpy parts
+    of numpy or a TensorConstant, tensor parts of a symbolic input."""
+    known = gmm.known_values(value)
+    data = value if known is None else known
     return data[:, :n_continuous], data[:, n_continuous:]
 
 
-def segment_log_joint(value, weights, means, chol, *rest, n_continuous: int, zero_values=None):
+def structure(x: np.ndarray, n_continuous: int, zero_values=None) -> np.ndarray:
+    """(N, C) bool: what :func:`segment_log_joint` reads off the data when its graph is built,
+    that of its continuous part (``models.gmm.structure`` or ``models.hurdle.structure``)."""
+    continuous = x[:, :n_continuous]
+    if zero_values is None:
+        return gmm.structure(continuous)
+    return hurdle.structure(continuous, zero_values)
+
+
+def segment_log_joint(
+    value,
+    weights,
+    means,
+    chol,
+    *rest,
+    n_continuous: int,
+    zero_values=None,
+    pattern: np.ndarray | None = None,
+):
     """log w_k + log p(x_i, y_i | segment k) for every customer and segment, (..., N, K).
 
     Parameters
     ----------
-    value : (N, D + M) data (numpy or a TensorConstant): D model-scale features, M indicators.
+    value : (N, D + M) data: D model-scale features, M indicators. Numpy or a TensorConstant,
+        or symbolic when ``pattern`` is given (the continuous part's ``pattern``).
     weights : (..., K); means : (..., K, D); chol : (..., K, D, D); ``rest``: ``zero_prob``
         (..., K, D) when ``zero_values`` (D,) is given (the hurdle part), then ``item_probs``
         (..., K, M). Leading ``...`` dims (e.g. posterior draws) broadcast.
+    pattern : (N, D + M) numpy data with missing values (and, for the hurdle, zero spends)
+        where ``value`` has them. Default: ``value`` itself.
     """
     continuous, indicators = split(value, n_continuous)
+    continuous_pattern = None if pattern is None else pattern[:, :n_continuous]
     if zero_values is None:
         (item_probs,) = rest
-        joint = gmm.segment_log_joint(continuous, weights, means, chol)
+        joint = gmm.segment_log_joint(continuous, weights, means, chol, pattern=continuous_pattern)
     else:
         zero_prob, item_probs = rest
         joint = hurdle.segment_log_joint(
-            continuous, weights, means, chol, zero_prob, zero_values=zero_values
+            continuous,
+            weights,
+            means,
+            chol,
+            zero_prob,
+            zero_values=zero_values,
+            pattern=continuous_pattern,
         )
     return joint + lca.log_items(indicators, item_probs)
 

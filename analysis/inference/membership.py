@@ -52,34 +52,40 @@ def compile_memberships(
     chunk of S draws. ``options`` are the fit's model options (``FitSpec.options``).
 
     The data are an input, so one compiled function serves every block of customers of the
-    shape of ``value``. Data the mixture needs in its graph (``Mixture.data_in_graph``) are a
-    constant instead, compiled once per process for those data (``models.compiled``: every K
-    of a sweep shares it), and the function refuses any other data.
+    shape of ``value``. When the mixture reads structure off the data
+    (``Mixture.structured``: zero spends, missing values), the graph is built for the
+    structure of ``value``, and the function serves data of that structure only (laid out so
+    by ``analysis.inference.block_layout``), refusing any other. It is compiled once per
+    process for a structure (``models.compiled``: every K of a sweep shares it).
     """
     inputs = [
         pt.tensor(name, shape=(None,) * p.ndim)
         for name, p in zip(mixture.parameters, parameters, strict=True)
     ]
+    data = pt.matrix("value", dtype=value.dtype)
 
-    def outputs(data):
-        log_joint = mixture.log_joint(options)(data, *inputs)
+    def outputs(**pattern):
+        log_joint = mixture.log_joint(options)(data, *inputs, **pattern)
         loglik = pt.logsumexp(log_joint, axis=-1)
         return [loglik, pt.exp(log_joint - loglik[..., None]).astype("float32")]
 
-    if not mixture.data_in_graph(value):
-        data = pt.matrix("value", dtype=value.dtype)
-        return pytensor.function([data, *inputs], outputs(data))
-    in_graph = compiled.of_data(
+    if not mixture.structured(value):
+        return pytensor.function([data, *inputs], outputs())
+    structure = mixture.data_structure(options)
+    expected = structure(value)
+    of_structure = compiled.of_data(
         f"memberships of {mixture.name}",
-        value,
+        expected,
         {"options": options, "ndims": [p.ndim for p in parameters]},
-        lambda: pytensor.function(inputs, outputs(pt.as_tensor(value))),
+        lambda: pytensor.function([data, *inputs], outputs(pattern=value)),
     )
 
     def function(block: np.ndarray, *chunk: np.ndarray):
-        if block is not value:
-            raise ValueError(f"{mixture.name}: compiled for other data (data in the graph)")
-        return in_graph(*chunk)
+        if not np.array_equal(structure(block), expected):
+            raise ValueError(
+                f"{mixture.name}: compiled for data with zeros or missing values elsewhere"
+            )
+        return of_structure(block, *chunk)
 
     return function
 

@@ -27,6 +27,7 @@ from scipy.special import logsumexp
 
 from analysis.distributed import Cluster, current
 from analysis.inference.assignments import summarize_memberships
+from analysis.inference.block_layout import laid_out_blocks
 from analysis.inference.elpd import summed
 from analysis.inference.membership import (
     compile_memberships,
@@ -58,18 +59,27 @@ def membership_blocks(
     customers of ``x`` (N, D), model scale, with all S draws of the relabelled ``posterior``.
 
     A block holds at most :data:`BLOCK_ELEMENTS` memberships (:func:`block_size`); equally long
-    tables get equal blocks, so two of them can be walked side by side. The compiled function
-    serves every block, unless the data must be a constant of the graph
-    (``Mixture.data_in_graph``).
+    tables get equal blocks, so two of them can be walked side by side. One compiled function
+    serves every block: when the mixture reads structure off the data
+    (``Mixture.structured``), each block is evaluated laid out with one structure
+    (:func:`analysis.inference.block_layout.laid_out_blocks`).
     """
     block = block_size(posterior)
-    function = None
-    if not mixture.data_in_graph(x):
-        parameters = stacked_parameters(posterior.isel(draw=[0]), mixture.parameters)
+    parameters = stacked_parameters(posterior.isel(draw=[0]), mixture.parameters)
+    if not mixture.structured(x):
         function = compile_memberships(mixture, options, x[:block], parameters)
-    for start in range(0, len(x), block):
-        rows = slice(start, min(start + block, len(x)))
-        yield rows, *memberships_and_loglik(mixture, options, x[rows], posterior, function)
+        for start in range(0, len(x), block):
+            rows = slice(start, min(start + block, len(x)))
+            yield rows, *memberships_and_loglik(mixture, options, x[rows], posterior, function)
+        return
+    function = None
+    structure = mixture.data_structure(options)(x)
+    for rows, order, position in laid_out_blocks(structure, block):
+        laid_out = x[order]
+        if function is None:
+            function = compile_memberships(mixture, options, laid_out, parameters)
+        membership, loglik = memberships_and_loglik(mixture, options, laid_out, posterior, function)
+        yield rows, membership[:, position], loglik[:, position]
 
 
 def population(

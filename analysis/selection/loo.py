@@ -111,7 +111,7 @@ def moment_match(tree: xr.DataTree, config: dict, psis, var_name: str, k_thresho
 
     # pm.Data can be swapped for one customer's row; data built into the graph (the hurdle model
     # reads its zero patterns from them) cannot, so customer i is read off all customers' values.
-    mutable = not mixture.data_in_graph(x)
+    mutable = not mixture.structured(x)
 
     def log_prob_chunked(draws: xr.DataArray) -> xr.DataArray:
         if mutable:
