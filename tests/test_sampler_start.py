@@ -7,6 +7,10 @@ point (log density -340,000 instead of -13,700 on dunnhumby-spend) and cost most
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from pymc.initial_point import make_initial_point_fn
@@ -32,3 +36,25 @@ def test_nutpie_log_density_at_the_flat_start_is_the_models_at_the_start():
     sampled_model, compiled = compile_nutpie(model, "jax")
     logp, _ = compiled._make_logp_func()(flat_start(sampled_model, start), **compiled._shared_data)
     assert logp == pytest.approx(model.compile_logp()(point), rel=1e-9)
+
+
+@pytest.mark.sampling  # compiles the model with nutpie, in a fresh process
+def test_compiling_for_nutpie_prints_no_blas_warning():
+    """nutpie's start-point function uses PyTensor's C backend, whose BLAS search warned on
+    every first fit of a process (``analysis.inference.fit.without_c_blas``). A fresh process,
+    because the search runs once per process."""
+    script = (
+        "import warnings; warnings.simplefilter('error');"
+        "import numpy as np;"
+        "from analysis.inference.fit import compile_nutpie;"
+        "from models.hurdle import build_hurdle;"
+        "x = np.random.default_rng(0).normal(size=(80, 6)); x[:20, 0] = -9.0;"
+        "model = build_hurdle(x, 1, customers=np.arange(80), features=list('abcdef'),"
+        " zero_values=[-9.0] * 6);"
+        "compile_nutpie(model, 'jax')"
+    )  # 6 features: with 3 the start-point function has no C code
+    environment = {k: v for k, v in os.environ.items() if k != "PYTENSOR_FLAGS"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pymc as pm
+import pytensor
 import xarray as xr
 
 from analysis.errors import InputError
@@ -312,6 +314,19 @@ def nutpie_chains(model: pm.Model, starts: list[dict], settings: SamplerSettings
     return joined
 
 
+def without_c_blas() -> None:
+    """Tell PyTensor's C backend to link no BLAS, unless ``PYTENSOR_FLAGS`` names one.
+
+    nutpie compiles its start-point function with PyTensor's C virtual machine (a scan in it
+    has C code); the C backend's first use then searches for a BLAS to link and, with pip's
+    numpy, finds none and warns that BLAS operations "will be severely degraded". That function
+    runs once per chain; sampling and post-processing run on JAX or numba, which bring their
+    own BLAS. So no BLAS is the right setting, and saying so skips the search and its warning.
+    """
+    if "blas__ldflags" not in os.environ.get("PYTENSOR_FLAGS", ""):
+        pytensor.config.blas__ldflags = ""
+
+
 def compile_nutpie(model: pm.Model, backend: str):
     """``(sampled_model, compiled)``: the model nutpie samples (for jax, a frozen copy of
     ``model``) and its nutpie compilation; start vectors come from ``sampled_model``
@@ -319,6 +334,7 @@ def compile_nutpie(model: pm.Model, backend: str):
     import nutpie
     from pymc.model.transform.optimization import freeze_dims_and_data
 
+    without_c_blas()
     sampled_model = freeze_dims_and_data(model) if backend == "jax" else model
     compiled = nutpie.compile_pymc_model(
         sampled_model, jitter_rvs=set(), freeze_model=False, **nutpie_backend(backend)
