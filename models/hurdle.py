@@ -101,13 +101,18 @@ def segment_log_joint(
     be data, or ``pattern`` stand in for it.
     """
     data = constant_value(value) if pattern is None else pattern
-    observed = ~np.isnan(data)
-    is_zero = zero_mask(data, zero_values) & observed  # (N, D)
-    positive = observed & ~is_zero
+    positive = ~np.isnan(data) & ~zero_mask(data, zero_values)  # (N, D), numpy
     log_normal = gmm.marginal_log_normal(value, positive, means, chol)  # (..., N, K)
-    log_zero = pt.einsum("nd,...kd->...nk", is_zero.astype(float), pt.log(zero_prob)) + pt.einsum(
-        "nd,...kd->...nk", positive.astype(float), pt.log1p(-zero_prob)
-    )
+    # the Bernoulli part reads the zeros off value in the graph (constants folded for known
+    # data), so a symbolic value carries no (N, D) constant: numba caches no compiled function
+    # holding a constant over 1 MB, and recompiled for each scoring run (20 s)
+    tensor = pt.as_tensor_variable(value)
+    observed_in_graph = ~pt.isnan(tensor)
+    zero_in_graph = zero_mask(tensor, zero_values) & observed_in_graph
+    positive_in_graph = observed_in_graph & ~zero_in_graph
+    log_zero = pt.einsum(
+        "nd,...kd->...nk", zero_in_graph.astype("float64"), pt.log(zero_prob)
+    ) + pt.einsum("nd,...kd->...nk", positive_in_graph.astype("float64"), pt.log1p(-zero_prob))
     return pt.log(weights)[..., None, :] + log_zero + log_normal
 
 

@@ -19,6 +19,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from pytensor.graph.basic import Constant
 
 from analysis.inference import membership, subsample
 from analysis.inference.block_layout import laid_out_blocks
@@ -154,3 +155,21 @@ def test_a_compiled_function_refuses_data_of_another_structure():
     function = compile_memberships(mixture, options, x, parameters)
     with pytest.raises(ValueError, match="compiled for data with zeros or missing values"):
         function(spend_with_zeros_and_gaps(50, seed=9), *parameters)
+
+
+def test_the_scoring_graph_holds_no_constant_of_customers_times_features(counted_compiles):
+    """numba caches no compiled function that holds a constant over 1 MB, so a scoring block of
+    20,000 customers recompiled on every run (20 s) while the Bernoulli part held the (N, D)
+    zero masks as constants; now only index vectors of one number per customer remain."""
+    x = spend_with_zeros_and_gaps(2000)
+    posterior = hurdle_posterior()
+    mixture, options = MIXTURES["hurdle"], {"zero_values": list(ZERO_VALUES)}
+    parameters = membership.stacked_parameters(posterior, mixture.parameters)
+    compile_memberships(mixture, options, x, parameters)
+    (function,) = compiled._kept.values()
+    sizes = [
+        np.asarray(v.data).nbytes
+        for v in function.maker.fgraph.variables
+        if isinstance(v, Constant)
+    ]
+    assert max(sizes) <= 8 * len(x)
