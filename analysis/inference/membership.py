@@ -33,13 +33,12 @@ def chunk_draws(mixture: Mixture, n_customers: int, n_segments: int, n_features:
 def stacked_parameters(posterior: xr.Dataset, names: tuple[str, ...]) -> list[np.ndarray]:
     """Posterior arrays with (chain, draw) flattened into one leading sample dim, (S, ...).
 
-    Aligned and C-contiguous in memory (a copy when not): PyTensor refuses unaligned arrays,
-    which a posterior a Dask worker received can hold, and numba compiles a function again, and
-    cannot cache it, for non-contiguous ones (a thinned posterior's: 22 s per scoring run)."""
+    Aligned in memory (a copy when not): PyTensor refuses unaligned arrays, and a posterior a
+    Dask worker received can hold them."""
     return [
         np.require(
             posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).values,
-            requirements=("A", "C"),
+            requirements="A",
         )
         for name in names
     ]
