@@ -1,13 +1,16 @@
 """Time ``segment score``: customers per minute from a saved fit, end to end.
 
-``python -m bench.score --run DIR [--k K] [--n 100000] [--draws 300,all] [--quick]``
+``python -m bench.score --run DIR [--k K] [--n 100000] [--draws 300,all] [--quick] [--seed S]``
 
 The scored customers are the fit's own, resampled with replacement to ``--n`` rows in original
 units (:func:`analysis.inference.profiles.observed_spend`; continuous fits), written as a
-tab-separated file with an ``ID`` column. Each ``--draws`` setting then runs ``segment score`` in
-this process (read and validate the file, load the fit, assign, write the CSV); its wall time gives
-customers per minute. Time grows with customers x posterior draws x segments, so the fit's size is
-printed beside it. ``--quick``: 20,000 customers.
+tab-separated file with an ``ID`` column. The resampling seed is new on every run (``--seed``
+fixes it), so numba compiles the scoring function for that table's layout, as it does for a
+user's new file (about 20 s; a table scored before finds it in the disk cache). Each
+``--draws`` setting then runs ``segment score`` in this process (read and validate the file,
+load the fit, assign, write the CSV); its wall time gives customers per minute. Time grows with
+customers x posterior draws x segments, so the fit's size is printed beside it. ``--quick``:
+20,000 customers.
 
 Writes ``bench/results/score.csv`` and prints its rows as the Markdown block that bench/README.md
 holds between ``<!-- BEGIN score ... -->`` and ``<!-- END score ... -->``.
@@ -65,8 +68,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=100_000, help="customers scored")
     parser.add_argument("--draws", default="all", help="comma-separated --draws settings, or all")
     parser.add_argument("--quick", action="store_true", help="20,000 customers")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the resampled table (default: a new one per run, so the scored table is "
+        "new to numba's compile cache, as a user's new file is)",
+    )
     args = parser.parse_args(argv)
     n = 20_000 if args.quick else args.n
+    seed = np.random.SeedSequence().entropy % 2**32 if args.seed is None else args.seed
     k, _ = reported_k(RunPaths(args.run), args.k)
     tree = load_fit(RunPaths(args.run).fit(k))
     config = fit_config(tree)
@@ -76,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         data = Path(scratch) / "customers.tsv"
-        customers_file(data, tree, n)
+        customers_file(data, tree, n, seed)
         for draws in args.draws.split(","):
             seconds = timed_score(args.run, data, k, draws, Path(scratch) / "scored.csv")
             rows.append(
@@ -88,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
                     "posterior_draws": posterior.sizes["chain"] * posterior.sizes["draw"],
                     "draws_used": draws,
                     "customers": n,
+                    "table_seed": seed,
                     "seconds": seconds,
                     "customers_per_minute": 60 * n / seconds,
                     "meets_target": 60 * n / seconds >= TARGET,
@@ -106,7 +117,8 @@ def markdown(table: pd.DataFrame, where: str) -> str:
     lines = [
         f"{first['date']}, {where}: `{first['model']}` K = {first['K']}, {first['features']} "
         f"features, {first['posterior_draws']:,} posterior draws; {first['customers']:,} "
-        "customers scored end to end (read, validate, assign, write).",
+        f"customers (table seed {first['table_seed']}, new to the compile cache unless "
+        "given before) scored end to end (read, validate, assign, write).",
         "",
         "| draws used | seconds | customers a minute | target 100,000 a minute | peak RSS (MB) |",
         "|---|---|---|---|---|",

@@ -91,6 +91,7 @@ def test_score_block_says_which_draws_settings_meet_the_target():
             "posterior_draws": [2000, 2000],
             "draws_used": ["300", "all"],
             "customers": [100_000, 100_000],
+            "table_seed": [7, 7],
             "seconds": [30.0, 120.0],
             "customers_per_minute": [200_000.0, 50_000.0],
             "meets_target": [True, False],
@@ -99,5 +100,6 @@ def test_score_block_says_which_draws_settings_meet_the_target():
     )
     block = markdown(rows, "2 CPUs, load 0.1")
     assert "2 CPUs, load 0.1: `hurdle` K = 3, 6 features, 2,000 posterior draws" in block
+    assert "100,000 customers (table seed 7, new to the compile cache" in block
     assert "| 300 | 30.0 | 200,000 | met | 900 |" in block
     assert "| all | 120.0 | 50,000 | missed | 1,500 |" in block

@@ -25,7 +25,9 @@ def summarize_memberships(membership: np.ndarray, n_chains: int, customers, segm
         dims=("chain", "draw", "customer", "segment"),
         coords={"customer": customers, "segment": segments},
     )
-    mean = draws.mean(("chain", "draw"), dtype=np.float64)  # float32 sums drift ~1e-5
+    # float32 sums drift ~1e-5; skipna=False: memberships hold no NaN, and NaN-skipping means
+    # took a fifth of scoring 100,000 customers
+    mean = draws.mean(("chain", "draw"), dtype=np.float64, skipna=False)
     lower, upper = hdi_nearest(membership, HDI_PROB)
     modal = mean.argmax("segment")
     modal_draws = draws.isel(segment=modal)
@@ -37,7 +39,7 @@ def summarize_memberships(membership: np.ndarray, n_chains: int, customers, segm
             "membership_hdi_lower": (cells, lower),
             "membership_hdi_upper": (cells, upper),
             "modal_segment": mean["segment"][modal].drop_vars("segment"),
-            "modal_probability": modal_draws.mean(("chain", "draw")),
+            "modal_probability": modal_draws.mean(("chain", "draw"), skipna=False),
             "modal_probability_hdi_lower": (customer, modal_lower),
             "modal_probability_hdi_upper": (customer, modal_upper),
         },
