@@ -4,7 +4,9 @@ The hurdle's zero patterns and the missing-value patterns are read off the data 
 built, so its functions are compiled for that data set, with the data as a constant. Compiling
 one takes about 5 s (mostly graph rewrites), and its parameters have unknown shapes, so one
 compiled function serves every chain's EM start and every K of a sweep. :func:`of_data` keeps
-the last :data:`KEPT` of them, keyed by what they compute and the data's contents.
+the last :data:`KEPT` of them, keyed by what they compute and the data's contents (the
+membership functions of ``analysis.inference.membership`` pass the data's structure instead,
+so blocks of new customers with one layout share one).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-KEPT = 8  # compiled functions kept; a scoring pass over blocks of new data never reuses one
+KEPT = 8  # compiled functions kept (scoring keeps one per structure of its blocks)
 _kept: OrderedDict[tuple, Callable] = OrderedDict()
 
 
