@@ -279,6 +279,15 @@ def test_numbers_that_round_to_zero_show_no_minus_sign(tmp_path):
     assert shown == ["0.0", "-0.1", "0.0"]
 
 
+def test_counts_show_as_integers_and_expected_counts_to_one_decimal(tmp_path):
+    """``customers`` is a count; response.csv holds its posterior expectation (947.99 customers
+    of a segment), shown to a tenth of a customer, not to three decimals."""
+    pd.DataFrame({"customers": [2240.0, 947.99, 0.004]}).to_csv(tmp_path / "x.csv", index=False)
+    source = Source(RunPaths(tmp_path), "x.csv")
+    shown = [re.sub(r"<[^>]+>", "", source.num(row, "customers")) for row in range(3)]
+    assert shown == ["2,240", "948.0", "0.0"]
+
+
 def test_spend_with_zeros_gets_the_hurdle_and_the_report_says_why(html, run):
     """The small run's MntFruits is exactly 0 for many customers: no --model was given, so the
     fit says it chose the hurdle and the data section explains it with that feature's share."""

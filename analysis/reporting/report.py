@@ -135,7 +135,8 @@ class Source:
         """A traced number: the span names this CSV, the row, column and exact value.
 
         ``decimals``: "auto" (:func:`decimals_for`), None (an integer with thousands separators;
-        a fraction to 3 decimals) or the decimals to round to (negative: to tens, hundreds, ...).
+        a fraction, an expected count, to 1 decimal) or the decimals to round to (negative: to
+        tens, hundreds, ...).
         """
         value = self.frame.at[row, column]
         if decimals == "auto":
@@ -147,7 +148,7 @@ class Source:
         elif decimals is None and float(value).is_integer():
             text = f"{int(value):,}"
         else:
-            decimals = 3 if decimals is None else decimals
+            decimals = 1 if decimals is None else decimals
             rounded = round(float(value), decimals)  # decimals < 0: to tens, hundreds, ...
             text = f"{rounded:,.{max(decimals, 0)}f}"
             text = text.removeprefix("-") if not text.strip("-0.,") else text  # no "-0.0"
