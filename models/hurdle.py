@@ -101,7 +101,8 @@ def segment_log_joint(
     be data, or ``pattern`` stand in for it.
     """
     data = constant_value(value) if pattern is None else pattern
-    positive = ~np.isnan(data) & ~zero_mask(data, zero_values)  # (N, D), numpy
+    missing, zero = np.hsplit(structure(data, zero_values), 2)  # (N, D) each, numpy
+    positive = ~(missing | zero)
     log_normal = gmm.marginal_log_normal(value, positive, means, chol)  # (..., N, K)
     # the Bernoulli part reads the zeros off value in the graph (constants folded for known
     # data), so a symbolic value carries no (N, D) constant: numba caches no compiled function
