@@ -11,9 +11,12 @@ and yes are both 40%: item order).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from scipy.special import logsumexp
 from sklearn.model_selection import KFold
 
@@ -29,6 +32,7 @@ from analysis.selection.baseline_clusters import (
     baseline_clusters,
     bic_row,
     compare_with_baseline,
+    heldout_scores,
     shared_levels,
 )
 from analysis.selection.yardstick import HELDOUT_FOLDS, baseline_matrix
@@ -42,6 +46,7 @@ MODAL = np.array([0] * 30 + [1] * 10 + [1] * 35 + [0] * 10 + [1] * 15)  # rows i
 CROSSTAB = [[30, 0, 10], [10, 35, 15]]  # by hand, from the docstring
 CLUSTER_LEVELS = ["age young · kids yes", "age old · kids no", "age middle · kids no"]
 LCA_SCORE = {"K": 2, "elpd_loo": -150.5, "se_loo": 7.25}
+LCA_POINTWISE = np.linspace(-2.0, -1.0, sum(SIZES.values()))  # the classes' elpd per household
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +62,15 @@ def fit():
     membership = np.where(np.arange(2) == MODAL[:, None], 0.8, 0.2)
     membership = np.broadcast_to(membership, (CHAINS * DRAWS, n, 2)).astype(np.float32)
     tree["assignments"] = summarize_memberships(membership, CHAINS, np.arange(n), np.arange(2))
+    # nearly the same log-likelihood in every draw (spread 1e-8), so each household's PSIS-LOO
+    # elpd is LCA_POINTWISE to about 1e-8
+    jitter = np.random.default_rng(0).uniform(-1e-8, 1e-8, (CHAINS, DRAWS, n))
+    log_lik = LCA_POINTWISE + jitter
+    tree["log_likelihood"] = xr.Dataset(
+        {"x": (("chain", "draw", "customer"), log_lik)},
+        coords={"chain": np.arange(CHAINS), "draw": np.arange(DRAWS), "customer": np.arange(n)},
+    )
+    tree.attrs["segment_diagnostics"] = json.dumps({"status": "ok"})
     matrix, covariance_type = baseline_matrix(answers, fit_config(tree))
     table = baseline.sweep(matrix, [1, 2, 3, 4], [covariance_type], 2, [0, 1], progress=None)
     segments, _ = segment_profiles(tree)
@@ -64,11 +78,11 @@ def fit():
     return tree, answers, matrix, table, segments, assignments
 
 
-def hand_heldout(answers: np.ndarray) -> tuple[float, float]:
+def hand_heldout(answers: np.ndarray) -> np.ndarray:
     """The 10-fold held-out log probability of the three-pattern households under hard clusters
     (one per pattern) made latent classes: per training fold, class weight n_c / n_train and per
     variable the level probability (count + 1) / (n_c + levels), the count n_c at the pattern's
-    own level and 0 elsewhere. Returns (sum over households, sqrt(n) x sd)."""
+    own level and 0 elsewhere. Returns (n,) natural logs."""
     blocks = [slice(0, 3), slice(3, 5)]
     patterns = np.array(list(PATTERNS.values()))
     kind = np.array([np.flatnonzero((patterns == row).all(axis=1))[0] for row in answers])
@@ -82,7 +96,12 @@ def hand_heldout(answers: np.ndarray) -> tuple[float, float]:
                 counts = n_c[:, None] * patterns[:, block] + 1.0  # (cluster, level)
                 terms = terms + np.log(counts[:, answers[i, block].argmax()] / (n_c + levels))
             pointwise[i] = logsumexp(terms)
-    return pointwise.sum(), float(np.sqrt(len(answers)) * pointwise.std(ddof=1))
+    return pointwise
+
+
+def summed_by_hand(pointwise: np.ndarray) -> tuple[float, float]:
+    """(sum over households, sqrt(n) x sd)."""
+    return pointwise.sum(), float(np.sqrt(len(pointwise)) * pointwise.std(ddof=1))
 
 
 def test_the_bic_choice_is_refitted_to_its_own_run(fit):
@@ -116,9 +135,16 @@ def test_crosstab_and_heldout_scores_match_the_hand_computation(fit):
     assert scores.at[LCA_SIDE, "K_chosen_by"] == "the comparison"
     assert scores.at[LCA_SIDE, "elpd"] == LCA_SCORE["elpd_loo"]
     assert scores.at[LCA_SIDE, "se"] == LCA_SCORE["se_loo"]
-    elpd, se = hand_heldout(answers)
+    gmm_pointwise = hand_heldout(answers)
+    elpd, se = summed_by_hand(gmm_pointwise)
     assert scores.at[GMM_SIDE, "elpd"] == pytest.approx(elpd, rel=1e-9)
     assert scores.at[GMM_SIDE, "se"] == pytest.approx(se, rel=1e-9)
+    # household by household: the better side has 0, the other the paired difference and SE
+    difference, dse = summed_by_hand(LCA_POINTWISE - gmm_pointwise)
+    better, worse = (LCA_SIDE, GMM_SIDE) if difference > 0 else (GMM_SIDE, LCA_SIDE)
+    assert scores.at[better, "elpd_diff"] == 0.0 and scores.at[better, "dse"] == 0.0
+    assert scores.at[worse, "elpd_diff"] == pytest.approx(-abs(difference), rel=1e-6)
+    assert scores.at[worse, "dse"] == pytest.approx(dse, rel=1e-6)
     assert "GMM K = 3" in text and "seed" in text and "n_init 2" in text
     assert "differ" not in text
     stale = table.assign(bic=table["bic"] + 5.0)  # a baseline.csv of other data
@@ -182,7 +208,7 @@ def test_the_report_section_shows_both_tables_traced(fit, tmp_path):
     ]
     assert shown == [c for row in zip(*CROSSTAB, strict=True) for c in row]  # cluster by cluster
     scored = {s["data-col"] for s in report.values if s["data-src"] == "classes_vs_gmm_scores.csv"}
-    assert {"elpd", "se", "K"} <= scored
+    assert {"elpd", "se", "K", "elpd_diff", "dse"} <= scored
     assert text.split(":")[0] in html
     assert all(f"{levels}</span>" in html for levels in CLUSTER_LEVELS)
     (tmp_path / "classes_vs_gmm.csv").unlink()
@@ -190,3 +216,18 @@ def test_the_report_section_shows_both_tables_traced(fit, tmp_path):
     assert "was not made: no baseline.csv" in section_versus_gmm(
         src, lambda item: "not made: no baseline.csv (run segment baseline)"
     )
+
+
+@pytest.mark.parametrize("shift", [-5.0, 5.0])  # the classes' score below, then above the GMM's
+def test_the_better_side_has_zero_difference_and_the_other_the_paired_one(fit, shift):
+    _, answers, matrix, _, _, _ = fit
+    gmm_pointwise = hand_heldout(answers)
+    lca_pointwise = gmm_pointwise + shift + LCA_POINTWISE
+    scores = heldout_scores(
+        (2, "-", np.nan, np.nan), lca_pointwise, matrix, "diag", answers, [3, 2], 3
+    ).set_index("side")
+    difference, dse = summed_by_hand(lca_pointwise - gmm_pointwise)
+    better, worse = (LCA_SIDE, GMM_SIDE) if shift > 0 else (GMM_SIDE, LCA_SIDE)
+    assert scores.at[better, "elpd_diff"] == 0.0 and scores.at[better, "dse"] == 0.0
+    assert scores.at[worse, "elpd_diff"] == pytest.approx(-abs(difference), rel=1e-9)
+    assert scores.at[worse, "dse"] == pytest.approx(dse, rel=1e-9)

@@ -1418,13 +1418,23 @@ def section_versus_gmm(src, setting) -> str:
             "measure, the log probability of each household's observed answers summed over "
             "households (higher is better): the latent classes by PSIS-LOO, the GMM's clusters "
             "(fitted on the other folds and made latent classes, as compare's "
-            "<code>gmm_heldout_elpd</code>) by 10-fold cross-validation. At the same K, "
-            "<code>heldout_diff</code> and its paired SE <code>heldout_dse</code> in "
-            "comparison.csv set the two against each other household by household.</p>",
+            "<code>gmm_heldout_elpd</code>) by 10-fold cross-validation. The difference is taken "
+            "household by household: 0 on the better side's row, and on the other its "
+            "difference with the paired SE (<code>dse</code>); more than 2 dse is a clear "
+            "difference.</p>",
             table(
                 scores,
-                ["side", "K", "K_chosen_by", "elpd", "se", "estimate"],
-                headers=["", "K", "K chosen by", "held-out log score", "SE", "estimate"],
+                ["side", "K", "K_chosen_by", "elpd", "se", "elpd_diff", "dse", "estimate"],
+                headers=[
+                    "",
+                    "K",
+                    "K chosen by",
+                    "held-out log score",
+                    "SE",
+                    "difference",
+                    "dse",
+                    "estimate",
+                ],
             ),
             "<p>Households by GMM cluster (rows, numbered by size, each named by the levels all "
             "its households share, rarest first: the dummies on which the GMM's diagonal "

@@ -19,21 +19,32 @@ describes:
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analysis.inference.elpd import summed
 from analysis.inference.local_dependence import answer_codes
 from analysis.inference.profiles import fit_config, item_levels
 from analysis.selection import baseline
-from analysis.selection.yardstick import HELDOUT_FOLDS, HELDOUT_N_INIT, baseline_matrix, gmm_heldout
+from analysis.selection.loo import entry_elpd
+from analysis.selection.yardstick import (
+    HELDOUT_FOLDS,
+    HELDOUT_N_INIT,
+    baseline_matrix,
+    heldout_pointwise,
+)
 
 CROSSTAB_COLUMNS = (
     "segment", "name", "class_customers", "cluster", "cluster_levels", "cluster_customers",
     "customers",
 )  # fmt: skip
 SHARED_LEVELS = 3  # levels named per GMM cluster (those every household of it has)
-SCORE_COLUMNS = ("side", "K", "K_chosen_by", "estimate", "elpd", "se", "customers")
+SCORE_COLUMNS = (
+    "side", "K", "K_chosen_by", "estimate", "elpd", "se", "customers", "elpd_diff", "dse",
+)  # fmt: skip
 LCA_SIDE = "latent classes (Bayesian LCA)"
 GMM_SIDE = "one-hot GMM + BIC (the seed's recipe)"
 
@@ -118,6 +129,7 @@ def cross_tabulation(
 
 def heldout_scores(
     lca: tuple[int, str, float, float],
+    lca_pointwise: np.ndarray,
     matrix: np.ndarray,
     covariance_type: str,
     indicators: np.ndarray,
@@ -125,23 +137,33 @@ def heldout_scores(
     bic_k: int,
 ) -> pd.DataFrame:
     """Each side's held-out log score, on one measure: the log probability of each household's
-    observed answers, summed over households (the elpd scale), with its SE.
+    observed answers, summed over households (the elpd scale), with its SE, and the two sides
+    compared household by household.
 
     ``lca``: the latent classes' (K, how K was chosen, elpd_loo, se_loo), as ``comparison.csv``
-    has them (NaN when it has no row of that K). The GMM side:
-    :func:`analysis.selection.yardstick.gmm_heldout` at ``bic_k`` on the baseline ``matrix`` (N, D)
-    with ``covariance_type``: its clusters, fitted on 9 of 10 folds, made latent classes that score
-    the households of the tenth from their ``indicators`` (N, levels), ``n_levels`` per variable.
-    Columns :data:`SCORE_COLUMNS`.
+    has them (NaN when it has no row of that K); ``lca_pointwise`` (N,): their pointwise elpd
+    (PSIS-LOO, or chain-stacked for a multimodal fit: :func:`analysis.selection.loo.entry_elpd`).
+    The GMM side: :func:`analysis.selection.yardstick.heldout_pointwise` at ``bic_k`` on the
+    baseline ``matrix`` (N, D) with ``covariance_type``: its clusters, fitted on 9 of 10 folds,
+    made latent classes that score the households of the tenth from their ``indicators``
+    (N, levels), ``n_levels`` per variable.
+
+    Columns :data:`SCORE_COLUMNS`. ``elpd_diff`` and ``dse`` are as in ``az.compare``: 0 on the
+    better side's row; on the other, the difference of the pointwise sums and its paired SE,
+    sqrt(N) x the sd of the per-household differences.
     """
-    gmm = gmm_heldout(matrix, [bic_k], covariance_type, categories=(indicators, n_levels))
+    gmm = heldout_pointwise(matrix, [bic_k], covariance_type, categories=(indicators, n_levels))
+    gmm_elpd, gmm_se = summed(gmm[bic_k])
+    difference, dse = summed(np.asarray(lca_pointwise, dtype=float).ravel() - gmm[bic_k])
+    lca_diff, gmm_diff = (0.0, -difference) if difference >= 0 else (difference, 0.0)
     n = len(matrix)
     rows = [
-        (LCA_SIDE, *lca[:2], "PSIS-LOO (elpd_loo, se_loo of comparison.csv)", *lca[2:], n),
+        (LCA_SIDE, *lca[:2], "PSIS-LOO (elpd_loo, se_loo of comparison.csv)", *lca[2:], n,
+         lca_diff, 0.0 if lca_diff == 0 else dse),
         (GMM_SIDE, bic_k, "lowest BIC in baseline.csv",
          f"{HELDOUT_FOLDS}-fold CV: the one-hot GMM (n_init {HELDOUT_N_INIT}) fitted on the "
          "other folds, its clusters made latent classes (as gmm_heldout_elpd of compare)",
-         gmm.at[0, "gmm_heldout_elpd"], gmm.at[0, "gmm_heldout_se"], n),
+         gmm_elpd, gmm_se, n, gmm_diff, 0.0 if gmm_diff == 0 else dse),
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
 
@@ -188,7 +210,11 @@ def compare_with_baseline(
     if comparison is not None and (comparison["K"] == k).any():
         chosen = comparison.loc[comparison["K"] == k].iloc[0]
         lca = (k, how, float(chosen["elpd_loo"]), float(chosen["se_loo"]))
-    scores = heldout_scores(lca, matrix, row["covariance_type"], answered, n_levels, bic_k)
+    status = json.loads(tree.attrs["segment_diagnostics"])["status"]
+    pointwise = np.asarray(entry_elpd(tree, status)[0].elpd_i).ravel()
+    scores = heldout_scores(
+        lca, pointwise, matrix, row["covariance_type"], answered, n_levels, bic_k
+    )
     text = (
         f"GMM K = {bic_k} ({row['covariance_type']} covariance, seed {int(row['seed'])}, "
         f"n_init {int(row['n_init'])}): BIC {row['bic']:,.1f} in baseline.csv, {bic:,.1f} refitted"

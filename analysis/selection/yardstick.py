@@ -157,18 +157,18 @@ def clusters_as_hurdle_segments(
     return logsumexp(score(*(point[name] for name in hurdle.PARAMETERS)), axis=1)
 
 
-def gmm_heldout(
+def heldout_pointwise(
     x: np.ndarray,
     ks: list[int],
     covariance_type: str,
     folds: int = HELDOUT_FOLDS,
     n_init: int = HELDOUT_N_INIT,
     seed: int = 0,
-    elpd_i: dict[int, np.ndarray] | None = None,
     categories: tuple[np.ndarray, list[int]] | None = None,
     zero_values=None,
-) -> pd.DataFrame:
-    """K-fold held-out log density of the EM-fitted GMM per K, on the elpd scale.
+) -> dict[int, np.ndarray]:
+    """K-fold held-out log density of the EM-fitted GMM per customer: K -> (n,) natural logs,
+    in the rows' order; all NaN for a K that EM cannot fit on some fold.
 
     For each fold, EM (``n_init`` starts) on the other folds, then the log density of every
     held-out customer. With ``categories`` (the (n, levels) 0/1 indicators the latent class fits
@@ -178,18 +178,11 @@ def gmm_heldout(
     log density under the GMM's clusters made hurdle segments
     (:func:`clusters_as_hurdle_segments`): the EM density on exact zeros is not a probability of
     zero spend, so it is not compared.
-    ``gmm_heldout_elpd`` sums them over customers and
-    ``gmm_heldout_se`` is
-    sqrt(n) x their sd, as for ``elpd_loo``. With the Bayesian fits' pointwise ``elpd_i`` (K ->
-    (n,) in the rows' order), ``heldout_diff`` = elpd_loo - gmm_heldout_elpd and its paired SE
-    ``heldout_dse`` = sqrt(n) x sd of the per-customer differences, as ``dse`` in ``compare``.
-    (10-fold refits see 90% of the data, LOO all but one customer: a small bias, of the order of
-    the number of parameters / 10, in LOO's favour.)
     """
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(x))
     if zero_values is not None:  # every customer, compiled once: each fold keeps its test rows
         score = hurdle.log_joint_function(x, zero_values)
-    rows = []
+    scores = {}
     for k in ks:
         pointwise = np.empty(len(x))
         for train, test in splits:
@@ -208,6 +201,29 @@ def gmm_heldout(
                 pointwise[test] = clusters_as_latent_classes(
                     model.predict_proba(x[train]), indicators[train], indicators[test], n_levels
                 )
+        scores[k] = pointwise
+    return scores
+
+
+def gmm_heldout(
+    x: np.ndarray,
+    ks: list[int],
+    covariance_type: str,
+    elpd_i: dict[int, np.ndarray] | None = None,
+    **heldout,
+) -> pd.DataFrame:
+    """The held-out scores of :func:`heldout_pointwise` (``heldout``: its keyword options) per K,
+    on the elpd scale.
+
+    ``gmm_heldout_elpd`` sums them over customers and ``gmm_heldout_se`` is sqrt(n) x their sd,
+    as for ``elpd_loo``. With the Bayesian fits' pointwise ``elpd_i`` (K -> (n,) in the rows'
+    order), ``heldout_diff`` = elpd_loo - gmm_heldout_elpd and its paired SE ``heldout_dse`` =
+    sqrt(n) x sd of the per-customer differences, as ``dse`` in ``compare``. (10-fold refits see
+    90% of the data, LOO all but one customer: a small bias, of the order of the number of
+    parameters / 10, in LOO's favour.)
+    """
+    rows = []
+    for k, pointwise in heldout_pointwise(x, ks, covariance_type, **heldout).items():
         row = {"K": k}
         row["gmm_heldout_elpd"], row["gmm_heldout_se"] = summed(pointwise)
         if elpd_i is not None and k in elpd_i:
