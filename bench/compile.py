@@ -1,8 +1,9 @@
-"""Measure nutpie's compile options for the project's GMM: compile time and gradient cost per K.
+"""Measure nutpie's compile options for the project's models: compile time and gradient cost per K.
 
-``python -m bench.compile [--quick] [--k 1,2,4,6,8,10] [--data PATH]``
+``python -m bench.compile [--quick] [--k 1,2,4,6,8,10] [--model gmm|hurdle] [--data PATH]``
 
-On ``marketing`` (log-standardize, 2,240 x 6), every K of the list is compiled and sampled
+On ``marketing`` (log-standardize, 2,240 x 6), the GMM (default) or the hurdle mixture (the
+default model for spend with zeros), every K of the list is compiled and sampled
 (chains x (tune + draws), EM start) in a child process of its own, under three options:
 
 1. ``numba-fresh``: nutpie's numba backend with a new, empty PyTensor compile directory, the
@@ -17,7 +18,8 @@ evaluations (warm-up included) and wall microseconds per evaluation (sampling wa
 chains' evaluations). The ratios then say what each option costs: jax over numba-warm for
 compile and for the gradient, and, for a padded model compiled once at K_max and reused for
 every K (the other way to pay compilation once), the gradient at K_max over the gradient at K.
-Writes ``bench/results/compile.csv`` and ``bench/results/compile_ratios.csv``.
+Writes ``bench/results/compile.csv`` and ``bench/results/compile_ratios.csv`` (the hurdle:
+``compile_hurdle.csv``, ``compile_hurdle_ratios.csv``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ SETTINGS = {
 OPTIONS = ("numba-fresh", "numba-warm", "jax")
 
 
-def child(data: Path, k: int, backend: str, chains: int, tune: int, draws: int) -> dict:
+def child(
+    data: Path, model_name: str, k: int, backend: str, chains: int, tune: int, draws: int
+) -> dict:
     """Compile and sample the K model once; the measurements (run in the child process)."""
     import nutpie
 
@@ -50,7 +54,7 @@ def child(data: Path, k: int, backend: str, chains: int, tune: int, draws: int) 
     from bench.idiomatic import marketing_spec
 
     settings = SamplerSettings(chains, draws, tune, seed=0, backend=backend)
-    spec, x, dataset = marketing_spec(str(data), {"covariance": "full"}, settings)
+    spec, x, dataset = marketing_spec(str(data), {"covariance": "full"}, settings, model_name)
     priors = spec.mixture.merged_priors(spec.priors)
     initial = spec.mixture.initial_point(x, k, priors=priors, seed=0, **spec.options)
     started = time.perf_counter()
@@ -81,13 +85,15 @@ def child(data: Path, k: int, backend: str, chains: int, tune: int, draws: int) 
     }
 
 
-def run_option(option: str, k: int, settings: dict, data: Path, compiledir: Path) -> dict:
+def run_option(
+    option: str, model_name: str, k: int, settings: dict, data: Path, compiledir: Path
+) -> dict:
     """One child process; numba options share ``compiledir`` as their PyTensor cache."""
     backend = option.split("-")[0]
     env = os.environ | {"PYTENSOR_FLAGS": f"base_compiledir={compiledir}"}
     command = [
         sys.executable, "-m", "bench.compile", "--child", "--k", str(k), "--backend", backend,
-        "--data", str(data), "--chains", str(settings["chains"]),
+        "--data", str(data), "--model", model_name, "--chains", str(settings["chains"]),
         "--tune", str(settings["tune"]), "--draws", str(settings["draws"]),
     ]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -127,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small settings for iteration")
     parser.add_argument("--k", help="comma-separated K list (default 1,2,4,6,8,10; quick 2,4)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--model", choices=("gmm", "hurdle"), default="gmm")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
@@ -135,12 +142,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.child:
         k = int(args.k)
-        print(json.dumps(child(args.data, k, args.backend, args.chains, args.tune, args.draws)))
+        print(
+            json.dumps(
+                child(args.data, args.model, k, args.backend, args.chains, args.tune, args.draws)
+            )
+        )
         return
     settings = SETTINGS["quick" if args.quick else "full"]
     ks = [int(k) for k in (args.k or settings["k"]).split(",")]
     print(
-        f"bench.compile: K = {ks}, options {OPTIONS}, {machine()}; settings {settings}",
+        f"bench.compile: {args.model}, K = {ks}, options {OPTIONS}, {machine()}; "
+        f"settings {settings}",
         file=sys.stderr,
     )
     rows = []
@@ -148,7 +160,9 @@ def main(argv: list[str] | None = None) -> None:
         for option in OPTIONS:
             for k in ks:
                 print(f"[{option}] K={k}", file=sys.stderr)
-                rows.append(run_option(option, k, settings, args.data, Path(compiledir)))
+                rows.append(
+                    run_option(option, args.model, k, settings, args.data, Path(compiledir))
+                )
                 print(
                     f"[{option}] K={k}: compile {rows[-1]['compile_seconds']:.1f} s, "
                     f"{rows[-1]['microseconds_per_gradient']:.0f} us per gradient",
@@ -156,9 +170,11 @@ def main(argv: list[str] | None = None) -> None:
                 )
     table = pd.DataFrame(rows)
     ratio_table = ratios(table)
-    write_table(table, args.out / "compile.csv")
-    write_table(ratio_table, args.out / "compile_ratios.csv")
-    print(f"wrote {args.out / 'compile.csv'} and {args.out / 'compile_ratios.csv'}")
+    suffix = "" if args.model == "gmm" else f"_{args.model}"
+    written = [args.out / f"compile{suffix}.csv", args.out / f"compile{suffix}_ratios.csv"]
+    write_table(table, written[0])
+    write_table(ratio_table, written[1])
+    print(f"wrote {written[0]} and {written[1]}")
 
 
 if __name__ == "__main__":
