@@ -1,6 +1,6 @@
 """The README's summary of a run directory, in Markdown, read from the run's own files.
 
-    python -m bench.run_summary runs/main [--wall SECONDS] [--commit REV]
+    python -m bench.run_summary runs/main [--wall SECONDS] [--commit REV] [--fresh-clone]
 
 Prints the per-K diagnostics (status, attempts, seconds), the comparison (elpd_loo with its SE,
 elpd_diff and dse, the chosen K), the warnings ``segment compare`` gave, and the reported
@@ -26,7 +26,7 @@ def interval(row: pd.Series, name: str, digits: int = 3) -> str:
     )
 
 
-def summary(run: Path, wall: float | None, commit: str | None) -> str:
+def summary(run: Path, wall: float | None, commit: str | None, fresh_clone: bool = False) -> str:
     settings = pd.read_csv(run / "settings.csv").set_index("item")["value"]
     diagnostics = pd.read_csv(run / "diagnostics.csv")
     comparison = pd.read_csv(run / "comparison.csv")
@@ -34,7 +34,7 @@ def summary(run: Path, wall: float | None, commit: str | None) -> str:
     chosen = int(settings["K reported"])
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d}"
-        + (f" on a fresh clone at {commit}" if commit else "")
+        + ((" on a fresh clone" if fresh_clone else "") + f" at {commit}" if commit else "")
         + f": `{settings['dataset']}`, model `{settings['model']}`, {settings['chains']} chains "
         f"x ({settings['tune']} + {settings['draws']}), backend {settings['backend']}"
         + (f"; {int(wall // 60)} min {wall % 60:.0f} s in all" if wall else "")
@@ -48,6 +48,10 @@ def summary(run: Path, wall: float | None, commit: str | None) -> str:
     for _, row in merged.iterrows():
         mark = " **reported**" if int(row["K"]) == chosen else ""
         status = row["status"]
+        if status == "skipped":  # not fitted: the sweep's stopping rule
+            reason = str(row["reason"]).removeprefix("not fitted: ")
+            lines.append(f"| {int(row['K'])} | skipped ({reason}) | | | | | | |")
+            continue
         if row["status_compared"] != status:  # e.g. multimodal, compared by its stacked chains
             status += f" ({row['status_compared']})"
         lines.append(
@@ -78,8 +82,9 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--wall", type=float, help="measured wall time of the run, seconds")
     parser.add_argument("--commit", help="the commit the run was made at")
+    parser.add_argument("--fresh-clone", action="store_true", help="the run was on a fresh clone")
     args = parser.parse_args()
-    print(summary(args.run, args.wall, args.commit))
+    print(summary(args.run, args.wall, args.commit, args.fresh_clone))
 
 
 if __name__ == "__main__":
