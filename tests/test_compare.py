@@ -108,6 +108,14 @@ def test_stacked_entries_are_chosen_and_a_better_failed_k_is_reported_loudly():
     warnings = [line for line in lines if line.startswith("WARNING")]
     assert len(warnings) == 1 and "K=4 (divergent) is 100.0 elpd better" in warnings[0]
     assert warnings[0].endswith("To settle it: segment fit --k 4 --tune 2000 --out runs/x")
+    table["settle_seconds"] = [np.nan, np.nan, np.nan, 640.0, np.nan]  # twice a 320 s fit
+    warnings = [line for line in decision_lines(table) if line.startswith("WARNING")]
+    assert warnings[0].endswith(
+        "To settle it (about 11 min): segment fit --k 4 --tune 2000 --out runs/x"
+    )
+    table["settle_seconds"] = [np.nan, np.nan, np.nan, 80.0, np.nan]
+    warnings = [line for line in decision_lines(table) if line.startswith("WARNING")]
+    assert "To settle it (about 80 s): " in warnings[0]
     table.loc[table["K"] == 4, "dse"] = 60.0  # within 2 dse: not clearly better, no warning
     assert not [line for line in decision_lines(table) if line.startswith("WARNING")]
 

@@ -397,6 +397,12 @@ def compare_fits(
         settle_command(by_k[k], status, paths.root)
         for k, status in zip(table["K"], table["status"], strict=True)
     ]
+    # the settle command doubles warm-up and draws: about twice the fit's own seconds
+    fit_seconds = {a["config"]["K"]: a["diagnostics"]["seconds"] for a in saved.values()}
+    table["settle_seconds"] = [
+        2.0 * fit_seconds[k] if command else np.nan
+        for k, command in zip(table["K"], table["settle"], strict=True)
+    ]
     table["extend"] = [
         extend_command(by_k[k], paths.root) if k == max(ks) else "" for k in table["K"]
     ]

@@ -164,6 +164,11 @@ def decision_lines(table: pd.DataFrame, rule_se: float = RULE_SE) -> list[str]:
     return lines
 
 
+def duration(seconds: float) -> str:
+    """``"40 s"`` under 90 s, else whole minutes, ``"11 min"``."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def better_unusable(table: pd.DataFrame, chosen: int | None, rule_se: float) -> list[str]:
     """A loud line for every fit the rule may not use whose elpd_loo is more than ``rule_se``
     x its dse (against the best usable fit) above the chosen K's, with the command that would
@@ -177,12 +182,14 @@ def better_unusable(table: pd.DataFrame, chosen: int | None, rule_se: float) -> 
         gain = row["elpd_diff"] - c["elpd_diff"]
         if gain > rule_se * row["dse"]:
             settle = row.get("settle", "")
+            seconds = row.get("settle_seconds", np.nan)
+            estimate = f" (about {duration(seconds)})" if pd.notna(seconds) else ""
             lines.append(
                 f"WARNING: K={int(row['K'])} ({row['status']}) is {gain:,.1f} elpd better than "
                 f"the chosen K={chosen} (dse {row['dse']:,.1f} against the best usable fit), but "
                 "its diagnostics failed, so the rule could not use it: the choice may be "
                 "made by the failure, not by the data."
-                + (f" To settle it: {settle}" if settle else "")
+                + (f" To settle it{estimate}: {settle}" if settle else "")
             )
     return lines
 
