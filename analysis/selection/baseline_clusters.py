@@ -155,15 +155,20 @@ def heldout_scores(
     gmm = heldout_pointwise(matrix, [bic_k], covariance_type, categories=(indicators, n_levels))
     gmm_elpd, gmm_se = summed(gmm[bic_k])
     difference, dse = summed(np.asarray(lca_pointwise, dtype=float).ravel() - gmm[bic_k])
-    lca_diff, gmm_diff = (0.0, -difference) if difference >= 0 else (difference, 0.0)
+    if np.isnan(difference):  # EM could not fit the baseline's K on some fold: no comparison
+        lca_vs, gmm_vs = (np.nan, np.nan), (np.nan, np.nan)
+    elif difference >= 0:
+        lca_vs, gmm_vs = (0.0, 0.0), (-difference, dse)
+    else:
+        lca_vs, gmm_vs = (difference, dse), (0.0, 0.0)
     n = len(matrix)
     rows = [
         (LCA_SIDE, *lca[:2], "PSIS-LOO (elpd_loo, se_loo of comparison.csv)", *lca[2:], n,
-         lca_diff, 0.0 if lca_diff == 0 else dse),
+         *lca_vs),
         (GMM_SIDE, bic_k, "lowest BIC in baseline.csv",
          f"{HELDOUT_FOLDS}-fold CV: the one-hot GMM (n_init {HELDOUT_N_INIT}) fitted on the "
          "other folds, its clusters made latent classes (as gmm_heldout_elpd of compare)",
-         gmm_elpd, gmm_se, n, gmm_diff, 0.0 if gmm_diff == 0 else dse),
+         gmm_elpd, gmm_se, n, *gmm_vs),
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
 
