@@ -71,8 +71,9 @@ def summary(run: Path, wall: float | None, commit: str | None, fresh_clone: bool
     for _, row in segments.iterrows():
         has_revenue = pd.notna(row.get("revenue_share"))  # latent classes have no revenue
         revenue = interval(row, "revenue_share") if has_revenue else "n/a"
+        tier = row["tier"] if pd.notna(row["tier"]) else "n/a"
         lines.append(
-            f"| {row['name']} | {interval(row, 'weight')} | {revenue} | {row['tier'] if pd.notna(row['tier']) else 'n/a'} | "
+            f"| {row['name']} | {interval(row, 'weight')} | {revenue} | {tier} | "
             f"{int(row['customers']):,} | {int(row['precise']):,} |"
         )
     return "\n".join(lines)
