@@ -100,7 +100,7 @@ COLUMNS = (
     "pareto_k_remaining", "pareto_k_good", "pareto_k_very_bad", "k_threshold", "elpd_psis",
     "p_waic", "waic_p_over_0_4", "gmm_heldout_elpd", "gmm_heldout_se", "heldout_diff",
     "heldout_dse", "bic_seeds", "elpd_outside", "se_outside", "n_outside", "outside_diff",
-    "outside_dse", "diagnostics_reason", "loo_note", "settle", "extend",
+    "outside_dse", "diagnostics_reason", "loo_note", "settle", "settle_seconds", "extend",
 )  # fmt: skip
 DATA_FILE_DATASETS = ("marketing", "csv")  # datasets read from --data
 
