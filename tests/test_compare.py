@@ -342,6 +342,12 @@ def test_outputs_are_written(run_dir, compared):
     assert set(REQUIRED) <= set(saved.columns)
     assert list(saved.columns) == list(COLUMNS)
     assert saved["chosen"].dtype == bool and saved["chosen"].sum() == 1
+    # every K with a settle command carries its expected time (twice its fit's seconds)
+    has_command = saved["settle"].fillna("") != ""
+    assert (saved["settle_seconds"].notna() == has_command).all()
+    for _, row in saved[has_command].iterrows():
+        seconds = saved_attrs(run_dir.fit(int(row["K"])))["diagnostics"]["seconds"]
+        assert row["settle_seconds"] == pytest.approx(2.0 * seconds)
     markdown = run_dir.comparison_md.read_text()
     assert "Chosen K=3" in markdown and "Rule:" in markdown
     for name in ("compare", "elpd_vs_bic", "khat", "baseline"):
