@@ -14,7 +14,6 @@ at one chunk of intermediates plus the float32 memberships.
 from __future__ import annotations
 
 import numpy as np
-import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 
@@ -70,14 +69,14 @@ def compile_memberships(
         return [loglik, pt.exp(log_joint - loglik[..., None]).astype("float32")]
 
     if not mixture.structured(value):
-        return pytensor.function([data, *inputs], outputs())
+        return compiled.exact_function([data, *inputs], outputs())
     structure = mixture.data_structure(options)
     expected = structure(value)
     of_structure = compiled.of_data(
         f"memberships of {mixture.name}",
         expected,
         {"options": options, "ndims": [p.ndim for p in parameters]},
-        lambda: pytensor.function([data, *inputs], outputs(pattern=value)),
+        lambda: compiled.exact_function([data, *inputs], outputs(pattern=value)),
     )
 
     def function(block: np.ndarray, *chunk: np.ndarray):
