@@ -53,7 +53,8 @@ def exact_function(inputs: list, outputs) -> Callable:
     log-likelihoods 1 ulp apart between processes (20 of a hurdle K = 1 fit's 48,000 values,
     2026-12-03), so a fit was not bit for bit the same in-process and on a Dask worker. Exact
     flags cost nothing measurable here: marketing's K = 5 memberships of 4,000 draws took
-    2.3 s with them and 2.4 s without.
+    2.3 s with them and 2.4 s without. ``change_flags`` is process-global: compile from one
+    thread at a time (the fit's chain threads only sample).
     """
     with pytensor.config.change_flags(numba__fastmath=False):
         return pytensor.function(inputs, outputs)
