@@ -118,15 +118,16 @@ def test_the_mixed_model_takes_its_continuous_pattern():
 
 @pytest.fixture
 def counted_compiles(monkeypatch):
-    """Calls of ``pytensor.function`` by the membership step, with an empty compile cache."""
+    """Compilations by the membership step (calls of ``compiled.exact_function``), with an empty
+    compile cache."""
     calls = []
-    original = membership.pytensor.function
+    original = compiled.exact_function
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(membership.pytensor, "function", counting)
+    monkeypatch.setattr(compiled, "exact_function", counting)
     monkeypatch.setattr(compiled, "_kept", OrderedDict())
     return calls
 
