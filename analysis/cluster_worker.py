@@ -33,7 +33,8 @@ class WorkerEnvironment(NannyPlugin):
     """Nanny plugin for the workers of a cluster given by ``--scheduler``: each nanny sets
     :func:`worker_environment` for its worker, then restarts the worker with it (``restart``), so
     PyTensor and JAX are imported with it. A worker started without a nanny (``--no-nanny``) is
-    left as it is. Each nanny holds a compile slot (:func:`take_compile_slot`) for its life."""
+    left as it is, and the client names it in a WARNING. Each nanny holds a compile slot
+    (:func:`take_compile_slot`) for its life."""
 
     restart = True
     name = "segment-worker-environment"

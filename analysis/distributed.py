@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -142,6 +143,26 @@ class Cluster:
         return self.client.scatter(value, broadcast=True, hash=False)
 
 
+def workers_without_nanny(client) -> list[str]:
+    """Addresses of the cluster's workers that have no nanny (started with ``--no-nanny``): the
+    nanny plugin cannot give them the environment of
+    :func:`analysis.worker_environment.worker_environment`."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    return sorted(address for address, worker in workers.items() if not worker.get("nanny"))
+
+
+def warn_of_workers_without_nanny(client) -> None:
+    """One WARNING line on stderr naming the workers of :func:`workers_without_nanny`."""
+    bare = workers_without_nanny(client)
+    if bare:
+        print(
+            f"WARNING: {len(bare)} Dask worker(s) run without a nanny ({', '.join(bare)}): they "
+            "share PyTensor's compile directory and use every core per task; start them "
+            "without --no-nanny",
+            file=sys.stderr,
+        )
+
+
 _current: ContextVar[Cluster | None] = ContextVar("segment_cluster", default=None)
 
 
@@ -188,6 +209,7 @@ def open_cluster(options: ClusterOptions) -> Iterator[Cluster | None]:
                     f"({type(error).__name__}); start one with `dask scheduler`"
                 ) from None
             client.register_plugin(WorkerEnvironment())
+            warn_of_workers_without_nanny(client)
         token = _current.set(Cluster(client, options))
         try:
             yield _current.get()

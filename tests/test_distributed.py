@@ -67,9 +67,9 @@ def test_each_worker_has_its_own_compile_directory_and_one_thread(tmp_path):
     assert first["OMP_NUM_THREADS"] == first["SEGMENT_SAMPLING_CORES"] == "1"
 
 
-def test_the_workers_of_a_scheduler_get_their_environment_from_the_nanny_plugin():
+def test_the_workers_of_a_scheduler_get_their_environment_from_the_nanny_plugin(capsys):
     """--scheduler: a cluster started without this package's nanny; connecting restarts each
-    worker with its own compile slot and one-thread XLA."""
+    worker with its own compile slot and one-thread XLA, and warns of nothing."""
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as plain:
@@ -83,6 +83,20 @@ def test_the_workers_of_a_scheduler_get_their_environment_from_the_nanny_plugin(
     assert all(
         "--xla_cpu_multi_thread_eigen=false" in e["XLA_FLAGS"] for e in environments.values()
     )
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_workers_without_a_nanny_are_named_in_a_warning(capsys):
+    """--scheduler with workers the nanny plugin cannot restart (no nanny: here, threads of this
+    process, which has no worker environment): one WARNING line names them."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, protocol="tcp", dashboard_address=None) as bare:
+        with open_cluster(ClusterOptions(scheduler=bare.scheduler_address)):
+            pass
+        address = next(iter(bare.workers.values())).address
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "without a nanny" in warnings[0] and address in warnings[0]
 
 
 def spec(subsample: int | None = None) -> FitSpec:
