@@ -416,3 +416,36 @@ def test_the_next_k_command_fits_two_more_k_with_the_same_settings():
     assert f"--k 4 --chains {config['sampler']['chains']} --tune {2 * tune} " in settle_command(
         config, "slow", "runs/m"
     )
+
+
+def test_the_settle_command_of_a_dataframe_fit_is_the_python_call():
+    """A fit from Python has no data file: its settle and next-K commands are the
+    ``Segmentation(...).fit(customers, out=...)`` call, which constructs with the fit's
+    settings."""
+    import ast
+
+    from analysis import Segmentation
+    from analysis.inference.fit import FitSpec
+    from analysis.selection.compare import extend_command, settle_command
+
+    config = FitSpec(
+        "csv", "DataFrame sha256:0123456789abcdef", "hurdle", {"name": "log-standardize"}
+    ).identity(4)
+    tune, draws = config["sampler"]["tune"], config["sampler"]["draws"]
+    for command, k, expected_tune, expected_draws in [
+        (settle_command(config, "slow", "runs/m"), "4", 2 * tune, 2 * draws),
+        (extend_command(config, "runs/m"), "5-6", tune, draws),
+    ]:
+        assert "--data" not in command and command.endswith("(DataFrame sha256:0123456789abcdef)")
+        call = ast.parse(command.split(", customers being")[0], mode="eval").body
+        assert call.func.attr == "fit" and ast.literal_eval(call.keywords[0].value) == "runs/m"
+        seg = eval(
+            compile(ast.Expression(call.func.value), "settle", "eval"),
+            {"Segmentation": Segmentation},
+        )
+        assert (seg.model, seg.k, seg.transform) == ("hurdle", k, "log-standardize")
+        assert (seg.chains, seg.tune, seg.draws) == (
+            config["sampler"]["chains"],
+            expected_tune,
+            expected_draws,
+        )

@@ -52,6 +52,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from analysis.data.datasets import FRAME_SOURCE
 from analysis.errors import InputError
 from analysis.inference.diagnostics import CHOOSABLE
 from analysis.inference.elpd import summed
@@ -108,8 +109,16 @@ DATA_FILE_DATASETS = ("marketing", "csv")  # datasets read from --data
 def fit_command(config: dict, root, ks: str, tune: int, draws: int) -> str:
     """The ``segment fit`` command line that fits ``ks`` (e.g. "4" or "5-6") on the data,
     transform and model of the saved fit ``config``, with its chains and the given warm-up and
-    draws, into the run directory ``root``."""
+    draws, into the run directory ``root``; for a fit of a DataFrame (``analysis.Segmentation``),
+    the Python call that does it."""
     sampler, transform = config["sampler"], config["transform"]
+    if str(config["source"]).startswith(FRAME_SOURCE):  # fitted from Python: the call, not a CLI
+        return (
+            f"Segmentation(model={config['model']!r}, k={ks!r}, chains={sampler['chains']}, "
+            f"tune={tune}, draws={draws}, transform={transform['name']!r})"
+            f".fit(customers, out={str(root)!r}), customers being the DataFrame fitted "
+            f"({config['source']})"
+        )
     data = f" --data {config['source']}" if config["dataset"] in DATA_FILE_DATASETS else ""
     if config["dataset"] == "csv":
         data += f" --features {','.join(transform['columns'])}"
