@@ -21,23 +21,28 @@ segments (population group and scores.csv) against the true labels; then the clu
 ratios, and whether both modes gave the same assignments. Memory stays bounded by the block size
 (``analysis.inference.subsample.BLOCK_ELEMENTS``): no N x draws array is ever made.
 
-Writes ``bench/results/million.csv``.
+Writes ``bench/results/million.csv`` (with the date, the commit and the 1-minute load before each
+mode). ``python -m bench.million --markdown`` prints that file as bench/README.md's table, to paste
+between its ``<!-- BEGIN million -->`` and ``<!-- END million -->`` lines.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from analysis.inference.fit import source_commit
 from bench.output import RESULTS, machine, write_table
 from bench.scale import N_FEATURES, simulated
 
@@ -123,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--draws", type=int, default=250)
     parser.add_argument("--score-draws", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--markdown", action="store_true", help="print bench/results/million.csv; run nothing"
+    )
     parser.add_argument("--mode", choices=("in-process", "cluster"), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--labels", help=argparse.SUPPRESS)
@@ -132,6 +140,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.mode == "in-process":
             args.workers = None
         print(json.dumps(run_mode(args)), flush=True)
+        return
+    if args.markdown:
+        print(markdown(pd.read_csv(RESULTS / "million.csv")))
         return
     print(f"machine: {machine()}", flush=True)
     results = []
@@ -148,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
                 str(args.chains), "--tune", str(args.tune), "--draws", str(args.draws),
                 "--score-draws", str(args.score_draws),
             ]  # fmt: skip
+            load = os.getloadavg()[0]
             started = time.perf_counter()
             child = subprocess.run(command, capture_output=True, text=True)
             if child.returncode != 0:
@@ -155,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"{mode}: exit {child.returncode}")
             result = json.loads(child.stdout.strip().splitlines()[-1])
             result["total_s"] = time.perf_counter() - started
+            result["load_before"] = load
             results.append(result)
             print(f"{mode}: done in {result['total_s']:.0f} s", flush=True)
         same = {
@@ -166,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
             for name in ("modal.npy", "scores_segment.npy")
         }
     local, remote = results
+    measured = {"date": f"{datetime.now(UTC):%Y-%m-%d}", "commit": source_commit()[:7]}
     print(f"fit file population group: {', '.join(local['population_vars'])}")
     print(f"scores.csv columns: {', '.join(local['scores_columns'])}")
     print(f"same modal segments in both modes: fit {same['modal.npy']}, "
@@ -186,6 +200,8 @@ def main(argv: list[str] | None = None) -> None:
                 "ari_scores": result["ari_scores"],
                 "status": result["status"],
                 "max_rhat": result["max_rhat"],
+                "load_before": result["load_before"],
+                **measured,
             }
         )
     rows.append(
@@ -196,9 +212,40 @@ def main(argv: list[str] | None = None) -> None:
                 for column in ("fit_s", "sampling_s", "population_s", "score_s", "total_s")
             },
             "client_peak_mb": remote["client_peak_mb"] / local["client_peak_mb"],
+            **measured,
         }
     )
     write_table(pd.DataFrame(rows), RESULTS / "million.csv")
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """bench/README.md's table of ``million.csv``: a line saying when, at which commit and under
+    what load, then one row per mode and the cluster / in-process ratios."""
+    modes, ratio = table.iloc[:-1], table.iloc[-1]
+    loads = ", ".join(f"{row['mode']} {row['load_before']:.1f}" for _, row in modes.iterrows())
+    lines = [
+        f"Measured {ratio['date']} at {ratio['commit']}; 1-minute load before each mode: {loads}.",
+        "",
+        "| mode | fit (s) | of which sampling | population pass | score (s) | total (s) "
+        "| peak RSS client (MB) | peak RSS workers (MB) | ARI fit | ARI score "
+        "| status (max R-hat) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    seconds = ("fit_s", "sampling_s", "population_s", "score_s", "total_s")
+    for _, row in modes.iterrows():
+        lines.append(
+            f"| {row['mode']} | "
+            + " | ".join(f"{row[name]:.0f}" for name in seconds)
+            + f" | {row['client_peak_mb']:,.0f} | {row['worker_peak_mb']} | "
+            f"{row['ari_population']:.3f} | {row['ari_scores']:.3f} | "
+            f"{row['status']} ({row['max_rhat']:.3f}) |"
+        )
+    lines.append(
+        "| ratio | "
+        + " | ".join(f"{ratio[name]:.2f}" for name in seconds)
+        + f" | {ratio['client_peak_mb']:.2f} | | | | |"
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
