@@ -25,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.data.datasets import FRAME_SOURCE, Dataset, load_frame
-from analysis.decisions.score import check_draws, fit_columns, score_dataset
+from analysis.data.joins import SEPARATOR, join_variables, parse_joins
+from analysis.decisions.score import check_draws, fit_columns, joined_like_fit, score_dataset
 from analysis.distributed import ClusterOptions, cluster_options, open_cluster
 from analysis.errors import InputError, check_choice
 from analysis.inference.fit import adaptation_of, backend_of, described_mode, load_fit, saved_attrs
@@ -189,6 +190,7 @@ class Segmentation:
         customers: pd.DataFrame,
         *,
         categorical: list[str] | None = None,
+        join: Iterable[str | Iterable[str]] = (),
         out: str | Path | None = None,
     ) -> Segmentation:
         """Fit the mixture with every K, as ``segment fit`` does, into a run directory.
@@ -201,6 +203,10 @@ class Segmentation:
             together give the mixed model.
         categorical : list of str, optional
             The categorical columns; default: the columns of dtype ``category``.
+        join : iterable of str or of iterables of str, optional
+            Groups of categorical columns that nearly determine each other, each fitted as one
+            joint variable (``--join``, :mod:`analysis.data.joins`): ``["a+b"]`` or
+            ``[("a", "b")]``. :meth:`score` joins them in a new table too.
         out : str or pathlib.Path, optional
             Run directory, as ``segment fit --out``: each fit is saved there as it finishes, and
             the fits already saved with the same configuration and data are reused (an
@@ -247,11 +253,14 @@ class Segmentation:
         paths = None if out is None else RunPaths(Path(out))
         if paths is not None:
             paths.check_writable("--out")
+        groups = parse_joins([g if isinstance(g, str) else SEPARATOR.join(g) for g in join])
         dataset = load_frame(customers, categorical=categorical, missing=self.missing)
+        dataset = join_variables(dataset, groups)
         transform, notes = fitted_transform(dataset, self.transform, "indicators")
         plan = plan_fit(
-            dataset, transform, notes, self.model, self.covariance, settings, self.subsample
-        )
+            dataset, transform, notes, self.model, self.covariance, settings, self.subsample,
+            tuple(groups),
+        )  # fmt: skip
         plan = replace(plan, spec=replace(plan.spec, source=_data_source(dataset)))
         scratch = None  # an interrupted fit leaves this object as it was
         if paths is None:
@@ -409,8 +418,10 @@ class Segmentation:
         check_threshold(precise_threshold)
         check_draws(draws)
         tree = load_fit(self._run().fit(self._k(k)))
-        features, categorical = fit_columns(fit_config(tree))
+        config = fit_config(tree)
+        features, categorical = fit_columns(config)
         dataset = load_frame(customers, features, categorical, self.missing, fitting=False)
+        dataset = joined_like_fit(dataset, config)
         with open_cluster(self._cluster()):
             return score_dataset(tree, dataset, precise_threshold, draws)
 

@@ -449,3 +449,18 @@ def test_the_settle_command_of_a_dataframe_fit_is_the_python_call():
             expected_tune,
             expected_draws,
         )
+
+
+def test_the_python_call_of_a_joined_dataframe_fit_repeats_its_joins():
+    import ast
+
+    from analysis.inference.fit import FitSpec
+    from analysis.selection.compare import settle_command
+
+    config = FitSpec(
+        "csv", "DataFrame sha256:0123456789abcdef", "lca", {"name": "indicators"},
+        joins=(("q4", "q5"),),
+    ).identity(3)  # fmt: skip
+    call = ast.parse(settle_command(config, "slow", "r").split(", customers being")[0], mode="eval")
+    keywords = {k.arg: ast.literal_eval(k.value) for k in call.body.keywords}
+    assert keywords == {"join": ["q4+q5"], "out": "r"}

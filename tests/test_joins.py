@@ -175,3 +175,55 @@ def test_a_joint_variable_is_suggested_by_its_members():
     pairs = pairs_table([("household_size+kids_count", "household_comp", True, 0.95)])
     assert suggested_joins(pairs) == [("household_size", "kids_count", "household_comp")]
     assert suggested_joins(pairs_table([("a", "b", False, 0.99)])) == []
+
+
+def test_a_new_table_is_joined_as_the_fit_was(tmp_path):
+    """``segment score`` reads a joined fit's member columns and joins them (issue 19)."""
+    from analysis.decisions.score import fit_columns, load_customers
+
+    config = {
+        "dataset": "csv",
+        "model": "lca",
+        "options": {"levels": {"a+b": ["x / 1", "y / 2"], "c": ["p", "q"]}},
+        "joins": [["a", "b"]],
+    }
+    assert fit_columns(config) == ([], ["a", "b", "c"])
+    path = tmp_path / "new.csv"
+    pd.DataFrame({"id": [7, 8, 9], "a": list("yxy"), "b": [2, 1, 2], "c": list("qpp")}).to_csv(
+        path, index=False
+    )
+    dataset = load_customers(config, path, "id")
+    assert list(dataset.features.columns) == ["a+b", "c"]
+    assert list(dataset.features["a+b"].astype(str)) == ["y / 2", "x / 1", "y / 2"]
+    mixed = config | {"model": "mixed-gmm", "transform": {"columns": ["spend"]}}
+    assert fit_columns(mixed) == (["spend"], ["a", "b", "c"])
+
+
+@pytest.mark.sampling
+def test_a_joined_fit_from_python_scores_new_tables_and_the_command_agrees(tmp_path):
+    """``Segmentation.fit(join=...)`` fits the joint variable; ``score`` of the same answers
+    (the member columns) gives the fit's own modal segments, and ``segment score`` of them
+    as a file gives the same table."""
+    from analysis import Segmentation
+    from analysis.cli import main
+    from analysis.data.simulate import latent_classes_with_copy
+    from analysis.inference.fit import saved_attrs
+    from tests.test_api import fit_assignments
+    from tests.test_join_recovery import COPY, ITEM_PROBS, WEIGHTS, answers
+
+    frame = answers(latent_classes_with_copy(ITEM_PROBS, WEIGHTS, COPY, n=200, seed=1))
+    seg = Segmentation(model="lca", k=2, chains=2, draws=100, tune=100, budget=0)
+    seg.fit(frame, join=[("q4", "q5")], out=tmp_path / "run")
+    config = saved_attrs(tmp_path / "run" / "fits" / "K2.nc")["config"]
+    assert list(config["options"]["levels"]) == ["q0", "q1", "q2", "q3", "q4+q5"]
+    assert config["joins"] == [["q4", "q5"]]
+    scores = seg.score(frame, k=2)
+    np.testing.assert_array_equal(
+        scores["segment"].to_numpy(), fit_assignments(seg, 2)["segment"].to_numpy()
+    )
+    data, scored = tmp_path / "answers.csv", tmp_path / "scores.csv"
+    frame.rename_axis("customer").reset_index().to_csv(data, index=False)
+    argv = ["score", "--run", str(tmp_path / "run"), "--data", str(data), "--id-column"]
+    assert main([*argv, "customer", "--k", "2", "--out", str(scored)]) == 0
+    written = pd.read_csv(scored, keep_default_na=False)
+    pd.testing.assert_frame_equal(written, scores)

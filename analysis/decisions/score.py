@@ -32,6 +32,7 @@ import xarray as xr
 from scipy.special import logsumexp
 
 from analysis.data.datasets import WEEKLY_DATASETS, Dataset, first_negative, load_dataset
+from analysis.data.joins import SEPARATOR, join_variables
 from analysis.data.transforms import indicators_of
 from analysis.decisions.response import POPULATION
 from analysis.errors import InputError
@@ -60,12 +61,26 @@ SUMMARY_COLUMNS = (
 def fit_columns(config: dict) -> tuple[list[str], list[str]]:
     """(numeric, categorical) input columns a fit with configuration ``config`` was fitted on:
     the transform's columns of a continuous fit, the levels' columns of a latent class fit,
-    both for a mixed fit."""
+    both for a mixed fit. A joint variable of the fit's ``--join`` groups (``a+b``) stands for
+    its members' columns (``a``, ``b``), which a new table holds."""
     kind = MIXTURES[config["model"]].data_kind
+    members = {SEPARATOR.join(group): list(group) for group in fit_joins(config)}
+    levels = [m for name in config["options"].get("levels", {}) for m in members.get(name, [name])]
     if kind == "categorical":
-        return [], list(config["options"]["levels"])
-    categorical = list(config["options"]["levels"]) if kind == "mixed" else []
-    return list(config["transform"]["columns"]), categorical
+        return [], levels
+    return list(config["transform"]["columns"]), levels if kind == "mixed" else []
+
+
+def fit_joins(config: dict) -> list[tuple[str, ...]]:
+    """The ``--join`` groups of a fit's configuration (none for a fit without them)."""
+    return [tuple(group) for group in config.get("joins", ())]
+
+
+def joined_like_fit(dataset: Dataset, config: dict) -> Dataset:
+    """A new table with the fit's ``--join`` groups made into their joint variables, as the
+    fitted data were (:func:`analysis.data.joins.join_variables`); a combination of levels the
+    fit never saw is refused later, as an unseen level is (:func:`model_scale`)."""
+    return join_variables(dataset, fit_joins(config))
 
 
 def load_customers(
@@ -80,8 +95,9 @@ def load_customers(
     layout for a marketing fit, else a delimited file with the fit's columns and ``id_column``.
     ``weeks`` (first, last) in place of ``path``: those weeks of the fit's own built-in dataset (a
     fit of one of :data:`~analysis.data.datasets.WEEKLY_DATASETS`, e.g. the later half of the year
-    for a fit of the first). InputError, one line, for a missing column or a bad value, and for
-    neither or both of ``path`` and ``weeks``."""
+    for a fit of the first). The fit's ``--join`` groups are joined (:func:`joined_like_fit`).
+    InputError, one line, for a missing column or a bad value, and for neither or both of
+    ``path`` and ``weeks``."""
     weekly = config["dataset"] in WEEKLY_DATASETS
     if weeks is not None:
         if path is not None:
@@ -91,14 +107,18 @@ def load_customers(
                 f"--weeks: the fit is of dataset '{config['dataset']}'; --weeks reads a period "
                 f"of a {' or '.join(WEEKLY_DATASETS)} fit's own data (give --data FILE)"
             )
-        return load_dataset(config["dataset"], fitting=False, weeks=weeks)
+        return joined_like_fit(load_dataset(config["dataset"], fitting=False, weeks=weeks), config)
     if path is None:
         alternative = " (or --weeks A-B: a period of the fit's own dataset)" if weekly else ""
         raise InputError(f"--data FILE is needed{alternative}")
     if config["dataset"] in ("marketing", "marketing-mixed"):
-        return load_dataset(config["dataset"], path, missing=missing, fitting=False)
-    features, categorical = fit_columns(config)
-    return load_dataset("csv", path, features, id_column, categorical, missing, fitting=False)
+        dataset = load_dataset(config["dataset"], path, missing=missing, fitting=False)
+    else:
+        features, categorical = fit_columns(config)
+        dataset = load_dataset(
+            "csv", path, features, id_column, categorical, missing, fitting=False
+        )
+    return joined_like_fit(dataset, config)
 
 
 def check_draws(draws: int | None) -> None:

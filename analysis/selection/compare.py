@@ -112,17 +112,19 @@ def fit_command(config: dict, root, ks: str, tune: int, draws: int) -> str:
     draws, into the run directory ``root``; for a fit of a DataFrame (``analysis.Segmentation``),
     the Python call that does it."""
     sampler, transform = config["sampler"], config["transform"]
+    joins = ["+".join(group) for group in config.get("joins", ())]
     if str(config["source"]).startswith(FRAME_SOURCE):  # fitted from Python: the call, not a CLI
+        join = f"join={joins!r}, " if joins else ""
         return (
             f"Segmentation(model={config['model']!r}, k={ks!r}, chains={sampler['chains']}, "
             f"tune={tune}, draws={draws}, transform={transform['name']!r})"
-            f".fit(customers, out={str(root)!r}), customers being the DataFrame fitted "
+            f".fit(customers, {join}out={str(root)!r}), customers being the DataFrame fitted "
             f"({config['source']})"
         )
     data = f" --data {config['source']}" if config["dataset"] in DATA_FILE_DATASETS else ""
     if config["dataset"] == "csv":
         data += f" --features {','.join(transform['columns'])}"
-    data += "".join(f" --join {'+'.join(group)}" for group in config.get("joins", ()))
+    data += "".join(f" --join {name}" for name in joins)
     return (
         f"segment fit --dataset {config['dataset']}{data} --transform {transform['name']} "
         f"--model {config['model']} --k {ks} --chains {sampler['chains']} "
