@@ -35,7 +35,13 @@ from analysis.paths import RunPaths, atomic_path, run_lock
 from analysis.reporting.report import check_threshold
 from analysis.reporting.report_outputs import fitted_ks, is_true, read_step_output, reported_k
 from analysis.selection import sweep
-from analysis.selection.compare import check_compare_options, compare_fits
+from analysis.selection.compare import (
+    Comparison,
+    check_compare_options,
+    compare_fits,
+    moved,
+    write_comparison,
+)
 from analysis.selection.loo import MAX_MOMENT_MATCH
 from analysis.workflow.fit_plan import (
     fitted_transform,
@@ -343,7 +349,7 @@ class Segmentation:
                 max_moment_match=max_moment_match,
                 kfold_folds=kfold,
             )
-        self._set_comparison(comparison.table)
+        self._set_comparison(comparison)
         return comparison.table
 
     def profiles(self, k: int | None = None) -> pd.DataFrame:
@@ -426,12 +432,16 @@ class Segmentation:
             return score_dataset(tree, dataset, precise_threshold, draws)
 
     def save(self, directory: str | Path) -> Path:
-        """Write the fits as a run directory of ``segment fit --out``.
+        """Write the fits as a run directory of ``segment fit --out``, and the comparison of
+        :meth:`compare` as ``segment compare`` writes it.
 
         ``fits/K*.nc`` (one ArviZ DataTree per K, its configuration in the attributes),
-        ``diagnostics.csv`` and ``skipped.json``: the commands read it
-        (``segment compare --run DIRECTORY``, then ``segment report`` and ``segment score``),
-        and :meth:`load` reads it back.
+        ``diagnostics.csv``, ``skipped.json`` and the baseline the comparison read or ran
+        (``baseline.csv`` and its figure); after :meth:`compare`, also ``comparison.csv``,
+        ``comparison.md`` and the comparison figures, their commands naming ``directory``. The
+        commands read it (``segment compare --run DIRECTORY`` when there is no comparison yet,
+        ``segment report`` and ``segment score``), and :meth:`load` reads it back, with the
+        comparison.
 
         Parameters
         ----------
@@ -446,9 +456,12 @@ class Segmentation:
         Examples
         --------
         >>> import tempfile
+        >>> table = seg.compare()
         >>> directory = seg.save(tempfile.mkdtemp())
         >>> sorted(path.name for path in (directory / "fits").iterdir())
         ['K1.nc', 'K2.nc']
+        >>> Segmentation.load(directory).comparison_["K"].tolist()
+        [1, 2]
         """
         source, target = self._run(), RunPaths(Path(directory))
         if target.root.resolve() == source.root.resolve():
@@ -462,11 +475,14 @@ class Segmentation:
                     "saved in"
                 )
         with run_lock(target):
-            for path in [*source.fit_files(), source.skipped_json]:
+            baseline = [source.baseline_csv, source.figure("baseline")]
+            for path in [*source.fit_files(), source.skipped_json, *baseline]:
                 if path.is_file():
                     with atomic_path(target.root / path.relative_to(source.root)) as temporary:
                         shutil.copyfile(path, temporary)
             sweep.write_diagnostics(target)
+            if self._comparison is not None:
+                write_comparison(moved(self._comparison, target), target)
         return target.root
 
     @classmethod
@@ -517,10 +533,10 @@ class Segmentation:
             subsample=config.get("subsample"),
         )
         loaded.run_dir_, loaded.model_ = paths.root, config["model"]
-        comparison = None
+        loaded._set_comparison(None)
         if paths.comparison_csv.is_file():
-            comparison = read_step_output(paths, "comparison.csv")
-        loaded._set_comparison(comparison)
+            loaded.comparison_ = read_step_output(paths, "comparison.csv")
+            loaded.chosen_k_ = _chosen_k(loaded.comparison_)
         return loaded
 
     def _cluster(self) -> ClusterOptions:
@@ -538,18 +554,23 @@ class Segmentation:
             raise InputError("not fitted: call fit(customers) or Segmentation.load(directory)")
         return RunPaths(self.run_dir_)
 
-    def _set_comparison(self, comparison: pd.DataFrame | None) -> None:
-        """Store a comparison table and the K it chose (None: none)."""
-        self.comparison_, self.chosen_k_ = comparison, None
-        if comparison is not None:
-            chosen = comparison.loc[comparison["chosen"].map(is_true), "K"]
-            self.chosen_k_ = int(chosen.iloc[0]) if len(chosen) == 1 else None
+    def _set_comparison(self, comparison: Comparison | None) -> None:
+        """Store a comparison, its table and the K it chose (None: none)."""
+        self._comparison = comparison
+        self.comparison_ = None if comparison is None else comparison.table
+        self.chosen_k_ = None if comparison is None else _chosen_k(comparison.table)
 
     def _k(self, k: int | None) -> int:
         """``k`` when it is fitted, else the comparison's choice (:func:`reported_k`)."""
         if k is None and self.comparison_ is None:
             raise InputError("no K chosen yet: call compare() first, or pass k")
         return reported_k(self._run(), k, self.comparison_)[0]
+
+
+def _chosen_k(table: pd.DataFrame) -> int | None:
+    """The K a comparison table chose, None when it chose none."""
+    chosen = table.loc[table["chosen"].map(is_true), "K"]
+    return int(chosen.iloc[0]) if len(chosen) == 1 else None
 
 
 def _k_values(k: int | str | Iterable[int]) -> list[int]:

@@ -91,6 +91,28 @@ def test_the_commands_read_a_saved_run_and_agree_with_the_api(examples, tmp_path
     assert "Rule:" in capsys.readouterr().out
 
 
+@pytest.mark.sampling
+def test_a_saved_comparison_is_the_one_segment_compare_writes_there(examples, tmp_path):
+    """``save`` after ``compare`` writes comparison.csv and .md as ``segment compare --run`` on
+    the saved directory does, naming that directory in its commands (the fits were made in a
+    temporary one), and ``load`` reads the choice back."""
+    seg = examples[2]["seg"]
+    seg.compare()
+    directory = seg.save(tmp_path / "saved")
+    saved_csv = pd.read_csv(directory / "comparison.csv", keep_default_na=False)
+    saved_md = (directory / "comparison.md").read_text()
+    assert (directory / "baseline.csv").is_file()
+    assert str(directory) in saved_csv.loc[saved_csv["K"] == 2, "extend"].item()
+    assert str(seg.run_dir_) not in saved_md
+    loaded = Segmentation.load(directory)
+    assert loaded.chosen_k_ == seg.chosen_k_
+    assert main(["compare", "--run", str(directory), "--no-moment-match"]) == 0
+    pd.testing.assert_frame_equal(
+        saved_csv, pd.read_csv(directory / "comparison.csv", keep_default_na=False)
+    )
+    assert saved_md == (directory / "comparison.md").read_text()
+
+
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
     """40 simulated customers, numbered by row (no sampling uses them)."""

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import arviz as az
 import numpy as np
@@ -297,6 +297,35 @@ class Comparison:
     baseline_title: str
 
 
+def with_commands(table: pd.DataFrame, saved: list[dict], root) -> pd.DataFrame:
+    """``table`` with the ``settle``, ``settle_seconds`` and ``extend`` columns of fits saved in
+    the run directory ``root``; ``saved``: their attributes (:func:`saved_attrs`)."""
+    by_k = {attrs["config"]["K"]: attrs for attrs in saved}
+    table = table.copy()
+    table["settle"] = [
+        settle_command(by_k[k]["config"], status, root)
+        for k, status in zip(table["K"], table["status"], strict=True)
+    ]
+    # the settle command doubles warm-up and draws: about twice the fit's own seconds
+    table["settle_seconds"] = [
+        2.0 * by_k[k]["diagnostics"]["seconds"] if command else np.nan
+        for k, command in zip(table["K"], table["settle"], strict=True)
+    ]
+    table["extend"] = [
+        extend_command(by_k[k]["config"], root) if k == max(by_k) else "" for k in table["K"]
+    ]
+    return table
+
+
+def moved(comparison: Comparison, paths: RunPaths) -> Comparison:
+    """``comparison`` as if computed in ``paths``, which holds the same fits (copied there by
+    :meth:`analysis.Segmentation.save`): its commands and description name ``paths.root``."""
+    saved = [saved_attrs(path) for path in paths.fit_files()]
+    table = with_commands(comparison.table, saved, paths.root)
+    context = {**comparison.context, "run_dir": str(paths.root)}
+    return replace(comparison, table=table, context=context)
+
+
 def compare_run(paths: RunPaths, **options) -> pd.DataFrame:
     """Compare every fit in ``paths.fits_dir`` (:func:`compare_fits`, which takes the keyword
     ``options``) and write comparison.csv/.md and the figures (:func:`write_comparison`).
@@ -403,21 +432,7 @@ def compare_fits(
     table["chosen"] = table["K"] == chosen
     table["bic_chosen"] = table["K"] == bic_k
     table = table.merge(outside_table(outside_lpd, ks, chosen), on="K", how="left")
-    by_k = {c["K"]: c for c in configs}
-    table["settle"] = [
-        settle_command(by_k[k], status, paths.root)
-        for k, status in zip(table["K"], table["status"], strict=True)
-    ]
-    # the settle command doubles warm-up and draws: about twice the fit's own seconds
-    fit_seconds = {a["config"]["K"]: a["diagnostics"]["seconds"] for a in saved.values()}
-    table["settle_seconds"] = [
-        2.0 * fit_seconds[k] if command else np.nan
-        for k, command in zip(table["K"], table["settle"], strict=True)
-    ]
-    table["extend"] = [
-        extend_command(by_k[k], paths.root) if k == max(ks) else "" for k in table["K"]
-    ]
-    table = table[list(COLUMNS)]
+    table = with_commands(table, list(saved.values()), paths.root)[list(COLUMNS)]
     table.attrs["skipped"] = {k: r for k, r in skipped_ks(paths).items() if k not in ks}
 
     transform = config["transform"].get("name", "model scale")
@@ -438,8 +453,9 @@ def compare_fits(
         "title": title,
         "heldout": heldout,
         "heldout_kind": kind,
+        "run_dir": str(paths.root),
         "description": (
-            f"Run directory `{paths.root}`: {len(ks)} fits (K = {', '.join(map(str, ks))}), "
+            f"{len(ks)} fits (K = {', '.join(map(str, ks))}), "
             f"{len(x):,} customers x {x.shape[1]} features"
             + (
                 f" (a random subsample; {len(next(iter(outside_lpd.values()))):,} more "

@@ -99,7 +99,7 @@ def write_markdown(path, table, context: dict, notes: list[str], figures: dict) 
     lines = [
         f"# Choosing K: {context['title']}",
         "",
-        context["description"],
+        f"Run directory `{context['run_dir']}`: {context['description']}",
         "",
         "## Decision",
         "",
