@@ -310,6 +310,10 @@ def test_the_answer_comes_first_with_its_status_warnings_and_segments(html, csvs
         assert html_module.escape(name) in answer
     largest = int(reported["K"]) == int(comparison["K"].max())
     assert ("is the largest K fitted" in answer) == largest
+    diagnostics = csvs["diagnostics.csv"]
+    row = int(diagnostics.index[diagnostics["K"] == reported["K"]][0])
+    for column in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences", "min_bfmi"):
+        assert f'data-src="diagnostics.csv" data-row="{row}" data-col="{column}"' in answer
 
 
 def test_class_profiles_show_the_distinctive_levels_per_class(tmp_path):

@@ -390,13 +390,32 @@ def extend_advice(src, comparison: pd.DataFrame, row: int, chosen: int) -> str:
     return f" Next: <code>{html.escape(command)}</code>{took}."
 
 
+def worst_diagnostics(diagnostics: Source, chosen: int) -> str:
+    """ " Its worst diagnostics: ..." of the reported fit (over all its chains), from
+    diagnostics.csv; "" when the file has no row for it."""
+    if not diagnostics.exists or "max_rhat" not in diagnostics.frame:
+        return ""
+    rows = diagnostics.frame.index[diagnostics.frame["K"] == chosen]
+    if not len(rows):
+        return ""
+    row = rows[0]
+    return (
+        f" Its worst diagnostics, over all chains: max R-hat {diagnostics.num(row, 'max_rhat')}, "
+        f"min bulk ESS {diagnostics.num(row, 'min_ess_bulk')}, min tail ESS "
+        f"{diagnostics.num(row, 'min_ess_tail')}, {diagnostics.num(row, 'divergences')} "
+        f"divergences, min E-BFMI {diagnostics.num(row, 'min_bfmi')} (pass: R-hat &le; "
+        f"{diagnostic_rule.MAX_RHAT}, ESS &ge; {diagnostic_rule.MIN_ESS}, no divergences, "
+        f'E-BFMI &ge; {diagnostic_rule.MIN_BFMI}; <a href="#diagnostics">details</a>).'
+    )
+
+
 def section_answer(paths, src, chosen: int, chosen_html, setting, categorical: bool) -> str:
     """The first screen: the reported K with its status, every warning that bears on it (a
     better K that failed its diagnostics, the largest K fitted, an unreliable elpd_loo), and
     the segment table. The sections below give the evidence."""
-    comparison = src["comparison.csv"]
+    comparison, diagnostics = src["comparison.csv"], src["diagnostics.csv"]
     status = "n/a"
-    for source in (comparison, src["diagnostics.csv"]):  # comparison's: ok, stacked, ...
+    for source in (comparison, diagnostics):  # comparison's: ok, stacked, ...
         if source.exists and "status" in source.frame:
             rows = source.frame.index[source.frame["K"] == chosen]
             if len(rows):
@@ -429,7 +448,7 @@ def section_answer(paths, src, chosen: int, chosen_html, setting, categorical: b
         [
             '<section id="answer" class="answer">',
             f"<p><b>K = {chosen_html} segments</b>, status <b>{status}</b>, chosen by "
-            f"{setting('K chosen by')}.</p>",
+            f"{setting('K chosen by')}.{worst_diagnostics(diagnostics, chosen)}</p>",
             "<ul>" + "".join(f'<li class="warning">{w}</li>' for w in warnings) + "</ul>"
             if warnings
             else "",
