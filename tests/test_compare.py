@@ -372,6 +372,32 @@ def test_moment_matching_rebuilds_the_model_and_lowers_k(run_dir):
     assert matched.used.elpd == pytest.approx(plain.psis.elpd, abs=1.0)
 
 
+def test_moment_matching_evaluates_the_hurdle_fit_as_the_sampler_did(run):
+    """On the shared small run's hurdle fit (zero patterns built into its graph): the JAX log
+    density at the unconstrained draws is the sampler's lp, and a model of one customer's row
+    gives that customer's saved log-likelihood at every draw."""
+    from arviz_stats.loo.loo_moment_match_helper import _get_upars_da
+
+    from analysis.selection.loo import over_draws, rebuild_model
+    from models.hurdle import zero_mask
+
+    path = RunPaths(run.root).fit(2)
+    tree, config = load_fit(path), saved_attrs(path)["config"]
+    assert config["model"] == "hurdle"
+    model = rebuild_model(tree, config, "x")
+    upars, _ = _get_upars_da(tree, model, dict(model.initial_point()), list(model.value_vars))
+    lp = tree["sample_stats"]["lp"].transpose("chain", "draw").values
+    log_prob = over_draws(model, lambda frozen: frozen.logp(jacobian=True), chunk=64)
+    np.testing.assert_allclose(log_prob(upars).values, lp, rtol=1e-9)
+    saved = tree["log_likelihood"]["x"].transpose("chain", "draw", "customer").values
+    observed = tree["observed_data"]["x"].values
+    zeros = np.flatnonzero(zero_mask(observed, config["options"]["zero_values"]).any(axis=1))
+    for i in (0, int(zeros[0])):  # a customer with some zero spend, and the first
+        row = rebuild_model(tree, config, "x", slice(i, i + 1))
+        one = over_draws(row, lambda frozen: frozen.logp(vars=[frozen["x"]]), chunk=1000)
+        np.testing.assert_allclose(one(upars).values, saved[..., i], rtol=1e-9)
+
+
 @pytest.mark.sampling
 def test_cli_prints_the_table_and_the_decision(run_dir, compared, capsys):
     assert main(["compare", "--run", str(run_dir.root), "--no-moment-match"]) == 0

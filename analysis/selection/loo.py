@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 
 import arviz as az
 import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
 import xarray as xr
 from arviz_stats.loo import SamplingWrapper
 
@@ -25,7 +27,7 @@ from analysis.inference.membership import chunk_draws, memberships_and_loglik
 from analysis.selection.waic import waic
 from models import MIXTURES
 
-MAX_MOMENT_MATCH = 30  # customers per fit; about 10 s each at 4,000 draws x 2,240 customers
+MAX_MOMENT_MATCH = 30  # customers per fit; about 6 s each (hurdle, 4,000 draws x 2,240 customers)
 LP_TOLERANCE = 1e-6  # relative agreement required between the rebuilt model and the sampler's lp
 
 
@@ -76,10 +78,12 @@ def observed_data(tree: xr.DataTree, var_name: str) -> xr.DataArray:
     return tree["observed_data"][var_name]
 
 
-def rebuild_model(tree: xr.DataTree, config: dict, var_name: str):
-    """The fit's PyMC model, rebuilt from its saved configuration and observed data."""
+def rebuild_model(tree: xr.DataTree, config: dict, var_name: str, rows: slice = slice(None)):
+    """The fit's PyMC model, rebuilt from its saved configuration and observed data (its
+    customers ``rows``; default: all)."""
     observed = observed_data(tree, var_name)
     customer_dim, feature_dim = observed.dims
+    observed = observed.isel({customer_dim: rows})
     return FitSpec.from_config(config).build_model(
         observed.values,
         config["K"],
@@ -91,49 +95,33 @@ def rebuild_model(tree: xr.DataTree, config: dict, var_name: str):
 def moment_match(tree: xr.DataTree, config: dict, psis, var_name: str, k_threshold=None):
     """``az.loo_moment_match`` for the customers of ``psis`` above ``k_threshold``.
 
-    The rebuilt model provides the log posterior density at unconstrained draws (evaluated on
-    all customers, in chunks of draws) and one customer's log-likelihood (the same compiled
-    graph with the model's data set to that customer's row; for data fixed in the graph, all
-    customers' values and then that customer's). Returns (loo result, note); raises
-    ValueError when the rebuilt model does not reproduce the sampler's log density.
+    The rebuilt model gives the log posterior density at unconstrained draws (all customers,
+    in chunks of draws), and a model of one customer's row alone gives that customer's
+    log-likelihood; both are compiled to JAX (:func:`over_draws`). Returns (loo result, note);
+    raises ValueError when the rebuilt model does not reproduce the sampler's log density.
     """
-    from arviz_stats.loo.loo_moment_match_helper import mm_from_pymc
+    # the posterior's unconstrained draws, as mm_from_pymc makes them (without compiling the
+    # two PyTensor functions it also builds, 19 s for the hurdle at K = 2, which JAX replaces)
+    from arviz_stats.loo.loo_moment_match_helper import _get_upars_da
 
     model = rebuild_model(tree, config, var_name)
-    observed_rv = model[var_name]
-    data = model.rvs_to_values[observed_rv]
+    upars, _ = _get_upars_da(tree, model, dict(model.initial_point()), list(model.value_vars))
     x = observed_data(tree, var_name).values
-    log_prob, log_lik, upars = mm_from_pymc(tree, model=model, var_name=var_name)
-
-    mixture = MIXTURES[config["model"]]
-    size_all_chains = chunk_draws(mixture, len(x), config["K"], x.shape[1])
-    size = max(1, size_all_chains // tree["posterior"].sizes["chain"])  # draws per chain at once
-
-    # pm.Data can be swapped for one customer's row; data built into the graph (the hurdle model
-    # reads its zero patterns from them) cannot, so customer i is read off all customers' values.
-    mutable = not mixture.structured(x)
-
-    def log_prob_chunked(draws: xr.DataArray) -> xr.DataArray:
-        if mutable:
-            data.set_value(x)
-        draws = draws.transpose("chain", "draw", ...)
-        parts = [
-            log_prob(draws.isel(draw=slice(start, start + size)))
-            for start in range(0, draws.sizes["draw"], size)
-        ]
-        return xr.concat(parts, dim="draw")
+    n_chains, n_draws = tree["posterior"].sizes["chain"], tree["posterior"].sizes["draw"]
+    chunk = chunk_draws(MIXTURES[config["model"]], len(x), config["K"], x.shape[1])
+    log_prob = over_draws(model, lambda frozen: frozen.logp(jacobian=True), chunk)
+    one_customer = {}  # customer position -> its log-likelihood at unconstrained draws
 
     def log_lik_i(draws: xr.DataArray, i: int) -> xr.DataArray:
-        if not mutable:
-            return log_lik(draws, i)
-        data.set_value(x[int(i) : int(i) + 1])
-        try:
-            return log_lik(draws, 0)
-        finally:
-            data.set_value(x)
+        if int(i) not in one_customer:
+            row = rebuild_model(tree, config, var_name, slice(int(i), int(i) + 1))
+            one_customer[int(i)] = over_draws(
+                row, lambda frozen: frozen.logp(vars=[frozen[var_name]]), n_chains * n_draws
+            )
+        return one_customer[int(i)](draws)
 
     lp = tree["sample_stats"]["lp"].transpose("chain", "draw").values
-    rebuilt = log_prob_chunked(upars).values
+    rebuilt = log_prob(upars).values
     mismatch = float(np.max(np.abs(rebuilt - lp)) / max(1.0, float(np.max(np.abs(lp)))))
     if not mismatch <= LP_TOLERANCE:
         raise ValueError(
@@ -145,7 +133,7 @@ def moment_match(tree: xr.DataTree, config: dict, psis, var_name: str, k_thresho
         result = az.loo_moment_match(
             tree,
             psis,
-            log_prob_upars_fn=log_prob_chunked,
+            log_prob_upars_fn=log_prob,
             log_lik_i_upars_fn=log_lik_i,
             upars=upars,
             var_name=var_name,
@@ -155,6 +143,61 @@ def moment_match(tree: xr.DataTree, config: dict, psis, var_name: str, k_thresho
     reverted = sum("did not improve" in str(w.message) for w in caught)
     note = f"moment matching did not improve {reverted} customer(s)" if reverted else ""
     return result, note
+
+
+def over_draws(model: pm.Model, output, chunk: int):
+    """A scalar of ``model`` evaluated at each of many unconstrained draws, in JAX.
+
+    Parameters
+    ----------
+    model : the model whose value variables' layout the draws follow (each flattened, in
+        ``model.value_vars`` order: ``mm_from_pymc``'s ``upars``).
+    output : ``output(frozen) -> scalar`` of the frozen copy of ``model``
+        (``freeze_dims_and_data``, as nutpie's jax backend samples it; JAX needs every shape
+        known), e.g. its log density.
+    chunk : draws evaluated at once (``jax.vmap`` over them); the last chunk is padded so
+        that one shape is compiled.
+
+    Returns
+    -------
+    ``f(draws)`` for ``draws`` (chain, draw, unconstrained_parameter) -> (chain, draw) DataArray.
+    """
+    import jax
+    from pymc.model.transform.optimization import freeze_dims_and_data
+    from pymc.sampling.jax import get_jaxified_graph
+
+    initial_point = model.initial_point()
+    names = [value.name for value in model.value_vars]
+    shapes = [initial_point[name].shape for name in names]
+    splits = np.cumsum([int(np.prod(shape, dtype=int)) for shape in shapes])
+    frozen = freeze_dims_and_data(model)  # its value variables come in another order
+    inputs = [next(v for v in frozen.value_vars if v.name == name) for name in names]
+    one_draw = get_jaxified_graph(inputs=inputs, outputs=[pt.sum(output(frozen))])
+
+    def at(flat):  # (P,) unconstrained parameters -> scalar
+        parts = jax.numpy.split(flat, splits[:-1])
+        return one_draw(*(p.reshape(s) for p, s in zip(parts, shapes, strict=True)))[0]
+
+    batched = jax.jit(jax.vmap(at))
+
+    def evaluate(draws: xr.DataArray) -> xr.DataArray:
+        draws = draws.transpose("chain", "draw", ...)
+        flat = np.asarray(draws.values).reshape(-1, draws.shape[-1])
+        if flat.shape[1] != splits[-1]:
+            raise ValueError(f"draws of {flat.shape[1]} parameters; the model has {splits[-1]}")
+        size = min(chunk, len(flat))
+        values = []
+        for start in range(0, len(flat), size):
+            block = flat[start : start + size]
+            padded = np.concatenate([block, np.repeat(block[-1:], size - len(block), axis=0)])
+            values.append(np.asarray(batched(padded))[: len(block)])
+        return xr.DataArray(
+            np.concatenate(values).reshape(draws.shape[:2]),
+            dims=("chain", "draw"),
+            coords={"chain": draws["chain"], "draw": draws["draw"]},
+        )
+
+    return evaluate
 
 
 class RefitWrapper(SamplingWrapper):
